@@ -1,0 +1,96 @@
+"""The content-addressed image store: ``images/<sha256[:2]>/<sha256>.<ext>``, and run outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.location import Location
+
+IMAGES_DIR = "images"
+OUTPUTS_DIR = "outputs"
+MODELS_DIR = "models"
+CACHE_ENV = "STYLEBENCH_CACHE"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    image_id: str  # sha256 hex of the bytes
+    path: str  # relative to the data directory
+    existed: bool  # the bytes were already stored
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_relpath(image_id: str, ext: str) -> str:
+    ext = ext.lower().lstrip(".")
+    return f"{IMAGES_DIR}/{image_id[:2]}/{image_id}.{ext}"
+
+
+def output_relpath(run_id: str, ext: str = "png") -> str:
+    return f"{OUTPUTS_DIR}/{run_id}.{ext}"
+
+
+def write_bytes_atomic(loc: Location, relpath: str, data: bytes) -> str:
+    """Write ``data`` at ``relpath`` so no reader ever sees a partial file."""
+    final = loc.join(relpath)
+    if loc.is_local:
+        directory = os.path.dirname(final)
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        loc.fs.pipe_file(final, data)
+    return final
+
+
+def put_image(loc: Location, data: bytes, ext: str) -> StoredImage:
+    """Store ``data`` under its sha256; storing the same bytes twice is a no-op."""
+    if not data:
+        raise ValueError("refusing to store an empty image")
+    image_id = sha256(data)
+    rel = image_relpath(image_id, ext)
+    if loc.fs.exists(loc.join(rel)):
+        return StoredImage(image_id, rel, existed=True)
+    write_bytes_atomic(loc, rel, data)
+    return StoredImage(image_id, rel, existed=False)
+
+
+def read_bytes(loc: Location, relpath: str) -> bytes:
+    with loc.fs.open(loc.join(relpath), "rb") as fh:
+        return fh.read()
+
+
+def cache_dir() -> Path:
+    base = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "stylebench"
+    )
+    return Path(base)
+
+
+def local_path(loc: Location, relpath: str) -> Path:
+    """A local file with the contents of ``relpath``: the file itself, or a cached copy.
+
+    Content-addressed images never change, so a cached copy stays valid.
+    """
+    if loc.is_local:
+        return Path(loc.join(relpath))
+    target = cache_dir() / "remote" / sha256(loc.display(relpath).encode())[:16] / Path(relpath).name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}")
+        loc.fs.get_file(loc.join(relpath), str(tmp))
+        os.replace(tmp, target)
+    return target

@@ -1,0 +1,77 @@
+"""Where the data directory lives: a local path or any fsspec URL."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+DEFAULT_DATA_DIR = "./stylebench-data"
+ENV_DATA_DIR = "STYLEBENCH_DATA"
+ENV_STORAGE_OPTIONS = "STYLEBENCH_STORAGE_OPTIONS"
+
+
+def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
+    """The data directory: the argument, else ``$STYLEBENCH_DATA``, else ``./stylebench-data``."""
+    if location is not None and str(location) != "":
+        return str(location)
+    return os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
+
+
+def storage_options_from_env() -> dict[str, Any]:
+    """Extra fsspec options, as JSON in ``$STYLEBENCH_STORAGE_OPTIONS``.
+
+    For an S3-compatible server: ``{"client_kwargs": {"endpoint_url": "http://..."}}``.
+    """
+    raw = os.environ.get(ENV_STORAGE_OPTIONS)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{ENV_STORAGE_OPTIONS} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{ENV_STORAGE_OPTIONS} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved data directory: the filesystem, the root path on it, and the URL given."""
+
+    url: str
+    fs: fsspec.AbstractFileSystem
+    root: str
+
+    @classmethod
+    def open(
+        cls, location: str | os.PathLike[str] | None = None, **storage_options: Any
+    ) -> Location:
+        url = resolve_location(location)
+        options = {**storage_options_from_env(), **storage_options}
+        if "://" not in url:
+            path = str(Path(url).expanduser().resolve())
+            return cls(url=url, fs=LocalFileSystem(), root=path)
+        fs, root = fsspec.core.url_to_fs(url, **options)
+        return cls(url=url, fs=fs, root=root.rstrip("/"))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def join(self, *parts: str) -> str:
+        """The full path of ``parts`` under the root, on this filesystem."""
+        return "/".join([self.root, *(p.strip("/") for p in parts if p)])
+
+    def display(self, relpath: str) -> str:
+        """A path a user can paste: local absolute path, or the full URL."""
+        full = self.join(relpath)
+        if self.is_local:
+            return full
+        protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
+        return f"{protocol}://{full}"

@@ -1,0 +1,135 @@
+"""The pyarrow schemas of every stylebench table, in one place.
+
+Columns may be added (old files still read: queries use ``union_by_name``);
+none may be renamed or dropped without a migration.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+IMAGES = pa.schema(
+    [
+        ("image_id", pa.string()),  # sha256 of the stored bytes
+        ("path", pa.string()),  # relative to the data directory
+        ("role", pa.string()),  # content | style
+        ("query", pa.string()),
+        ("engine", pa.string()),
+        ("rank", pa.int32()),
+        ("image_url", pa.string()),
+        ("page_url", pa.string()),
+        ("license", pa.string()),
+        ("license_url", pa.string()),
+        ("creator", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("format", pa.string()),
+        ("bytes", pa.int64()),
+        ("phash", pa.string()),
+        ("blur", pa.float64()),
+        ("is_grayscale", pa.bool_()),
+        ("fetched_at", TS),
+        ("batch_id", pa.string()),
+    ]
+)
+
+CURATION = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("status", pa.string()),  # accepted | rejected
+        ("reason", pa.string()),
+        ("decided_by", pa.string()),  # auto | user
+        ("decided_at", TS),
+    ]
+)
+
+PAIRS = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("content_id", pa.string()),
+        ("style_ids", pa.list_(pa.string())),
+        ("style_weights", pa.list_(pa.float64())),
+        ("strategy", pa.string()),
+        ("created_at", TS),
+    ]
+)
+
+RUNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("pair_id", pa.string()),
+        ("content_id", pa.string()),
+        ("style_ids", pa.list_(pa.string())),
+        ("method", pa.string()),
+        ("feature_model", pa.string()),
+        ("config", pa.string()),  # JSON
+        ("config_hash", pa.string()),
+        ("device", pa.string()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("steps", pa.int32()),
+        ("status", pa.string()),  # ok | failed | diverged
+        ("error", pa.string()),
+        ("seconds_total", pa.float64()),
+        ("seconds_prepare", pa.float64()),
+        ("seconds_optimize", pa.float64()),
+        ("seconds_laplacian", pa.float64()),
+        ("loss_total", pa.float64()),
+        ("loss_content", pa.float64()),
+        ("loss_style", pa.float64()),
+        ("loss_tv", pa.float64()),
+        ("loss_photoreal", pa.float64()),
+        ("output_path", pa.string()),
+        ("started_at", TS),
+        ("finished_at", TS),
+        ("host", pa.string()),
+        ("stylebench_version", pa.string()),
+    ]
+)
+
+LOSS_CURVES = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("step", pa.int32()),
+        ("elapsed_s", pa.float64()),
+        ("loss_total", pa.float64()),
+        ("loss_content", pa.float64()),
+        ("loss_style", pa.float64()),
+        ("loss_tv", pa.float64()),
+        ("loss_photoreal", pa.float64()),
+    ]
+)
+
+LOSS_MATRIX = pa.schema(
+    [
+        ("experiment_id", pa.string()),
+        ("feature_model", pa.string()),
+        ("image_a", pa.string()),
+        ("image_b", pa.string()),
+        ("content_loss", pa.float64()),
+        ("style_loss", pa.float64()),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "images": IMAGES,
+    "curation": CURATION,
+    "pairs": PAIRS,
+    "runs": RUNS,
+    "loss_curves": LOSS_CURVES,
+    "loss_matrix": LOSS_MATRIX,
+}
+
+TABLES: tuple[str, ...] = tuple(SCHEMAS)
+
+
+def schema_for(table: str) -> pa.Schema:
+    """Return the schema of ``table`` or raise a ValueError listing the tables."""
+    try:
+        return SCHEMAS[table]
+    except KeyError:
+        raise ValueError(
+            f"unknown table {table!r}; the tables are: {', '.join(TABLES)}"
+        ) from None

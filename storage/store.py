@@ -1,0 +1,119 @@
+"""The one facade over a data directory: tables, images, outputs, queries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from storage import images as _images
+from storage import query as _query
+from storage import tables as _tables
+from storage.location import Location
+from storage.schemas import TABLES
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    table: str
+    rows: int
+    files: int
+    bytes: int
+
+
+class Store:
+    """A data directory (local path or fsspec URL) and everything stored in it."""
+
+    def __init__(self, location: str | os.PathLike[str] | None = None, **storage_options: Any):
+        self.loc = Location.open(location, **storage_options)
+
+    def __repr__(self) -> str:
+        return f"Store({self.loc.url!r})"
+
+    @property
+    def url(self) -> str:
+        return self.loc.url
+
+    # tables ---------------------------------------------------------------
+    def append(self, table: str, rows: pa.Table | Iterable[Mapping[str, Any]]) -> str | None:
+        return _tables.append(self.loc, table, rows)
+
+    def read(self, table: str) -> pa.Table:
+        return _query.read_table(self.loc, table)
+
+    def files(self, table: str) -> list[str]:
+        return _tables.files(self.loc, table)
+
+    def compact(self, table: str) -> _tables.CompactResult:
+        return _tables.compact(self.loc, table)
+
+    def query(self, sql: str) -> pa.Table:
+        return _query.query(self.loc, sql)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return _query.connect(self.loc)
+
+    # images and outputs ---------------------------------------------------
+    def put_image(self, data: bytes, ext: str) -> _images.StoredImage:
+        return _images.put_image(self.loc, data, ext)
+
+    def read_bytes(self, relpath: str) -> bytes:
+        return _images.read_bytes(self.loc, relpath)
+
+    def write_bytes(self, relpath: str, data: bytes) -> str:
+        """Write ``data`` atomically at ``relpath``; returns ``relpath``."""
+        _images.write_bytes_atomic(self.loc, relpath, data)
+        return relpath
+
+    def exists(self, relpath: str) -> bool:
+        return self.loc.fs.exists(self.loc.join(relpath))
+
+    def local_path(self, relpath: str) -> Path:
+        return _images.local_path(self.loc, relpath)
+
+    def display(self, relpath: str) -> str:
+        return self.loc.display(relpath)
+
+    # curation -------------------------------------------------------------
+    def decide(
+        self, image_ids: Iterable[str], status: str, reason: str | None, decided_by: str = "user"
+    ) -> int:
+        """Append one curation decision per image; the latest decision wins."""
+        if status not in ("accepted", "rejected"):
+            raise ValueError(f"status must be 'accepted' or 'rejected', got {status!r}")
+        now = datetime.now(timezone.utc)
+        rows = [
+            {"image_id": i, "status": status, "reason": reason, "decided_by": decided_by,
+             "decided_at": now}
+            for i in image_ids
+        ]
+        self.append("curation", rows)
+        return len(rows)
+
+    # overview -------------------------------------------------------------
+    def info(self) -> list[TableInfo]:
+        out = []
+        conn = self.connect()
+        try:
+            for table in TABLES:
+                paths = self.files(table)
+                size = sum(self.loc.fs.size(p) for p in paths)
+                rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                out.append(TableInfo(table, int(rows), len(paths), int(size)))
+        finally:
+            conn.close()
+        return out
+
+    def disk_usage(self, subdir: str) -> tuple[int, int]:
+        """(files, bytes) under ``subdir`` of the data directory."""
+        root = self.loc.join(subdir)
+        if not self.loc.fs.exists(root):
+            return 0, 0
+        sizes = self.loc.fs.du(root, total=False)
+        return len(sizes), int(sum(sizes.values()))

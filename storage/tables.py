@@ -1,0 +1,222 @@
+"""Append-only Parquet tables: one immutable file per write batch, written atomically.
+
+A batch is written under a temporary name that no reader lists (``.tmp-*.part``)
+and renamed into place; on object stores, where a PUT becomes visible only when
+complete, it is written to its final key directly. Every file name carries a
+fresh UUID, so concurrent writers never collide and never lose rows.
+
+``compact`` merges a table's files into a few large ones. The merged file
+records in its footer which files it replaces, and readers skip those, so a
+crash between writing the merged file and deleting the originals neither loses
+nor duplicates a row; the next ``compact`` finishes the deletion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.location import Location
+from storage.schemas import schema_for
+
+TABLES_DIR = "tables"
+PART_PREFIX = "part-"
+COMPACT_PREFIX = "compact-"
+TMP_PREFIX = ".tmp-"
+COMPACT_KEY = b"stylebench.compaction"
+STALE_TMP_SECONDS = 3600
+
+
+def table_dir(loc: Location, table: str) -> str:
+    schema_for(table)  # validates the name
+    return loc.join(TABLES_DIR, table)
+
+
+def to_arrow(table: str, rows: pa.Table | Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Rows (dicts or an Arrow table) as an Arrow table in ``table``'s schema.
+
+    Missing columns become nulls; unknown columns are an error naming them.
+    """
+    schema = schema_for(table)
+    if isinstance(rows, pa.Table):
+        unknown = [c for c in rows.column_names if c not in schema.names]
+        if unknown:
+            raise ValueError(
+                f"columns {unknown} are not in table {table!r}; its columns are {schema.names}"
+            )
+        missing = [f for f in schema if f.name not in rows.column_names]
+        for field in missing:
+            rows = rows.append_column(field, pa.nulls(rows.num_rows, field.type))
+        return rows.select(schema.names).cast(schema)
+    rows = list(rows)
+    unknown = sorted({k for r in rows for k in r} - set(schema.names))
+    if unknown:
+        raise ValueError(
+            f"columns {unknown} are not in table {table!r}; its columns are {schema.names}"
+        )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _new_name(prefix: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    return f"{prefix}{stamp}-{uuid.uuid4().hex}.parquet"
+
+
+def _write_atomic(
+    loc: Location, directory: str, name: str, data: pa.Table, metadata: dict[bytes, bytes] | None
+) -> str:
+    if metadata:
+        merged = dict(data.schema.metadata or {})
+        merged.update(metadata)
+        data = data.replace_schema_metadata(merged)
+    final = f"{directory}/{name}"
+    if loc.is_local:
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as fh:
+                pq.write_table(data, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        # Object stores publish an object only once its upload completes.
+        with loc.fs.open(final, "wb") as fh:
+            pq.write_table(data, fh, compression="zstd")
+    return final
+
+
+def append(loc: Location, table: str, rows: pa.Table | Iterable[Mapping[str, Any]]) -> str | None:
+    """Append ``rows`` to ``table`` as one new immutable file; returns its path (None if empty)."""
+    data = to_arrow(table, rows)
+    if data.num_rows == 0:
+        return None
+    return _write_atomic(loc, table_dir(loc, table), _new_name(PART_PREFIX), data, None)
+
+
+def _listing(loc: Location, table: str) -> list[str]:
+    directory = table_dir(loc, table)
+    try:
+        names = loc.fs.ls(directory, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.rsplit("/", 1)[-1].endswith(".parquet"))
+
+
+def _compact_meta(loc: Location, path: str) -> dict[str, Any]:
+    with loc.fs.open(path, "rb") as fh:
+        meta = pq.read_metadata(fh).metadata or {}
+    raw = meta.get(COMPACT_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def files(loc: Location, table: str) -> list[str]:
+    """The visible data files of ``table``: no temporaries, nothing already compacted away.
+
+    A compaction's merged files form a group; once the whole group is in
+    place it hides the files it replaces, and until then the group itself
+    stays hidden.
+    """
+    listing = _listing(loc, table)
+    groups: dict[str, list[str]] = {}
+    expected: dict[str, int] = {}
+    replaces: dict[str, list[str]] = {}
+    for path in listing:
+        if path.rsplit("/", 1)[-1].startswith(COMPACT_PREFIX):
+            meta = _compact_meta(loc, path)
+            if not meta:
+                continue
+            groups.setdefault(meta["group"], []).append(path)
+            expected[meta["group"]] = meta["count"]
+            replaces[meta["group"]] = meta["replaces"]
+    hidden: set[str] = set()
+    for group, members in groups.items():
+        if len(members) == expected[group]:
+            hidden.update(replaces[group])
+        else:
+            hidden.update(m.rsplit("/", 1)[-1] for m in members)
+    return [p for p in listing if p.rsplit("/", 1)[-1] not in hidden]
+
+
+def read(loc: Location, table: str) -> pa.Table:
+    """All rows of ``table`` in its current schema (older files gain null columns)."""
+    from storage.query import read_table
+
+    return read_table(loc, table)
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    table: str
+    files_before: int
+    files_after: int
+    rows: int
+
+
+def _remove_stale_temporaries(loc: Location, table: str) -> None:
+    if not loc.is_local:
+        return
+    directory = table_dir(loc, table)
+    if not os.path.isdir(directory):
+        return
+    now = time.time()
+    for entry in os.scandir(directory):
+        if entry.name.startswith(TMP_PREFIX) and now - entry.stat().st_mtime > STALE_TMP_SECONDS:
+            os.unlink(entry.path)
+
+
+def compact(loc: Location, table: str, rows_per_file: int = 2_000_000) -> CompactResult:
+    """Merge ``table``'s files into files of at most ``rows_per_file`` rows.
+
+    Safe against concurrent appends (files written after the listing are left
+    alone) and against a crash at any point. Do not run two compactions of one
+    table at once.
+    """
+    _remove_stale_temporaries(loc, table)
+    listing = _listing(loc, table)
+    visible = files(loc, table)
+    hidden = [p for p in listing if p not in visible]
+    for path in hidden:  # finish an interrupted compaction
+        loc.fs.rm(path)
+    if len(visible) <= 1:
+        n = read_files(loc, table, visible).num_rows if visible else 0
+        return CompactResult(table, len(visible), len(visible), n)
+    data = read_files(loc, table, visible)
+    directory = table_dir(loc, table)
+    names = [p.rsplit("/", 1)[-1] for p in visible]
+    chunks = [data.slice(i, rows_per_file) for i in range(0, max(data.num_rows, 1), rows_per_file)]
+    group = uuid.uuid4().hex
+    marker = json.dumps({"group": group, "count": len(chunks), "replaces": names}).encode()
+    written = [
+        _write_atomic(loc, directory, _new_name(COMPACT_PREFIX), chunk, {COMPACT_KEY: marker})
+        for chunk in chunks
+    ]
+    for path in visible:
+        loc.fs.rm(path)
+    return CompactResult(table, len(visible), len(written), data.num_rows)
+
+
+def read_files(loc: Location, table: str, paths: list[str]) -> pa.Table:
+    """Read the given files of ``table`` into its current schema."""
+    schema = schema_for(table)
+    parts = []
+    for path in paths:
+        with loc.fs.open(path, "rb") as fh:
+            part = pq.read_table(fh)
+        parts.append(to_arrow(table, part.select([c for c in part.column_names if c in schema.names])))
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables(parts)

@@ -1,0 +1,113 @@
+"""Commands over the tables: ``query``, ``info`` and ``compact``."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from stylebench.cli.common import console, fail, human_bytes, settings
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+def _render(result, limit: int) -> Table:
+    view = Table(show_lines=False, header_style="bold")
+    for name in result.column_names:
+        view.add_column(name, overflow="fold")
+    for row in result.slice(0, limit).to_pylist():
+        view.add_row(*("" if v is None else str(v) for v in row.values()))
+    return view
+
+
+def query(
+    ctx: typer.Context,
+    sql: str = typer.Argument(..., help="SQL over the tables (DuckDB dialect), e.g. "
+                              "\"select method, count(*) from runs group by 1\"."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f",
+                                     help="Output format [default: table on the terminal]."),
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="File to write (required for parquet; csv/json print to "
+                                     "stdout without it)."),
+    limit: int = typer.Option(100, help="Rows shown in table format [default: 100]."),
+) -> None:
+    """Run SQL over the tables: images, curation, pairs, runs, loss_curves, loss_matrix
+    (and the views catalog and curation_latest)."""
+    from storage import QueryError
+
+    store = settings(ctx).store()
+    try:
+        result = store.query(sql)
+    except QueryError as exc:
+        raise fail(str(exc)) from None
+    if fmt is OutputFormat.table:
+        console.print(_render(result, limit))
+        shown = min(limit, result.num_rows)
+        console.print(f"[dim]{result.num_rows} row(s){'' if shown == result.num_rows else f', {shown} shown'}[/]")
+        return
+    if fmt is OutputFormat.parquet:
+        if output is None:
+            raise fail("--format parquet needs --output FILE.parquet")
+        import pyarrow.parquet as pq
+
+        pq.write_table(result, output)
+    elif fmt is OutputFormat.csv:
+        import pyarrow.csv as pacsv
+
+        if output is None:
+            import sys
+
+            pacsv.write_csv(result, sys.stdout.buffer)
+        else:
+            pacsv.write_csv(result, output)
+    else:
+        text = json.dumps(result.to_pylist(), default=str, indent=1)
+        if output is None:
+            typer.echo(text)
+        else:
+            output.write_text(text + "\n")
+    if output is not None:
+        console.print(f"wrote {result.num_rows} row(s) to {output}")
+
+
+def info(ctx: typer.Context) -> None:
+    """Show the data directory, each table's rows, files and size, and disk use."""
+    store = settings(ctx).store()
+    console.print(f"[bold]data directory[/]: {store.display('')}")
+    view = Table("table", "rows", "files", "size", header_style="bold")
+    for t in store.info():
+        view.add_row(t.table, f"{t.rows:,}", f"{t.files:,}", human_bytes(t.bytes))
+    console.print(view)
+    for sub in ("images", "outputs", "models"):
+        n, size = store.disk_usage(sub)
+        console.print(f"{sub + '/':9} {n:>7,} files  {human_bytes(size)}")
+
+
+def compact(
+    ctx: typer.Context,
+    tables: list[str] = typer.Argument(None, help="Tables to compact [default: all]."),
+) -> None:
+    """Merge each table's small Parquet files into a few large ones, keeping every row."""
+    from storage import TABLES
+
+    store = settings(ctx).store()
+    unknown = [t for t in tables or [] if t not in TABLES]
+    if unknown:
+        raise fail(f"unknown table(s) {', '.join(unknown)}; the tables are: {', '.join(TABLES)}")
+    for table in tables or TABLES:
+        r = store.compact(table)
+        console.print(f"{table}: {r.files_before} file(s) -> {r.files_after}, {r.rows:,} rows")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(query)
+    app.command()(info)
+    app.command()(compact)

@@ -1,0 +1,60 @@
+"""The ``stylebench`` command: global options, then one sub-command per chore."""
+
+from __future__ import annotations
+
+import typer
+
+from stylebench import __version__
+from stylebench.cli import data
+from stylebench.cli.common import Settings, setup_logging
+
+app = typer.Typer(
+    name="stylebench",
+    help="Build style-transfer datasets from web searches, run style transfer in batches, "
+    "and record every run's timings and losses in Parquet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stylebench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: str = typer.Option(
+        None,
+        "--data-dir",
+        "-d",
+        envvar="STYLEBENCH_DATA",
+        help="Data directory: a local path or an fsspec URL such as s3://bucket/prefix "
+        "[default: ./stylebench-data].",
+        show_default=False,
+    ),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging (-vv: debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors; no progress bars."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    verbosity = -1 if quiet else verbose
+    ctx.obj = Settings(data_dir=data_dir, verbosity=verbosity)
+    setup_logging(verbosity)
+
+
+data.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv, prog_name="stylebench")
+
+
+if __name__ == "__main__":
+    main()
