@@ -109,6 +109,8 @@ def append(loc: Location, table: str, rows: pa.Table | Iterable[Mapping[str, Any
 
 def _listing(loc: Location, table: str) -> list[str]:
     directory = table_dir(loc, table)
+    if not loc.is_local:
+        loc.fs.invalidate_cache(directory)  # other processes append: never trust a cached listing
     try:
         names = loc.fs.ls(directory, detail=False)
     except FileNotFoundError:
