@@ -1,1 +1,22 @@
-"""scraper package."""
+"""Scraper: search engines, the hardened downloader, validation and curation into the store."""
+
+from scraper.curate import CurationConfig
+from scraper.download import DownloadConfig
+from scraper.engines import ENGINES, LICENSES, Result
+from scraper.errors import DownloadError, EngineError, InvalidImage, ScraperError
+from scraper.pipeline import ScrapeSummary, import_sources, scrape
+
+__all__ = [
+    "ENGINES",
+    "LICENSES",
+    "CurationConfig",
+    "DownloadConfig",
+    "DownloadError",
+    "EngineError",
+    "InvalidImage",
+    "Result",
+    "ScrapeSummary",
+    "ScraperError",
+    "import_sources",
+    "scrape",
+]

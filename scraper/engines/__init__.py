@@ -1,0 +1,34 @@
+"""Search engines: each module is a pure ``parse(bytes)`` plus a thin ``search`` fetch step."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from scraper.download import Client
+from scraper.engines import baidu, bing, duckduckgo, flickr, google, openverse, wikimedia
+from scraper.engines.base import LICENSES, Result, validate_licenses
+
+ENGINES: dict[str, ModuleType] = {
+    m.NAME: m for m in (google, bing, duckduckgo, baidu, flickr, openverse, wikimedia)
+}
+
+
+def engine_module(name: str) -> ModuleType:
+    """The engine called ``name``, or a ValueError listing the engines."""
+    try:
+        return ENGINES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; choose from: {', '.join(ENGINES)}") from None
+
+
+def search(
+    engine: str, client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()
+) -> list[Result]:
+    """Up to ``max_n`` ranked results, or a typed EngineError (never an empty success
+    when the engine was blocked)."""
+    if not query.strip():
+        raise ValueError("the query is empty; give the words to search for")
+    return engine_module(engine).search(client, query, max_n, validate_licenses(licenses))
+
+
+__all__ = ["ENGINES", "LICENSES", "Result", "engine_module", "search"]

@@ -1,0 +1,143 @@
+"""Google Images: the Custom Search JSON API when keyed, else the HTML page and its walls.
+
+With ``GOOGLE_API_KEY`` and ``GOOGLE_CSE_ID`` set, searches go to the Custom Search
+JSON API (``searchType=image``; base URL ``$STYLEBENCH_GOOGLE_API_URL``). Without
+them the HTML route is tried (``$STYLEBENCH_GOOGLE_URL``); since January 2025 Google
+answers plain HTTP clients with a JavaScript-only page, a consent page or a /sorry
+captcha, and each of those is reported as such, naming engines that work. Never an
+empty success.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from scraper.download import Client
+from scraper.engines.base import (
+    Result,
+    base_url,
+    collect,
+    load_json,
+    refuse_licenses,
+)
+from scraper.errors import WORKING_ENGINES as WORKING
+from scraper.errors import (
+    ApiError,
+    Blocked,
+    Captcha,
+    Consent,
+    DownloadError,
+    EngineError,
+    JsWall,
+    LayoutChanged,
+)
+
+NAME = "google"
+DEFAULT_URL = "https://www.google.com"
+DEFAULT_API_URL = "https://www.googleapis.com"
+API_PAGE_SIZE = 10  # the API's maximum per request
+API_MAX_RESULTS = 100  # start + num may not pass 100
+ENV_KEY, ENV_CX = "GOOGLE_API_KEY", "GOOGLE_CSE_ID"
+ADVICE = (f"set {ENV_KEY} and {ENV_CX} to use the Custom Search JSON API, "
+          f"or use an engine that works: {WORKING}")
+
+_IMAGE_URL = re.compile(r'\["(https?://[^"\\]+?\.(?:jpe?g|png|webp|gif)[^"\\]*)",(\d+),(\d+)\]', re.I)
+_OU = re.compile(r'"ou":"(https?://[^"]+)"')
+
+
+def parse_api(body: bytes) -> list[Result]:
+    """One Custom Search API answer; [] when the search has no results."""
+    data = load_json(NAME, body)
+    if not isinstance(data, dict):
+        raise LayoutChanged(NAME, "API answer is not a JSON object")
+    if "error" in data:
+        err = data["error"] if isinstance(data["error"], dict) else {"message": data["error"]}
+        code = err.get("code")
+        if code in (401, 403):
+            raise Blocked(NAME, f"Custom Search API refused the key ({code}: {err.get('message')})")
+        if code == 429:
+            raise Blocked(NAME, f"Custom Search API quota exhausted: {err.get('message')}")
+        raise ApiError(NAME, f"Custom Search API error {code}: {err.get('message')}")
+    items = data.get("items")
+    if items is None:
+        return []
+    out = []
+    for item in items:
+        image = item.get("image") or {}
+        if not item.get("link"):
+            raise LayoutChanged(NAME, "an API item has no 'link'")
+        out.append(
+            Result(
+                image_url=item["link"],
+                page_url=image.get("contextLink"),
+                title=item.get("title"),
+                width=image.get("width"),
+                height=image.get("height"),
+                thumbnail_url=image.get("thumbnailLink"),
+            )
+        )
+    return out
+
+
+def classify_html(body: bytes, final_url: str = "") -> None:
+    """Raise the wall Google put up instead of results, if any."""
+    text = body.decode("utf-8", "replace").lower()
+    if "/sorry/" in final_url or "/sorry/index" in text or "unusual traffic" in text:
+        raise Captcha(NAME, f"Google answered with a /sorry captcha (\"unusual traffic\"); {ADVICE}")
+    if "consent.google" in final_url or "consent.google" in text or "before you continue" in text:
+        raise Consent(NAME, f"Google answered with a cookie-consent page; {ADVICE}")
+    js_markers = ("enablejs", "please click here if you are not redirected",
+                  "turn on javascript", "enable javascript")
+    if any(m in text for m in js_markers):
+        raise JsWall(NAME, f"Google answered with a JavaScript-only page (no results in HTML); {ADVICE}")
+
+
+def parse_html(body: bytes, final_url: str = "") -> list[Result]:
+    """Results embedded in an image-search page, or the typed wall Google answered with."""
+    classify_html(body, final_url)
+    text = body.decode("utf-8", "replace")
+    results = [Result(image_url=json.loads(f'"{m.group(1)}"')) for m in _OU.finditer(text)]
+    if not results:
+        results = [
+            Result(image_url=m.group(1).encode().decode("unicode_escape"),
+                   height=int(m.group(2)), width=int(m.group(3)))
+            for m in _IMAGE_URL.finditer(text)
+            if "gstatic.com" not in m.group(1)
+        ]
+    if not results:
+        raise LayoutChanged(NAME, f"no image results found in the HTML page; {ADVICE}")
+    return results
+
+
+def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> list[Result]:
+    refuse_licenses(NAME, licenses)
+    key, cx = os.environ.get(ENV_KEY), os.environ.get(ENV_CX)
+    if key and cx:
+        root = base_url("google_api", DEFAULT_API_URL)
+
+        def page(offset: int, count: int) -> list[Result]:
+            if offset + count > API_MAX_RESULTS:
+                return []
+            params = {"key": key, "cx": cx, "q": query, "searchType": "image",
+                      "num": count, "start": offset + 1}
+            try:
+                fetched = client.get(f"{root}/customsearch/v1", params=params,
+                                     raise_for_status=False)
+            except DownloadError as exc:
+                raise EngineError(NAME, f"Custom Search API request failed: {exc}") from None
+            return parse_api(fetched.body)
+
+        return collect(NAME, min(max_n, API_MAX_RESULTS), page, API_PAGE_SIZE)
+    root = base_url(NAME, DEFAULT_URL)
+    try:
+        fetched = client.get(f"{root}/search", params={"q": query, "tbm": "isch", "hl": "en"},
+                             raise_for_status=False)
+    except DownloadError as exc:
+        raise EngineError(NAME, f"request failed ({exc}); {ADVICE}") from None
+    classify_html(fetched.body, fetched.final_url)
+    if fetched.status >= 400:
+        raise Blocked(NAME, f"HTTP {fetched.status} from {fetched.final_url}; {ADVICE}")
+    results = parse_html(fetched.body, fetched.final_url)
+    return collect(NAME, max_n, lambda offset, count: results if offset == 0 else [], len(results))

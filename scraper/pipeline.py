@@ -1,0 +1,346 @@
+"""``scrape`` and ``import_sources``: fetch, validate and curate images into the store.
+
+Downloads, decoding and measuring run in a thread pool; decisions are then taken
+in rank order on the calling thread, so the same inputs always give the same
+accepted set. Every candidate ends as rows: an ``images`` row (with provenance)
+and an automatic ``curation`` row with the status and reason. Candidates whose
+URL is already in ``images`` are skipped, so running the same scrape twice adds
+no rows. An exact duplicate (same sha256 as a stored image) adds an ``images``
+row, another sighting with its own provenance, but no curation row: the stored
+image keeps its decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from scraper import curate, validate
+from scraper.curate import CurationConfig, Deduper, Features
+from scraper.download import Client, DownloadConfig, read_local
+from scraper.engines import Result, search
+from scraper.errors import DownloadError, InvalidImage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+LIST_SUFFIXES = frozenset({".txt", ".lst", ".list", ".urls"})
+ROLES = ("content", "style")
+ROWS_PER_APPEND = 500
+IMPORT_MIN_SIDE = 64  # files chosen by hand: only refuse icons
+
+
+@dataclass(frozen=True)
+class ScrapeSummary:
+    """What one scrape or import did, in counts."""
+
+    found: int
+    downloaded: int
+    accepted: int
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    failed_by_reason: dict[str, int] = field(default_factory=dict)
+    image_ids: tuple[str, ...] = ()  # accepted, in rank order
+    skipped: int = 0  # already in the catalog from an earlier run
+    batch_id: str = ""
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failed_by_reason.values())
+
+    def render(self) -> str:
+        """A few lines for the terminal."""
+        lines = [
+            f"found {self.found}, already in catalog {self.skipped}, downloaded "
+            f"{self.downloaded}, accepted {self.accepted}, rejected {self.rejected}, "
+            f"failed {self.failed}"
+        ]
+        for title, counts in (("rejected", self.rejected_by_reason),
+                              ("failed", self.failed_by_reason)):
+            if counts:
+                parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+                lines.append(f"  {title}: {parts}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One thing to fetch: a URL or a local file, with what the engine said about it."""
+
+    source: str  # URL or absolute local path
+    result: Result
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A worker's answer: a stored, measured image, or why there is none."""
+
+    candidate: Candidate
+    reason: str | None = None  # failure code
+    detail: str = ""
+    features: Features | None = None
+    path: str | None = None
+    format: str | None = None
+    size: int = 0
+
+
+def failed_id(source: str) -> str:
+    """The image_id of a candidate that produced no image: stable per URL, never a sha256."""
+    return "failed-" + hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+def validate_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose from: {', '.join(ROLES)}")
+    return role
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on a thread pool, in input order, with a bounded window in flight."""
+    window = max(1, workers * 4)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stylebench-dl") as pool:
+        pending: deque = deque()
+        iterator = iter(items)
+        for item in iterator:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                break
+        while pending:
+            yield pending.popleft().result()
+            for item in iterator:
+                pending.append(pool.submit(fn, item))
+                break
+
+
+def _worker(store: Any, client: Client) -> Callable[[Candidate], Fetched]:
+    def work(c: Candidate) -> Fetched:
+        try:
+            if c.local:
+                data = read_local(c.source, client.config)
+            else:
+                data = client.get(c.source, image=True, headers={"Accept": "image/*"}).body
+            decoded = validate.decode(data)
+            feats = curate.features(decoded.data, decoded.image)
+            stored = store.put_image(decoded.data, decoded.ext)
+            return Fetched(c, features=feats, path=stored.path, format=decoded.format,
+                           size=len(decoded.data))
+        except (DownloadError, InvalidImage) as exc:
+            return Fetched(c, reason=exc.reason, detail=exc.detail)
+        except Exception as exc:  # a run never stops on one bad result
+            log.debug("unexpected error on %s", c.source, exc_info=True)
+            return Fetched(c, reason="error", detail=f"{type(exc).__name__}: {exc}")
+
+    return work
+
+
+def _known(store: Any) -> tuple[set[str], set[str], set[str], list[tuple[str, str]]]:
+    """(URLs seen, URLs that failed, stored image ids, accepted (id, phash))."""
+    seen = store.query("SELECT DISTINCT image_url, path IS NULL AS failed FROM images "
+                       "WHERE image_url IS NOT NULL").to_pylist()
+    stored = store.query("SELECT image_id FROM catalog WHERE path IS NOT NULL").column(0)
+    accepted = store.query("SELECT image_id, phash FROM catalog "
+                           "WHERE status = 'accepted' AND phash IS NOT NULL").to_pylist()
+    return (
+        {r["image_url"] for r in seen},
+        {r["image_url"] for r in seen if r["failed"]},
+        set(stored.to_pylist()),
+        [(r["image_id"], r["phash"]) for r in accepted],
+    )
+
+
+def _land(
+    store: Any,
+    candidates: list[Candidate],
+    *,
+    role: str,
+    query: str | None,
+    engine: str | None,
+    curation: CurationConfig,
+    download: DownloadConfig,
+    retry_failed: bool,
+    progress: Progress | None,
+) -> ScrapeSummary:
+    """Fetch, validate, curate and record ``candidates`` (already ranked).
+
+    ``engine`` None records "local" or "url" per candidate (imports).
+    """
+    validate_role(role)
+    seen_urls, failed_urls, stored_ids, accepted = _known(store)
+    skip = seen_urls - failed_urls if retry_failed else seen_urls
+    unique: dict[str, Candidate] = {}
+    for c in candidates:
+        unique.setdefault(c.result.image_url, c)
+    todo = [c for c in unique.values() if c.result.image_url not in skip]
+    skipped = len(unique) - len(todo)
+    deduper = Deduper(curation, accepted)
+    known_ids = set(stored_ids)
+    batch_id = uuid.uuid4().hex
+    client = Client(download)
+    images_rows: list[dict[str, Any]] = []
+    curation_rows: list[dict[str, Any]] = []
+    rejected: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    accepted_ids: list[str] = []
+    downloaded = 0
+
+    def flush() -> None:
+        if images_rows:
+            store.append("images", images_rows)
+            images_rows.clear()
+        if curation_rows:
+            store.append("curation", curation_rows)
+            curation_rows.clear()
+
+    if progress:
+        progress(0, len(todo))
+    for done, got in enumerate(ordered_map(_worker(store, client), todo, download.workers), 1):
+        now = datetime.now(timezone.utc)
+        r = got.candidate.result
+        row: dict[str, Any] = {
+            "role": role, "query": query, "rank": r.rank,
+            "engine": engine or ("local" if got.candidate.local else "url"),
+            "image_url": r.image_url, "page_url": r.page_url, "license": r.license,
+            "license_url": r.license_url, "creator": r.creator, "fetched_at": now,
+            "batch_id": batch_id,
+        }
+        f = got.features
+        if f is None:
+            reason = f"{got.reason}: {got.detail}"[:500] if got.detail else str(got.reason)
+            image_id = failed_id(r.image_url)
+            images_rows.append({**row, "image_id": image_id})
+            curation_rows.append({"image_id": image_id, "status": "rejected", "reason": reason,
+                                  "decided_by": "auto", "decided_at": now})
+            failed[str(got.reason)] += 1
+        else:
+            downloaded += 1
+            images_rows.append({
+                **row, "image_id": f.sha256, "path": got.path, "width": f.width,
+                "height": f.height, "format": got.format, "bytes": got.size, "phash": f.phash,
+                "blur": f.blur, "is_grayscale": f.is_grayscale,
+            })
+            if f.sha256 in known_ids:
+                rejected["duplicate"] += 1
+            else:
+                known_ids.add(f.sha256)
+                reason = deduper.decide(f)
+                status = "rejected" if reason else "accepted"
+                curation_rows.append({"image_id": f.sha256, "status": status, "reason": reason,
+                                      "decided_by": "auto", "decided_at": now})
+                if reason:
+                    rejected[curate.reason_code(reason)] += 1
+                else:
+                    accepted_ids.append(f.sha256)
+        if len(images_rows) >= ROWS_PER_APPEND:
+            flush()
+        if progress:
+            progress(done, len(todo))
+    flush()
+    return ScrapeSummary(
+        found=len(unique),
+        downloaded=downloaded,
+        accepted=len(accepted_ids),
+        rejected_by_reason=dict(rejected),
+        failed_by_reason=dict(failed),
+        image_ids=tuple(accepted_ids),
+        skipped=skipped,
+        batch_id=batch_id,
+    )
+
+
+def scrape(
+    store: Any,
+    query: str,
+    role: str,
+    engine: str,
+    max_n: int,
+    *,
+    min_side: int = 256,
+    licenses: Iterable[str] | None = None,
+    progress: Progress | None = None,
+    curation: CurationConfig | None = None,
+    download: DownloadConfig | None = None,
+    retry_failed: bool = False,
+) -> ScrapeSummary:
+    """Search ``engine`` for ``query`` and land up to ``max_n`` results in ``store``.
+
+    Raises a typed EngineError (Blocked, Captcha, JsWall, ...) when the engine gives
+    no results because it refused; an engine that finds nothing gives an empty summary.
+    """
+    validate_role(role)
+    download = download or DownloadConfig()
+    curation = curation or CurationConfig(min_side=min_side)
+    results = search(engine, Client(download), query, max_n, tuple(licenses or ()))
+    candidates = [Candidate(r.image_url, r) for r in results]
+    return _land(store, candidates, role=role, query=query, engine=engine, curation=curation,
+                 download=download, retry_failed=retry_failed, progress=progress)
+
+
+def expand_sources(sources: Iterable[str]) -> list[Candidate]:
+    """Local files, folders (recursively), URLs and text files listing any of them."""
+    out: list[Candidate] = []
+
+    def add(src: str, base: Path, depth: int) -> None:
+        src = src.strip()
+        if not src or src.startswith("#"):
+            return
+        if src.startswith(("http://", "https://")):
+            out.append(Candidate(src, Result(image_url=src)))
+            return
+        if src.startswith("file://"):
+            src = src[len("file://"):]
+        path = (base / os.path.expanduser(src)).resolve()
+        if path.is_dir():
+            for p in sorted(path.rglob("*")):
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                    out.append(Candidate(str(p), Result(image_url=p.as_uri()), local=True))
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES and depth < 3:
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                add(line, path.parent, depth + 1)
+        elif path.is_file() or depth > 0:
+            out.append(Candidate(str(path), Result(image_url=path.as_uri()), local=True))
+        else:
+            raise ValueError(
+                f"{src}: no such file or folder, and not an http(s) URL; give image files, "
+                "folders, URLs, or a .txt file listing them"
+            )
+
+    for s in sources:
+        add(str(s), Path.cwd(), 0)
+    return [replace(c, result=replace(c.result, rank=i)) for i, c in enumerate(out, 1)]
+
+
+def import_sources(
+    store: Any,
+    sources: list[str],
+    role: str,
+    *,
+    progress: Progress | None = None,
+    curation: CurationConfig | None = None,
+    download: DownloadConfig | None = None,
+    retry_failed: bool = False,
+) -> ScrapeSummary:
+    """Land local images, folders of them, URLs, or text files listing them in ``store``."""
+    validate_role(role)
+    candidates = expand_sources(sources)
+    return _land(store, candidates, role=role, query=None, engine=None,
+                 curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
+                 download=download or DownloadConfig(), retry_failed=retry_failed,
+                 progress=progress)
