@@ -1,0 +1,212 @@
+"""TransferConfig: the typed, frozen, validated settings of one style-transfer run."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise")
+# Fields that say where a run happens, not what it computes: left out of config_hash().
+_NOT_HASHED = ("device",)
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
+def _strs(values: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [v for v in re.split(r"[,\s]+", values) if v]
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Settings of one transfer. ``None`` means the method's documented default.
+
+    Loss weights multiply per-layer weighted means: content = mean squared feature difference,
+    style = mean squared difference of Gram matrices normalised by C*H*W, tv = mean squared
+    neighbour difference, photoreal = sum_c x_c^T L x_c with the image in [0, 1].
+    """
+
+    method: str = "gatys"
+    feature_model: str = "vgg19"
+    weights: str | None = None  # None: the network's default (vgg19: bundled), a path, "torchvision"
+    content_layers: tuple[str, ...] | None = None
+    style_layers: tuple[str, ...] | None = None
+    content_layer_weights: tuple[float, ...] | None = None  # default: 1 each
+    style_layer_weights: tuple[float, ...] | None = None  # default: the method's, else 1/n each
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    photoreal_weight: float | None = None
+    style_weights: tuple[float, ...] | None = None  # blend of several styles; default equal
+    size: int = 256  # longest side of the output, pixels
+    steps: int = 500
+    optimizer: str = "lbfgs"
+    lr: float | None = None  # Adam only
+    init: str = "content"
+    seed: int = 0
+    preserve_color: bool = False  # luminance-only transfer
+    mixed_precision: bool = True  # bf16 autocast where the hardware has it
+    two_stage: bool | None = None  # dpst: Gatys first, then the photorealism stage
+    matting_eps: float = 1e-7
+    model: str | None = None  # feed-forward methods: the trained network's name
+    device: str = "auto"
+    extra: tuple[tuple[str, Any], ...] = field(default=())  # method-specific settings
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "content_layers", _strs(self.content_layers))
+        set_(self, "style_layers", _strs(self.style_layers))
+        for name in ("content_layer_weights", "style_layer_weights", "style_weights"):
+            set_(self, name, _floats(getattr(self, name)))
+        if isinstance(self.extra, dict):
+            set_(self, "extra", tuple(sorted(self.extra.items())))
+
+    # -- derived values -------------------------------------------------------------------
+    def resolved(self) -> TransferConfig:
+        """A copy with every ``None`` replaced by the method's or network's default."""
+        from styletransfer.features import default_layers
+        from styletransfer.methods import method_defaults
+
+        changes: dict[str, Any] = {}
+        defaults = method_defaults(self.method)
+        fields = {f.name for f in dataclasses.fields(self)}
+        for name, value in defaults.items():
+            if name in fields and getattr(self, name) is None:
+                changes[name] = value
+        if self.content_layers is None or self.style_layers is None:
+            layers = default_layers(self.feature_model)
+            if self.content_layers is None:
+                changes["content_layers"] = layers.content
+            if self.style_layers is None:
+                changes["style_layers"] = layers.style
+        cfg = dataclasses.replace(self, **changes)
+        more: dict[str, Any] = {}
+        if cfg.content_layer_weights is None:
+            more["content_layer_weights"] = (1.0,) * len(cfg.content_layers or ())
+        if cfg.style_layer_weights is None:
+            n = len(cfg.style_layers or ())
+            each = defaults.get("style_layer_weight", 1.0 / n if n else 1.0)
+            more["style_layer_weights"] = (float(each),) * n
+        for name in ("content_weight", "style_weight", "tv_weight", "photoreal_weight"):
+            if getattr(cfg, name) is None:
+                more[name] = 0.0
+        if cfg.two_stage is None:
+            more["two_stage"] = False
+        if cfg.lr is None:
+            more["lr"] = 0.02
+        return dataclasses.replace(cfg, **more)
+
+    def blend(self, n_styles: int) -> tuple[float, ...]:
+        """The style blend weights for ``n_styles`` styles, normalised to sum to 1."""
+        weights = self.style_weights or (1.0,) * n_styles
+        if len(weights) != n_styles:
+            raise ValueError(
+                f"{len(weights)} style weight(s) for {n_styles} style image(s): give one per style"
+            )
+        total = sum(weights)
+        return tuple(w / total for w in weights)
+
+    # -- validation -----------------------------------------------------------------------
+    def validate(self) -> TransferConfig:
+        """Raise ValueError naming the problem (and the valid options); return self."""
+        from styletransfer.features import FEATURE_MODELS, check_layers
+        from styletransfer.methods import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(
+                f"unknown method {self.method!r}; the methods are: {', '.join(sorted(METHODS))}"
+            )
+        if self.feature_model not in FEATURE_MODELS:
+            raise ValueError(
+                f"unknown feature model {self.feature_model!r}; the feature models are: "
+                f"{', '.join(FEATURE_MODELS)}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}"
+            )
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; use one of: {', '.join(INITS)}")
+        if not _DEVICE_PATTERN.match(self.device):
+            raise ValueError(f"unknown device {self.device!r}; use auto, cpu, mps, cuda or cuda:N")
+        if self.size < 16:
+            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.matting_eps <= 0:
+            raise ValueError(f"matting_eps must be > 0, got {self.matting_eps}")
+        for name in ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr"):
+            value = getattr(self, name)
+            if value is not None and (value < 0 or value != value):
+                raise ValueError(f"{name} must be a non-negative number, got {value}")
+        if self.style_weights is not None:
+            if any(w < 0 for w in self.style_weights) or sum(self.style_weights) <= 0:
+                raise ValueError(
+                    f"style weights must be >= 0 with a positive sum, got {list(self.style_weights)}"
+                )
+        cfg = self.resolved()
+        for kind in ("content", "style"):
+            layers = getattr(cfg, f"{kind}_layers")
+            weights = getattr(cfg, f"{kind}_layer_weights")
+            if cfg.method in _LAYERLESS_METHODS:
+                continue
+            check_layers(cfg.feature_model, layers)
+            if len(weights) != len(layers):
+                raise ValueError(
+                    f"{len(weights)} {kind} layer weight(s) for {len(layers)} {kind} layer(s) "
+                    f"({', '.join(layers)}): give one weight per layer"
+                )
+            if any(w < 0 for w in weights):
+                raise ValueError(f"{kind} layer weights must be >= 0, got {list(weights)}")
+        return self
+
+    # -- identity -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved settings as plain JSON-able values."""
+        out = dataclasses.asdict(self.resolved())
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        out["extra"] = {k: v for k, v in self.extra}
+        return out
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of the resolved settings, the device left out."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def with_(self, **changes: Any) -> TransferConfig:
+        """A copy with ``changes`` applied (unknown names raise a TypeError listing the fields)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise TypeError(
+                f"unknown TransferConfig field(s): {', '.join(unknown)}; the fields are: "
+                f"{', '.join(sorted(names))}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransferConfig:
+        """Inverse of ``to_dict`` (unknown keys raise a TypeError listing the fields)."""
+        data = dict(data)
+        if isinstance(data.get("extra"), dict):
+            data["extra"] = tuple(sorted(data["extra"].items()))
+        return cls().with_(**data)
+
+
+# Methods whose networks fix their own layers (feed-forward ones) skip layer validation.
+_LAYERLESS_METHODS: set[str] = set()

@@ -1,0 +1,115 @@
+"""Image I/O and conversions: paths or PIL images in, [1, 3, H, W] tensors in [0, 1] out."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ImageLike = str | Path | Image.Image
+
+
+def open_rgb(image: ImageLike) -> Image.Image:
+    """A path or PIL image as an RGB PIL image (a FileNotFoundError/ValueError names the problem)."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    path = Path(image)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except OSError as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from exc
+
+
+def fit_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longer side is ``size`` pixels."""
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(image: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS) -> Image.Image:
+    """``image`` with its longer side resized to ``size``."""
+    target = fit_size(*image.size, size)
+    return image if image.size == target else image.resize(target, resample)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> [1, 3, H, W] float32 in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0  # [H, W, 3]
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """[1, 3, H, W] or [3, H, W] in [0, 1] -> RGB PIL image (rounded, clipped)."""
+    if tensor.dim() == 4:
+        tensor = tensor[0]
+    array = (tensor.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0)
+    return Image.fromarray(array.cpu().numpy(), "RGB")
+
+
+def image_key(image: Image.Image) -> str:
+    """sha256 of an image's size and RGB pixels: identifies it for caches."""
+    digest = hashlib.sha256(f"{image.size}".encode())
+    digest.update(image.convert("RGB").tobytes())
+    return digest.hexdigest()
+
+
+# YIQ (NTSC) transforms for luminance-only transfer (Gatys et al. 2016, "Preserving colour").
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+
+
+def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] RGB -> YIQ."""
+    return torch.einsum("ij,bjhw->bihw", _RGB_TO_YIQ.to(image), image)
+
+
+def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] YIQ -> RGB."""
+    return torch.einsum("ij,bjhw->bihw", _YIQ_TO_RGB.to(image), image)
+
+
+def luminance_image(image: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    """The luminance of ``image`` as a grey RGB image, its mean/std matched to ``like``'s if given."""
+    y = rgb_to_yiq(image)[:, :1]
+    if like is not None:
+        ref = rgb_to_yiq(like)[:, :1]
+        y = (y - y.mean()) / y.std().clamp_min(1e-6) * ref.std() + ref.mean()
+    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+
+def recolour(luminance_result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The result's luminance with the content's chrominance (I, Q), as RGB in [0, 1]."""
+    y = rgb_to_yiq(luminance_result)[:, :1]
+    iq = rgb_to_yiq(content)[:, 1:]
+    return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
+
+
+def label_masks(
+    content_mask: Image.Image, style_mask: Image.Image, content_size: tuple[int, int],
+    style_size: tuple[int, int],
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Colour label images -> one (content [1,1,H,W], style [1,1,h,w]) pair per shared colour.
+
+    Sizes are (width, height). Colours present in only one of the two images are dropped.
+    """
+    c = np.asarray(content_mask.convert("RGB").resize(content_size, Image.Resampling.NEAREST))
+    s = np.asarray(style_mask.convert("RGB").resize(style_size, Image.Resampling.NEAREST))
+    c_codes = c.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
+    s_codes = s.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
+    shared = sorted(set(np.unique(c_codes)) & set(np.unique(s_codes)))
+    if not shared:
+        raise ValueError("the content and style masks share no label colour")
+    pairs = []
+    for code in shared:
+        cm = torch.from_numpy((c_codes == code).reshape(c.shape[:2]).astype(np.float32))
+        sm = torch.from_numpy((s_codes == code).reshape(s.shape[:2]).astype(np.float32))
+        pairs.append((cm[None, None], sm[None, None]))
+    return pairs

@@ -1,0 +1,229 @@
+"""The entry points: transfer() for one content image, transfer_batch() for several."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+from styletransfer.cache import TransferCache, default_cache
+from styletransfer.config import TransferConfig
+from styletransfer.engine import (
+    LOSS_TERMS,
+    MethodInput,
+    StepCallback,
+    configure_threads,
+    select_device,
+)
+from styletransfer.features import WeightsUnavailable
+from styletransfer.images import (
+    ImageLike,
+    image_key,
+    label_masks,
+    luminance_image,
+    open_rgb,
+    recolour,
+    resize,
+    to_pil,
+    to_tensor,
+)
+from styletransfer.methods import get_method
+
+
+@dataclass(frozen=True)
+class SegmentationMasks:
+    """Colour label images for dpst's augmented style loss: one for the content, one per style."""
+
+    content: ImageLike
+    styles: Sequence[ImageLike]
+
+
+@dataclass
+class TransferResult:
+    """One stylised image and its record. Losses are the weighted terms of the final iterate."""
+
+    image: Image.Image
+    status: str  # ok | failed | diverged
+    error: str | None
+    device: str
+    height: int
+    width: int
+    steps: int
+    seconds: dict[str, float]  # total, prepare, optimize, laplacian
+    losses: dict[str, float]  # total, content, style, tv, photoreal (0.0 where off)
+    curve: list[dict[str, float]]  # step, elapsed_s, loss_total, loss_content, ...
+    config: TransferConfig = field(default_factory=TransferConfig)
+
+    def metrics(self) -> dict[str, Any]:
+        """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md)."""
+        return {
+            "status": self.status,
+            "method": self.config.method,
+            "feature_model": self.config.feature_model,
+            "config": self.config.to_dict(),
+            "device": self.device,
+            "seconds": dict(self.seconds),
+            "losses": dict(self.losses),
+            "curve": [dict(row) for row in self.curve],
+        }
+
+
+def _zero_losses() -> dict[str, float]:
+    return {"total": 0.0, **{name: 0.0 for name in LOSS_TERMS}}
+
+
+def transfer(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    config: TransferConfig | None = None,
+    *,
+    masks: SegmentationMasks | tuple[ImageLike, Sequence[ImageLike]] | None = None,
+    callback: StepCallback | None = None,
+    cache: TransferCache | None = None,
+) -> TransferResult:
+    """Stylise ``content`` with ``styles`` (blended by ``config.style_weights``).
+
+    Raises ValueError for invalid settings or inputs and WeightsUnavailable when the feature
+    network's weights cannot be had; a failure during the run is returned as status "failed".
+    """
+    return transfer_batch([content], styles, config, masks=[masks] if masks else None,
+                          callback=callback, cache=cache)[0]
+
+
+def transfer_batch(
+    contents: Sequence[ImageLike],
+    styles: ImageLike | Sequence[ImageLike],
+    config: TransferConfig | None = None,
+    *,
+    masks: Sequence[SegmentationMasks | tuple | None] | None = None,
+    callback: StepCallback | None = None,
+    cache: TransferCache | None = None,
+    max_batch: int = 16,
+) -> list[TransferResult]:
+    """Stylise several content images with the same styles, as one batch per output size.
+
+    Each image's objective is separate (the batch loss is their sum), so the batch only shares
+    the work: one network, one set of style targets, batched convolutions. With masks, each
+    image runs alone. Seconds of a batch are shared out equally among its images.
+    """
+    config = (config or TransferConfig()).validate()
+    cfg = config.resolved()
+    if isinstance(styles, (str, Image.Image)) or not isinstance(styles, Sequence):
+        styles = [styles]
+    if not styles and cfg.method in ("gatys", "dpst"):
+        raise ValueError(f"method {cfg.method} needs at least one style image")
+    blend = cfg.blend(len(styles)) if styles else ()
+    cache = cache if cache is not None else default_cache()
+    device = select_device(cfg.device)
+    if device.type == "cpu":
+        configure_threads()
+    method = get_method(cfg.method)
+    start = time.perf_counter()
+    content_imgs = [resize(open_rgb(c), cfg.size) for c in contents]
+    style_imgs = [resize(open_rgb(s), cfg.size) for s in styles]
+    load_seconds = time.perf_counter() - start
+    masks = list(masks) if masks is not None else [None] * len(contents)
+    if len(masks) != len(contents):
+        raise ValueError(f"{len(masks)} mask sets for {len(contents)} content images")
+
+    groups: dict[tuple, list[int]] = {}
+    for i, img in enumerate(content_imgs):
+        key = (img.size, i) if masks[i] is not None else (img.size,)
+        groups.setdefault(key, []).append(i)
+    results: list[TransferResult | None] = [None] * len(contents)
+    for indices in groups.values():
+        for chunk_start in range(0, len(indices), max_batch):
+            chunk = indices[chunk_start : chunk_start + max_batch]
+            for i, res in zip(chunk, _run_group(
+                method, [content_imgs[i] for i in chunk], style_imgs, blend, cfg, device,
+                cache, masks[chunk[0]] if len(chunk) == 1 else None, callback,
+                load_seconds / len(contents),
+            ), strict=True):
+                results[i] = res
+    return [r for r in results if r is not None]
+
+
+def _mask_inputs(masks, content: Image.Image, styles: list[Image.Image]):
+    if isinstance(masks, tuple):
+        masks = SegmentationMasks(*masks)
+    style_masks = list(masks.styles)
+    if len(style_masks) != len(styles):
+        raise ValueError(f"{len(style_masks)} style mask(s) for {len(styles)} style image(s)")
+    cmask = open_rgb(masks.content)
+    smasks = [open_rgb(m) for m in style_masks]
+    per_style = [label_masks(cmask, sm, content.size, st.size) for sm, st in zip(
+        smasks, styles, strict=True)]
+    colours = len(per_style[0])
+    if any(len(p) != colours for p in per_style):
+        raise ValueError("every style mask must share the same label colours with the content mask")
+    segments = [(per_style[0][k][0], [p[k][1] for p in per_style]) for k in range(colours)]
+    key = image_key(cmask) + "".join(image_key(m) for m in smasks)
+    return segments, key
+
+
+def _run_group(method, contents, styles, blend, cfg, device, cache, masks, callback,
+               load_seconds) -> list[TransferResult]:
+    start = time.perf_counter()
+    width, height = contents[0].size
+    batch = torch.cat([to_tensor(c) for c in contents]).to(device)
+    style_tensors = [to_tensor(s).to(device) for s in styles]
+    content_keys = [image_key(c) for c in contents]
+    style_keys = [image_key(s) for s in styles]
+    if cfg.preserve_color:
+        originals = batch
+        batch = luminance_image(batch)
+        style_tensors = [luminance_image(s, like=originals) for s in style_tensors]
+        content_keys = [k + ":luminance" for k in content_keys]
+        style_keys = [k + ":luminance:" + ck for k, ck in zip(style_keys, content_keys * len(
+            style_keys), strict=False)]
+    mask_segments = mask_key = None
+    if masks is not None:
+        segments, mask_key = _mask_inputs(masks, contents[0], styles)
+        mask_segments = [[(cm.to(device), [sm.to(device) for sm in sms]) for cm, sms in segments]]
+    inp = MethodInput(
+        contents=batch, content_keys=content_keys, styles=style_tensors, style_keys=style_keys,
+        style_blend=blend, config=cfg, device=device, cache=cache, masks=mask_segments,
+        mask_keys=[mask_key] if mask_key else None, callback=callback,
+    )
+    n = len(contents)
+    try:
+        outputs = method(inp)
+    except (WeightsUnavailable, ValueError):
+        raise
+    except Exception as exc:  # a failed run is data: status "failed" with the reason
+        total = time.perf_counter() - start + load_seconds * n
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        return [
+            TransferResult(
+                image=c, status="failed", error=error, device=str(device), height=height,
+                width=width, steps=0, config=cfg, losses=_zero_losses(), curve=[],
+                seconds={"total": total / n, "prepare": total / n, "optimize": 0.0,
+                         "laplacian": 0.0},
+            )
+            for c in contents
+        ]
+    total = time.perf_counter() - start + load_seconds * n
+    results = []
+    for i, out in enumerate(outputs):
+        image = out.image
+        if cfg.preserve_color:
+            image = recolour(image, originals[i : i + 1])
+        seconds = {
+            "total": total / n,
+            "prepare": (out.seconds.get("prepare", 0.0) + load_seconds * n) / n,
+            "optimize": out.seconds.get("optimize", 0.0) / n,
+            "laplacian": out.seconds.get("laplacian", 0.0) / n,
+        }
+        losses = _zero_losses()
+        losses.update(out.losses)
+        results.append(TransferResult(
+            image=to_pil(image), status=out.status, error=out.error, device=str(device),
+            height=height, width=width, steps=out.steps, seconds=seconds, losses=losses,
+            curve=out.curve, config=cfg,
+        ))
+    return results
