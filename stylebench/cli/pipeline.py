@@ -1,0 +1,151 @@
+"""Pipeline commands: ``build-dataset``, ``pair``, ``stylize``, ``report`` and ``demo``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from stylebench.cli.common import console, fail, settings
+
+
+class Strategy(str, Enum):
+    all = "all"
+    random = "random"
+    similar = "similar"
+
+
+def build_dataset(
+    ctx: typer.Context,
+    spec: Path = typer.Argument(..., help="Dataset spec (YAML): queries per role, engines, counts, "
+                                "filters, local imports. See examples/dataset.yaml."),
+) -> None:
+    """Scrape and import everything a dataset spec asks for, then curate (a Prefect flow)."""
+    from flows.specs import DatasetSpec, SpecError, load_spec
+
+    try:
+        load_spec(spec, DatasetSpec)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    from flows.pipeline import build_dataset as flow
+
+    rows = flow(str(spec), data_dir=settings(ctx).data_dir)
+    for row in rows:
+        console.print(row)
+
+
+def pair(
+    ctx: typer.Context,
+    strategy: Strategy = typer.Option(Strategy.all, help="all: every content with every style "
+                                      "(set); random: k styles per content, seeded; similar: the "
+                                      "k styles nearest in colour."),
+    styles_per_pair: int = typer.Option(1, "--styles-per-pair", "-k", min=1,
+                                        help="Styles blended on each content image."),
+    style_weights: list[float] = typer.Option(None, "--style-weights",
+                                              help="Blend weights, one per style in a pair "
+                                                   "[default: equal]."),
+    seed: int = typer.Option(0, help="Seed of the random strategy."),
+) -> None:
+    """Pair accepted content images with accepted style images; record the new pairs."""
+    from flows.catalog import pair_catalog
+
+    try:
+        pairs, new = pair_catalog(settings(ctx).store(), strategy.value,
+                                  styles_per_pair=styles_per_pair, seed=seed,
+                                  weights=style_weights or None)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{len(pairs)} pair(s) by strategy {strategy.value}: {new} new, "
+                  f"{len(pairs) - new} already recorded")
+
+
+def stylize(
+    ctx: typer.Context,
+    experiment: Path = typer.Option(None, "--experiment", "-e",
+                                    help="Experiment YAML (methods x a grid of settings); see "
+                                         "examples/experiment.yaml. Without it, the options below "
+                                         "make a one-config experiment."),
+    method: list[str] = typer.Option(["gatys"], "--method", "-m", help="Method(s) [default: gatys]."),
+    size: int = typer.Option(256, help="Longest output side in pixels [default: 256]."),
+    steps: int = typer.Option(300, help="Optimisation steps [default: 300]."),
+    feature_model: str = typer.Option("vgg19", help="Feature network [default: vgg19]."),
+    batch_size: int = typer.Option(4, help="Work items per batch [default: 4]."),
+    limit: int = typer.Option(None, help="At most this many pairs."),
+    use_prefect: bool = typer.Option(True, "--prefect/--no-prefect",
+                                     help="Run as a Prefect flow (ephemeral server unless "
+                                          "PREFECT_API_URL is set) or directly [default: prefect]."),
+) -> None:
+    """Stylise every pending (pair, config); skips what is already recorded ok; records runs."""
+    from flows.specs import ExperimentSpec, SpecError, expand_configs, load_spec
+
+    st = settings(ctx)
+    try:
+        if experiment is not None:
+            spec = load_spec(experiment, ExperimentSpec)
+        else:
+            spec = load_spec({"name": "cli", "methods": method, "batch_size": batch_size,
+                              "settings": {"size": size, "steps": steps,
+                                           "feature_model": feature_model},
+                              "pairs": {"limit": limit}}, ExperimentSpec)
+        configs = expand_configs(spec)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    if use_prefect:
+        from flows.pipeline import stylize_nightly
+
+        result = stylize_nightly(spec.model_dump(), data_dir=st.data_dir)
+    else:
+        result = _stylize_directly(st, spec, configs)
+    console.print(result)
+
+
+def _stylize_directly(st, spec, configs) -> dict:
+    from flows.batch import BatchOutcome, make_batches, plan, run_batch
+    from stylebench.cli.common import progress
+
+    store = st.store()
+    items = plan(store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit)
+    total = BatchOutcome()
+    with progress(quiet=st.verbosity < 0) as bar:
+        task = bar.add_task("stylising", total=len(items))
+        for batch in make_batches(items, spec.batch_size):
+            total.add(run_batch(store, batch, on_item=lambda *_: bar.advance(task)))
+    return {"planned": len(items), "ok": total.ok, "failed": total.failed,
+            "diverged": total.diverged, "seconds": round(total.seconds, 1)}
+
+
+def report(
+    ctx: typer.Context,
+    output: Path = typer.Option(Path("stylebench-report"), "--output", "-o",
+                                help="Directory for index.html and its assets "
+                                     "[default: ./stylebench-report]."),
+    limit: int = typer.Option(200, help="Latest runs shown in the gallery [default: 200]."),
+) -> None:
+    """Write a static HTML report: gallery, loss curves, times, loss-matrix heatmaps."""
+    from flows.report import build_report
+
+    result = build_report(settings(ctx).store(), output, limit=limit)
+    console.print(f"report with {result.runs} run(s) and {result.plots} plot(s): {result.index}")
+
+
+def demo(
+    ctx: typer.Context,
+    output: Path = typer.Option(Path("stylebench-report"), "--output", "-o",
+                                help="Report directory [default: ./stylebench-report]."),
+    size: int = typer.Option(128, help="Output size in pixels [default: 128]."),
+    steps: int = typer.Option(80, help="Optimisation steps per run [default: 80]."),
+) -> None:
+    """The whole pipeline offline on photos shipped with scikit-image: import, curate, pair,
+    train a small fast network, stylise with every method, record, report."""
+    from flows.demo import run_demo
+
+    run_demo(settings(ctx).data_dir, output, size=size, steps=steps, console=console)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build-dataset")(build_dataset)
+    app.command()(pair)
+    app.command()(stylize)
+    app.command()(report)
+    app.command()(demo)
