@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from stylebench import __version__
-from stylebench.cli import data
+from stylebench.cli import data, pipeline
 from stylebench.cli.common import Settings, setup_logging
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ def root(
 
 
 data.register(app)
+pipeline.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
