@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from scraper.errors import DownloadError
 from stylebench import __version__
@@ -301,16 +302,21 @@ class Client:
             chunks: list[bytes] = []
             size = 0
             try:
-                for chunk in response.iter_content(64 * 1024):
+                while True:
+                    # read1 returns what has arrived, so a server dripping bytes meets the
+                    # deadline check instead of holding the worker until a buffer fills
+                    chunk = response.raw.read1(64 * 1024, decode_content=True)
+                    if not chunk:
+                        break
                     size += len(chunk)
                     if size > cfg.max_bytes:
                         raise DownloadError("too-large", f"more than {cfg.max_bytes} bytes")
                     if time.monotonic() > deadline:
                         raise DownloadError("timeout", f"body not read within {cfg.total_timeout} s")
                     chunks.append(chunk)
-            except requests.Timeout as exc:
+            except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
                 raise DownloadError("timeout", str(exc)) from None
-            except requests.RequestException as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise DownloadError("connection", str(exc)) from None
             return response.status_code, lowered, b"".join(chunks), None
 
