@@ -143,11 +143,15 @@ def plan(
 
 
 def make_batches(items: Sequence[WorkItem], batch_size: int) -> list[list[WorkItem]]:
-    """Chunks of at most ``batch_size``, items of one config and one style set kept together."""
+    """Chunks of at most ``batch_size`` items of one config, items sharing styles adjacent."""
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     ordered = sorted(items, key=lambda i: (i.config_hash, i.style_ids, i.style_weights, i.pair_id))
-    return [list(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
+    batches: list[list[WorkItem]] = []
+    for _, group in groupby(ordered, key=lambda i: i.config_hash):
+        chunk = list(group)
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return batches
 
 
 def _groups(items: Sequence[WorkItem]) -> Iterator[list[WorkItem]]:
