@@ -6,6 +6,7 @@ import typer
 
 from stylebench import __version__
 from stylebench.cli import data, pipeline
+from stylebench.cli import fast as fast_cli
 from stylebench.cli.common import Settings, setup_logging
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ def root(
 
 data.register(app)
 pipeline.register(app)
+fast_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """Fast feed-forward style transfer: multi-style transformer networks, training and inference."""
 
 from styletransfer.fast.config import TrainConfig
-from styletransfer.fast.infer import stylize, stylize_tensor
+from styletransfer.fast.infer import fast_method, stylize, stylize_tensor
 from styletransfer.fast.model import (
     CheckpointMismatch,
     CorruptModel,
@@ -15,9 +15,13 @@ from styletransfer.fast.model import (
     save_model,
 )
 from styletransfer.fast.network import NetworkSpec, TransformerNet
+from styletransfer.methods import register_method
+
+# The styles, layers and weights of a fast run are fixed by its trained model (see model.json).
+register_method("fast", fast_method, {}, uses_layers=False)
 
 __all__ = [
     "CheckpointMismatch", "CorruptModel", "FastModel", "FastModelError", "ModelMeta",
     "ModelNotFound", "NetworkSpec", "StyleInfo", "TrainConfig", "TransformerNet",
-    "dataset_fingerprint", "load_model", "save_model", "stylize", "stylize_tensor",
+    "dataset_fingerprint", "fast_method", "load_model", "save_model", "stylize", "stylize_tensor",
 ]

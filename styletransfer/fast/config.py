@@ -16,7 +16,7 @@ class TrainConfig:
     train N styles for the same number of steps, one style per sample. The loss weights are for
     the engine's normalised losses (mean-squared features, Gram matrices divided by C*H*W).
     ``content_layers`` / ``style_layers`` empty means: the feature network's default layer set.
-    ``style_layer_weights`` empty means equal weights.
+    ``style_layer_weights`` empty means 1/n for each of the n style layers.
     """
 
     steps: int = 40_000
@@ -76,8 +76,9 @@ class TrainConfig:
         )
 
     def layer_weights(self) -> dict[str, float]:
-        """Weight of each style layer (equal when none were given)."""
-        weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        """Weight of each style layer (1/n each when none were given, as in the engine)."""
+        n = len(self.style_layers)
+        weights = self.style_layer_weights or (1.0 / n,) * n
         return dict(zip(self.style_layers, weights, strict=True))
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from styletransfer.fast.model import FastModel
+from styletransfer.fast.model import FastModel, load_model, resolve_model
 from styletransfer.fast.network import TransformerNet, style_weight_matrix
 
 ImageLike = Image.Image | str | os.PathLike[str]
@@ -19,8 +22,13 @@ ImageLike = Image.Image | str | os.PathLike[str]
 def stylize_tensor(
     net: TransformerNet, images: Tensor, style: int | None = None,
     weights: Sequence[float] | Tensor | None = None, batch_size: int = 8,
+    autocast_dtype: torch.dtype | None = None,
 ) -> Tensor:
-    """``[N, 3, H, W]`` in [0, 1] -> stylised ``[N, 3, H, W]``, ``batch_size`` at a time."""
+    """``[N, 3, H, W]`` in [0, 1] -> stylised ``[N, 3, H, W]``, ``batch_size`` at a time.
+
+    Runs under ``torch.inference_mode``; ``autocast_dtype`` (e.g. torch.bfloat16) runs the
+    convolutions in that precision, the output is float32 either way.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     device = next(net.parameters()).device
@@ -28,11 +36,13 @@ def stylize_tensor(
     was_training = net.training
     net.eval()
     outputs = []
+    precision = (torch.autocast(device_type=device.type, dtype=autocast_dtype)
+                 if autocast_dtype is not None else contextlib.nullcontext())
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), precision:
             for start in range(0, images.shape[0], batch_size):
                 chunk = images[start:start + batch_size].to(device)
-                outputs.append(net(chunk, weights=w.expand(chunk.shape[0], -1)).cpu())
+                outputs.append(net(chunk, weights=w.expand(chunk.shape[0], -1)).float().cpu())
     finally:
         net.train(was_training)
     return torch.cat(outputs) if outputs else images.new_zeros((0, *images.shape[1:]))
@@ -77,3 +87,67 @@ def stylize(
         for i, t in zip(indices, out, strict=True):
             results[i] = to_image(t)
     return [r for r in results if r is not None]
+
+
+def default_models_dir() -> Path:
+    """``models/`` of the data directory named by STYLEBENCH_DATA (default ./stylebench-data).
+
+    Only local data directories are searched; for a remote one the caller passes a local
+    ``models_dir`` (the CLI does).
+    """
+    data = os.environ.get("STYLEBENCH_DATA") or "stylebench-data"
+    if "://" in data and not data.startswith("file://"):
+        return Path("stylebench-data") / "models"
+    return Path(data.removeprefix("file://")) / "models"
+
+
+def blend_for(model_styles: int, style_weights: Sequence[float] | None) -> tuple[float, ...]:
+    """Blend weights for a model: the given ones normalised to sum 1, or an even blend."""
+    if style_weights is None:
+        return (1.0 / model_styles,) * model_styles
+    if len(style_weights) != model_styles:
+        raise ValueError(
+            f"{len(style_weights)} style weight(s) for a model of {model_styles} style(s): "
+            "give one weight per style of the model (see its model.json)"
+        )
+    total = float(sum(style_weights))
+    if total <= 0 or any(w < 0 for w in style_weights):
+        raise ValueError(f"style weights must be >= 0 with a positive sum, got {list(style_weights)}")
+    return tuple(float(w) / total for w in style_weights)
+
+
+def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOutput]
+    """The ``fast`` method: one forward pass of a trained model over the content batch.
+
+    ``config.model`` names the model (a directory, its model.json, or a name under
+    ``config.extra['models_dir']``, else under ``default_models_dir()``); the styles come from
+    the model and ``config.style_weights`` blends them (default: an even blend).
+    """
+    from styletransfer.engine import MethodOutput, autocast_dtype
+
+    cfg = inp.config
+    if not cfg.model:
+        raise ValueError("method fast needs a trained model: pass --model NAME (or a path); "
+                         "train one with `stylebench train-fast`")
+    if inp.styles:
+        raise ValueError(
+            "method fast takes its styles from the model: omit the style images and choose "
+            "or blend the model's styles with --style-weights"
+        )
+    extra = dict(cfg.extra)
+    models_dir = extra.get("models_dir") or default_models_dir()
+    start = time.perf_counter()
+    directory = resolve_model(cfg.model, models_dir)
+    stamp = (directory / "model.json").stat().st_mtime_ns
+    model = inp.cache.get_or_compute(
+        "fast_model", (str(directory.resolve()), stamp, str(inp.device)),
+        lambda: load_model(directory, device=inp.device),
+    )
+    weights = blend_for(model.net.num_styles, cfg.style_weights)
+    prepared = time.perf_counter()
+    dtype = autocast_dtype(inp.device, cfg.mixed_precision)
+    out = stylize_tensor(model.net, inp.contents, weights=weights,
+                         batch_size=int(extra.get("batch_size", 8)), autocast_dtype=dtype)
+    seconds = {"prepare": prepared - start, "optimize": time.perf_counter() - prepared}
+    return [MethodOutput(image=out[i:i + 1].to(inp.device), seconds=seconds, steps=0)
+            for i in range(out.shape[0])]

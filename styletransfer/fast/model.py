@@ -27,8 +27,8 @@ CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT_RE = re.compile(r"^step-(\d{8})\.json$")
 
 
-class FastModelError(Exception):
-    """A feed-forward model or checkpoint cannot be used."""
+class FastModelError(ValueError):
+    """A feed-forward model or checkpoint cannot be used (bad input: the message says why)."""
 
 
 class ModelNotFound(FastModelError):

@@ -1,0 +1,81 @@
+"""``stylebench train-fast``: a catalog or a folder in, a resumable model under models/ out."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from storage import Store
+from stylebench.cli.main import app
+
+runner = CliRunner()
+# The real vgg19 loss network (bundled weights), on 32 px crops with a slim transformer.
+TINY = ["--steps", "2", "--size", "32", "--batch-size", "1", "--checkpoint-every", "1",
+        "--device", "cpu", "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1"]
+
+
+def _png(path, seed):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _invoke(data_dir, *args):
+    result = runner.invoke(app, ["--data-dir", str(data_dir), "-q", "train-fast", *args])
+    return result, result.output + (result.stderr if result.stderr_bytes else "")
+
+
+def test_train_on_a_folder_then_resume_with_more_steps(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        _png(folder / f"p{i}.png", i)
+    style = _png(tmp_path / "wave.png", 9)
+    data = tmp_path / "data"
+    result, out = _invoke(data, "--style", str(style), "--content-dir", str(folder), *TINY)
+    assert result.exit_code == 0, out
+    meta = json.loads((data / "models" / "wave" / "model.json").read_text())
+    assert meta["steps"] == 2 and meta["styles"][0]["label"] == "wave"
+    assert meta["style_layers"] == ["relu1_1", "relu2_1"] and meta["feature_model"] == "vgg19"
+    assert meta["dataset_size"] == 3
+    more = [a if a != "2" else "3" for a in TINY]
+    result, out = _invoke(data, "--style", str(style), "--content-dir", str(folder), *more)
+    assert result.exit_code == 0, out
+    assert "resumed from step 2" in out
+    assert json.loads((data / "models" / "wave" / "model.json").read_text())["steps"] == 3
+    result, out = _invoke(data, "--style", str(style), "--content-dir", str(folder), *more,
+                          "--style-weight", "3")
+    assert result.exit_code == 1 and "different training setup" in out and "--restart" in out
+
+
+def test_train_on_the_accepted_catalog_images_by_style_id(tmp_path):
+    store = Store(tmp_path / "data")
+    now = datetime.now(timezone.utc)
+    rows, ids = [], {}
+    for i, role in enumerate(["content", "content", "content", "style"]):
+        stored = store.put_image(_png(tmp_path / f"{i}.png", i).read_bytes(), "png")
+        ids[i] = stored.image_id
+        rows.append({"image_id": stored.image_id, "path": stored.path, "role": role,
+                     "fetched_at": now, "batch_id": "b"})
+    store.append("images", rows)
+    store.decide([ids[0], ids[1], ids[3]], "accepted", None)
+    store.decide([ids[2]], "rejected", "blurry")
+    result, out = _invoke(tmp_path / "data", "--style", ids[3][:10], "--name", "cat", *TINY)
+    assert result.exit_code == 0, out
+    meta = json.loads((tmp_path / "data" / "models" / "cat" / "model.json").read_text())
+    assert meta["dataset_size"] == 2  # the rejected content image is left out
+    from styletransfer.fast.model import dataset_fingerprint
+
+    assert meta["dataset_fingerprint"] == dataset_fingerprint([ids[0], ids[1]])
+
+
+def test_clear_errors_for_missing_inputs(tmp_path):
+    result, out = _invoke(tmp_path / "data", "--style", "nothing-here.png", *TINY)
+    assert result.exit_code == 1 and "neither an existing file nor an image id" in out
+    style = _png(tmp_path / "s.png", 1)
+    result, out = _invoke(tmp_path / "data", "--style", str(style), *TINY)
+    assert result.exit_code == 1 and "no accepted content images" in out
