@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from stylebench import __version__
-from stylebench.cli import data, pipeline
+from stylebench.cli import catalog, data, pipeline
 from stylebench.cli import fast as fast_cli
 from stylebench.cli.common import Settings, setup_logging
 
@@ -50,6 +50,7 @@ def root(
 
 
 data.register(app)
+catalog.register(app)
 pipeline.register(app)
 fast_cli.register(app)
 

@@ -1,0 +1,281 @@
+"""Commands over the image catalog: ``scrape``, ``import``, ``images``, ``accept``, ``reject``."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections import Counter
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from stylebench.cli.common import console, fail, progress, settings
+
+TEMPLATE = "contact_sheet.html.j2"
+THUMB_SIDE = 240
+
+
+class Role(str, Enum):
+    content = "content"
+    style = "style"
+
+
+class Status(str, Enum):
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class Engine(str, Enum):
+    google = "google"
+    bing = "bing"
+    duckduckgo = "duckduckgo"
+    baidu = "baidu"
+    flickr = "flickr"
+    openverse = "openverse"
+    wikimedia = "wikimedia"
+
+
+def _run_with_progress(ctx: typer.Context, label: str, call: Any) -> Any:
+    quiet = settings(ctx).verbosity < 0
+    with progress(quiet) as bar:
+        task = bar.add_task(label, total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return call(report)
+
+
+def _print_summary(summary: Any) -> None:
+    console.print(summary.render())
+
+
+def scrape(
+    ctx: typer.Context,
+    query: str = typer.Argument(..., help="Words to search for, e.g. \"impressionist landscape\"."),
+    role: Role = typer.Option(..., "--role", help="What the images are for."),
+    engine: Engine = typer.Option(Engine.bing, "--engine", "-e", help="Search engine [default: bing]."),
+    max_n: int = typer.Option(50, "--max", "-n", min=1, help="Results to fetch [default: 50]."),
+    min_side: int = typer.Option(256, "--min-side", min=1,
+                                 help="Reject images whose short side is smaller [default: 256]."),
+    license_: list[str] = typer.Option(None, "--license", "-l",
+                                       help="Keep only these licences (repeatable): cc0, pdm, by, "
+                                            "by-sa, by-nc, by-nd, by-nc-sa, by-nc-nd. Engines "
+                                            "flickr, openverse, wikimedia."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Fetch again the URLs that failed in earlier runs."),
+) -> None:
+    """Search an engine and land the images in the catalog, curated (duplicates, size, shape).
+
+    Running the same query again adds nothing: URLs already in the catalog are skipped.
+    """
+    from scraper import ScraperError
+    from scraper import scrape as run_scrape
+
+    store = settings(ctx).store()
+    try:
+        summary = _run_with_progress(ctx, f"{engine.value}: {query}", lambda report: run_scrape(
+            store, query, role.value, engine.value, max_n, min_side=min_side,
+            licenses=license_ or None, progress=report, retry_failed=retry_failed))
+    except (ScraperError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    _print_summary(summary)
+
+
+def import_(
+    ctx: typer.Context,
+    sources: list[str] = typer.Argument(..., help="Image files, folders (searched recursively), "
+                                        "http(s) URLs, or .txt files listing any of these."),
+    role: Role = typer.Option(..., "--role", help="What the images are for."),
+    min_side: int = typer.Option(64, "--min-side", min=1,
+                                 help="Reject images whose short side is smaller [default: 64]."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Fetch again the sources that failed in earlier runs."),
+) -> None:
+    """Import local images or URLs into the catalog, curated like a scrape (and as idempotent)."""
+    from scraper import CurationConfig, ScraperError, import_sources
+
+    store = settings(ctx).store()
+    try:
+        summary = _run_with_progress(ctx, "import", lambda report: import_sources(
+            store, sources, role.value, progress=report,
+            curation=CurationConfig(min_side=min_side), retry_failed=retry_failed))
+    except (ScraperError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    _print_summary(summary)
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _select(store: Any, role: Role | None, status: Status | None, query: str | None,
+            engine: str | None) -> list[dict[str, Any]]:
+    where = []
+    if role:
+        where.append(f"role = {_sql_str(role.value)}")
+    if status:
+        where.append(f"status = {_sql_str(status.value)}")
+    if query:
+        where.append(f"query = {_sql_str(query)}")
+    if engine:
+        where.append(f"engine = {_sql_str(engine)}")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = (f"SELECT * FROM catalog {clause} "
+           "ORDER BY query NULLS LAST, fetched_at, rank, image_id")
+    return store.query(sql).to_pylist()
+
+
+def _thumbnail(store: Any, path: str) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(store.local_path(path)) as image:
+            image.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))
+            image = image.convert("RGB")
+            image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=80)
+    except OSError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _safe_link(url: str | None) -> str | None:
+    """Only http(s) and file links reach the page (no javascript: from a hostile engine)."""
+    return url if url and url.startswith(("http://", "https://", "file://")) else None
+
+
+def write_contact_sheet(ctx: typer.Context, store: Any, rows: list[dict[str, Any]], out: Path,
+                        relative: bool, title: str) -> None:
+    """Render the rows as an HTML page of thumbnails with status, reason and provenance."""
+    from importlib.resources import files
+
+    import jinja2
+
+    if relative and not store.loc.is_local:
+        raise fail("--relative needs a local data directory; drop it to embed thumbnails")
+    quiet = settings(ctx).verbosity < 0
+    cards = []
+    with progress(quiet) as bar:
+        task = bar.add_task("thumbnails", total=len(rows))
+        for row in rows:
+            src = None
+            if row.get("path"):
+                if relative:
+                    src = os.path.relpath(store.local_path(row["path"]), out.resolve().parent)
+                else:
+                    src = _thumbnail(store, row["path"])
+            links = {k: _safe_link(row.get(k)) for k in ("image_url", "page_url", "license_url")}
+            cards.append({**row, **links, "src": src, "short_id": row["image_id"][:12]})
+            bar.advance(task)
+    template = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+        files("stylebench.cli").joinpath(TEMPLATE).read_text(encoding="utf-8"))
+    counts = Counter(row.get("status") or "undecided" for row in rows)
+    out.write_text(template.render(
+        title=title, cards=cards, counts=sorted(counts.items()), data_dir=store.display(""),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")), encoding="utf-8")
+
+
+def images(
+    ctx: typer.Context,
+    role: Role = typer.Option(None, "--role", help="Only this role."),
+    status: Status = typer.Option(None, "--status", help="Only this curation status."),
+    query: str = typer.Option(None, "--query", help="Only images found by this search query."),
+    engine: str = typer.Option(None, "--engine", help="Only this engine (or local, url)."),
+    html: Path = typer.Option(None, "--html", help="Write a contact sheet (HTML) to this file."),
+    relative: bool = typer.Option(False, "--relative",
+                                  help="In the contact sheet, link the stored files by relative "
+                                       "path instead of embedding thumbnails."),
+    limit: int = typer.Option(50, "--limit", help="Rows shown in the terminal [default: 50]."),
+) -> None:
+    """List the catalog (one row per image, with its current status and reason)."""
+    store = settings(ctx).store()
+    rows = _select(store, role, status, query, engine)
+    if html is not None:
+        parts = [p for p in (role and role.value, status and status.value, query) if p]
+        write_contact_sheet(ctx, store, rows, html, relative,
+                            "stylebench images" + (f" — {', '.join(parts)}" if parts else ""))
+        console.print(f"wrote {len(rows)} image(s) to {html}")
+        return
+    view = Table(header_style="bold")
+    view.add_column("id", no_wrap=True)
+    for name in ("role", "status"):
+        view.add_column(name)
+    view.add_column("reason", min_width=14)
+    for name in ("size", "engine", "query", "rank", "license"):
+        view.add_column(name)
+    for row in rows[:limit]:
+        size = f"{row['width']}x{row['height']}" if row.get("width") else ""
+        colour = {"accepted": "green", "rejected": "red"}.get(row.get("status") or "", "")
+        view.add_row(row["image_id"][:12], row.get("role") or "",
+                     f"[{colour}]{row.get('status') or ''}[/]" if colour else "",
+                     row.get("reason") or "", size, row.get("engine") or "",
+                     row.get("query") or "", str(row.get("rank") or ""), row.get("license") or "")
+    console.print(view)
+    counts = Counter(row.get("status") or "undecided" for row in rows)
+    shown = "" if len(rows) <= limit else f", {limit} shown"
+    console.print(f"[dim]{len(rows)} image(s){shown}: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + "[/]")
+
+
+def resolve_ids(store: Any, prefixes: list[str]) -> list[str]:
+    """Full image ids for ids or unique prefixes; a ValueError names unknown or ambiguous ones."""
+    out = []
+    for prefix in prefixes:
+        p = prefix.strip().lower()
+        if not p:
+            raise ValueError("an empty image id was given")
+        matches = store.query(
+            "SELECT image_id FROM catalog WHERE starts_with(image_id, "
+            f"{_sql_str(p)}) ORDER BY image_id LIMIT 6").column(0).to_pylist()
+        if not matches:
+            raise ValueError(f"no image id starts with {prefix!r}; see `stylebench images`")
+        if len(matches) > 1 and p not in matches:
+            shown = ", ".join(m[:16] for m in matches[:5])
+            raise ValueError(f"{prefix!r} is ambiguous: it starts {shown}"
+                             f"{' and more' if len(matches) > 5 else ''}; give more characters")
+        out.append(p if p in matches else matches[0])
+    return out
+
+
+def _decide(ctx: typer.Context, ids: list[str], status: str, reason: str | None) -> None:
+    store = settings(ctx).store()
+    try:
+        full = resolve_ids(store, ids)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    n = store.decide(full, status, reason, decided_by="user")
+    console.print(f"{status} {n} image(s): {', '.join(i[:12] for i in full)}")
+
+
+def accept(
+    ctx: typer.Context,
+    image_ids: list[str] = typer.Argument(..., help="Image ids or unique prefixes."),
+    reason: str = typer.Option(None, "--reason", help="Why (kept in the curation table)."),
+) -> None:
+    """Mark images accepted (overrides the automatic decision; the latest decision wins)."""
+    _decide(ctx, image_ids, "accepted", reason)
+
+
+def reject(
+    ctx: typer.Context,
+    image_ids: list[str] = typer.Argument(..., help="Image ids or unique prefixes."),
+    reason: str = typer.Option("rejected by user", "--reason",
+                               help="Why (kept in the curation table) [default: rejected by user]."),
+) -> None:
+    """Mark images rejected (kept in the catalog with the reason; never deleted)."""
+    _decide(ctx, image_ids, "rejected", reason)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(scrape)
+    app.command(name="import")(import_)
+    app.command()(images)
+    app.command()(accept)
+    app.command()(reject)
