@@ -44,13 +44,16 @@ from scraper.errors import DownloadError
 from stylebench import __version__
 
 ENV_ALLOW_PRIVATE = "STYLEBENCH_ALLOW_PRIVATE"
-USER_AGENT = (
-    f"stylebench/{__version__} (+https://github.com/stylebench/stylebench; "
-    "research dataset builder for style transfer)"
-)
+ENV_USER_AGENT = "STYLEBENCH_USER_AGENT"
+USER_AGENT = f"stylebench/{__version__} (research dataset builder for neural style transfer)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 NOAI_TOKENS = frozenset({"noai", "noimageai"})
+
+
+def user_agent_from_env() -> str:
+    """``$STYLEBENCH_USER_AGENT`` (add contact details for site operators), else the default."""
+    return os.environ.get(ENV_USER_AGENT) or USER_AGENT
 
 
 def allow_private_from_env() -> bool:
@@ -72,7 +75,7 @@ class DownloadConfig:
     per_host_rps: float | None = 4.0  # requests per second per host; None: no limit
     max_redirects: int = 5
     workers: int = 16
-    user_agent: str = USER_AGENT
+    user_agent: str = field(default_factory=user_agent_from_env)
     allow_private: bool = field(default_factory=allow_private_from_env)
     allow_hosts: tuple[str, ...] = ()  # hostnames exempt from the address guard
 

@@ -86,7 +86,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Fetched:
+class Outcome:
     """A worker's answer: a stored, measured image, or why there is none."""
 
     candidate: Candidate
@@ -130,8 +130,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
                 break
 
 
-def _worker(store: Any, client: Client) -> Callable[[Candidate], Fetched]:
-    def work(c: Candidate) -> Fetched:
+def _worker(store: Any, client: Client) -> Callable[[Candidate], Outcome]:
+    def work(c: Candidate) -> Outcome:
         try:
             if c.local:
                 data = read_local(c.source, client.config)
@@ -140,13 +140,13 @@ def _worker(store: Any, client: Client) -> Callable[[Candidate], Fetched]:
             decoded = validate.decode(data)
             feats = curate.features(decoded.data, decoded.image)
             stored = store.put_image(decoded.data, decoded.ext)
-            return Fetched(c, features=feats, path=stored.path, format=decoded.format,
+            return Outcome(c, features=feats, path=stored.path, format=decoded.format,
                            size=len(decoded.data))
         except (DownloadError, InvalidImage) as exc:
-            return Fetched(c, reason=exc.reason, detail=exc.detail)
+            return Outcome(c, reason=exc.reason, detail=exc.detail)
         except Exception as exc:  # a run never stops on one bad result
             log.debug("unexpected error on %s", c.source, exc_info=True)
-            return Fetched(c, reason="error", detail=f"{type(exc).__name__}: {exc}")
+            return Outcome(c, reason="error", detail=f"{type(exc).__name__}: {exc}")
 
     return work
 
@@ -288,6 +288,7 @@ def scrape(
     download = download or DownloadConfig()
     curation = curation or CurationConfig(min_side=min_side)
     results = search(engine, Client(download), query, max_n, tuple(licenses or ()))
+    log.info("%s: %d result(s) for %r", engine, len(results), query)
     candidates = [Candidate(r.image_url, r) for r in results]
     return _land(store, candidates, role=role, query=query, engine=engine, curation=curation,
                  download=download, retry_failed=retry_failed, progress=progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -16,6 +17,8 @@ from scraper.errors import (
     LayoutChanged,
     UnsupportedOption,
 )
+
+log = logging.getLogger(__name__)
 
 # Licence codes a user may ask for (``--license``), Creative Commons style.
 LICENSES: tuple[str, ...] = ("cc0", "pdm", "by", "by-sa", "by-nc", "by-nd", "by-nc-sa", "by-nc-nd")
@@ -112,8 +115,9 @@ def collect(
     for page_no in range(MAX_PAGES):
         try:
             page = fetch_page(page_no * page_size, page_size)
-        except EngineError:
+        except EngineError as exc:
             if out:  # a later page failing keeps what earlier pages found
+                log.warning("%s; keeping the %d result(s) of earlier pages", exc, len(out))
                 break
             raise
         fresh = [r for r in page if r.image_url not in seen]
