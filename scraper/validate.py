@@ -100,13 +100,15 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Decoded:
                     "decompression-bomb", f"{width}x{height} is more than {max_pixels:,} pixels"
                 )
             if getattr(image, "is_animated", False):
-                raise InvalidImage("animated", f"{getattr(image, 'n_frames', '?')} frames")
+                raise InvalidImage("animated", f"{getattr(image, 'n_frames', '?')} frames or pages")
             image.load()
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImage("decompression-bomb", str(exc)) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except UnidentifiedImageError:
+        raise InvalidImage("corrupt", f"{fmt} signature, but Pillow cannot decode it") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage("corrupt", f"{fmt}: {exc}") from None
     if width < 1 or height < 1:
         raise InvalidImage("corrupt", f"{width}x{height}")

@@ -250,6 +250,14 @@ def _decide(ctx: typer.Context, ids: list[str], status: str, reason: str | None)
         full = resolve_ids(store, ids)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    if status == "accepted":
+        in_list = ", ".join(_sql_str(i) for i in full)
+        missing = store.query(f"SELECT image_id, reason FROM catalog WHERE image_id IN ({in_list}) "
+                              "AND path IS NULL").to_pylist()
+        if missing:
+            first = missing[0]
+            raise fail(f"{first['image_id'][:16]} has no stored image (it failed: "
+                       f"{first['reason']}); only downloaded images can be accepted")
     n = store.decide(full, status, reason, decided_by="user")
     console.print(f"{status} {n} image(s): {', '.join(i[:12] for i in full)}")
 

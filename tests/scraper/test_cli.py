@@ -87,6 +87,11 @@ def test_id_prefix_errors(run, tmp_path):
     out = run("reject", shared)
     assert out.exit_code == 1 and "ambiguous" in out.output
     assert run("reject", ids[0][:10]).exit_code == 0
+    (folder / "broken.jpg").write_bytes(b"<html>not a picture</html>")
+    assert "not-an-image 1" in run("import", str(folder), "--role", "style").output
+    broken = run.store().query("SELECT image_id FROM catalog WHERE path IS NULL").column(0)[0]
+    out = run("accept", broken.as_py())
+    assert out.exit_code == 1 and "no stored image" in out.output
     out = run("reject", "zzzz")
     assert out.exit_code == 1 and "no image id starts with" in out.output
 
