@@ -117,3 +117,17 @@ def test_config_validation_lists_valid_values():
         CurationConfig(near_dup_distance=99)
     with pytest.raises(ValueError, match="min_side"):
         CurationConfig(min_side=0)
+
+
+def test_deduper_vectorised_search_matches_brute_force():
+    rng = np.random.default_rng(3)
+    hashes = [f"{int(x):016x}" for x in rng.integers(0, 2**63, 700, dtype=np.uint64) * 2 + 1]
+    dedup = Deduper(CurationConfig(near_dup_distance=12),
+                    [(f"id{i}", h) for i, h in enumerate(hashes)])
+    for probe_index in (3, 300, 699):  # in the array part and in the recent tail
+        probe = f"{int(hashes[probe_index], 16) ^ 0b1011:016x}"  # 3 bits flipped
+        distances = [hamming(probe, h) for h in hashes]
+        best = int(np.argmin(distances))
+        assert dedup.near(probe) == (f"id{best}", distances[best]) == (f"id{probe_index}", 3)
+    far = f"{int(hashes[0], 16) ^ ((1 << 64) - 1):016x}"  # every bit flipped
+    assert (dedup.near(far) is None) == (min(hamming(far, h) for h in hashes) > 12)
