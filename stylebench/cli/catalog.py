@@ -203,25 +203,32 @@ def images(
                             "stylebench images" + (f" — {', '.join(parts)}" if parts else ""))
         console.print(f"wrote {len(rows)} image(s) to {html}")
         return
-    view = Table(header_style="bold")
-    view.add_column("id", no_wrap=True)
-    for name in ("role", "status"):
-        view.add_column(name)
-    view.add_column("reason", min_width=14)
-    for name in ("size", "engine", "query", "rank", "license"):
-        view.add_column(name)
+    view = Table(header_style="bold underline", box=None, pad_edge=False)
+    columns = ("id", "status", "size") if role else ("id", "role", "status", "size")
+    for name in columns:
+        view.add_column(name, no_wrap=True)
+    view.add_column("source", max_width=24, overflow="ellipsis")
+    view.add_column("reason", min_width=20, overflow="fold")
     for row in rows[:limit]:
         size = f"{row['width']}x{row['height']}" if row.get("width") else ""
         colour = {"accepted": "green", "rejected": "red"}.get(row.get("status") or "", "")
-        view.add_row(row["image_id"][:12], row.get("role") or "",
-                     f"[{colour}]{row.get('status') or ''}[/]" if colour else "",
-                     row.get("reason") or "", size, row.get("engine") or "",
-                     row.get("query") or "", str(row.get("rank") or ""), row.get("license") or "")
+        cells = [row["image_id"][:12], row.get("role") or "",
+                 f"[{colour}]{row.get('status')}[/]" if colour else "", size]
+        if role:
+            del cells[1]
+        view.add_row(*cells, _source(row), row.get("reason") or "")
     console.print(view)
     counts = Counter(row.get("status") or "undecided" for row in rows)
     shown = "" if len(rows) <= limit else f", {limit} shown"
     console.print(f"[dim]{len(rows)} image(s){shown}: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + "[/]")
+
+
+def _source(row: dict[str, Any]) -> str:
+    """Where an image came from, briefly: "bing #3 cats" or a file name."""
+    if row.get("query"):
+        return f"{row.get('engine')} #{row.get('rank')} {row['query']}"
+    return (row.get("image_url") or "").rstrip("/").rsplit("/", 1)[-1]
 
 
 def resolve_ids(store: Any, prefixes: list[str]) -> list[str]:
