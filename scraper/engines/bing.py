@@ -32,12 +32,12 @@ class _IuscParser(HTMLParser):
 def parse(body: bytes) -> list[Result]:
     """Results of one async page; [] past the last page; LayoutChanged if unrecognisable."""
     text = body.decode("utf-8", "replace")
-    lowered = text.lower()
-    if "captcha" in lowered or "/challenge" in lowered:
-        raise Captcha(NAME, "Bing answered with a challenge page; slow down or try later")
     parser = _IuscParser()
     parser.feed(text)
     if not parser.metadata:
+        lowered = text.lower()
+        if "captcha" in lowered or "/challenge" in lowered:
+            raise Captcha(NAME, "Bing answered with a challenge page; slow down or try later")
         if parser.tags == 0:  # an empty fragment: no (more) results
             return []
         raise LayoutChanged(NAME, "no a.iusc[m] elements in a non-empty page")

@@ -276,3 +276,8 @@ def test_unreachable_engine_is_an_error(monkeypatch, client):
     monkeypatch.setenv("STYLEBENCH_OPENVERSE_URL", "http://127.0.0.1:9")  # discard port: refused
     with pytest.raises(EngineError, match="reachable"):
         engines.search("openverse", client, "q", 5)
+
+
+def test_bing_result_mentioning_captcha_is_still_a_result():
+    page = fixture("bing_async_page1.html").replace(b"Watercolour landscape 1", b"captcha art")
+    assert bing.parse(page)[0].title == "captcha art"
