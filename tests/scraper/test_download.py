@@ -41,9 +41,10 @@ def test_guard_refuses_loopback_without_connecting(server, monkeypatch):
     assert info.value.reason == "private-address"
     assert "STYLEBENCH_ALLOW_PRIVATE" in str(info.value)
     assert server.hits["/a.jpg"] == 0
-    # a hostname is resolved before the check: localhost is loopback too
-    with pytest.raises(DownloadError, match="private-address"):
-        client.get(f"http://localhost:{server.port}/a.jpg")
+    # names and odd spellings are resolved before the check: all of these are loopback
+    for host in ("localhost", "2130706433", "0x7f000001", "[::ffff:127.0.0.1]"):
+        with pytest.raises(DownloadError, match="private-address"):
+            client.get(f"http://{host}:{server.port}/a.jpg")
     assert server.hits["/a.jpg"] == 0
 
 
