@@ -12,7 +12,8 @@ files itself instead of handing bytes back. What this module does, per request:
 - waits for its turn on a per-host rate limit, sends an identifying User-Agent,
   uses separate connect and read timeouts plus a total deadline (a server that
   drips bytes cannot hold a worker forever);
-- streams the body and stops at ``max_bytes``;
+- streams the body and stops at ``max_bytes`` (counted after decompression, read in small
+  pieces when the body is compressed);
 - retries connection errors, 429 and 5xx with exponential backoff, honouring
   ``Retry-After`` (seconds or an HTTP date) up to ``max_retry_after``;
 - for images, honours ``X-Robots-Tag: noai`` / ``noimageai``.
@@ -302,13 +303,17 @@ class Client:
             declared = lowered.get("content-length", "")
             if declared.isdigit() and int(declared) > cfg.max_bytes:
                 raise DownloadError("too-large", f"{declared} bytes > {cfg.max_bytes}")
+            # a compressed body inflates up to ~1000x per read: read it in small pieces so the
+            # byte cap is overshot by a few MiB at most (a gzip bomb meets the cap, not the RAM)
+            encoded = lowered.get("content-encoding", "identity").lower() not in ("", "identity")
+            read_size = 8 * 1024 if encoded else 64 * 1024
             chunks: list[bytes] = []
             size = 0
             try:
                 while True:
                     # read1 returns what has arrived, so a server dripping bytes meets the
                     # deadline check instead of holding the worker until a buffer fills
-                    chunk = response.raw.read1(64 * 1024, decode_content=True)
+                    chunk = response.raw.read1(read_size, decode_content=True)
                     if not chunk:
                         break
                     size += len(chunk)

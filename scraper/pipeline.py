@@ -36,6 +36,8 @@ Progress = Callable[[int, int], None]  # (done, total)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list", ".urls"})
 ROLES = ("content", "style")
+# Images are compressed already: ask for them as they are (no gzip to inflate).
+IMAGE_HEADERS = {"Accept": "image/*", "Accept-Encoding": "identity"}
 ROWS_PER_APPEND = 500
 IMPORT_MIN_SIDE = 64  # files chosen by hand: only refuse icons
 
@@ -136,7 +138,7 @@ def _worker(store: Any, client: Client) -> Callable[[Candidate], Outcome]:
             if c.local:
                 data = read_local(c.source, client.config)
             else:
-                data = client.get(c.source, image=True, headers={"Accept": "image/*"}).body
+                data = client.get(c.source, image=True, headers=IMAGE_HEADERS).body
             decoded = validate.decode(data)
             feats = curate.features(decoded.data, decoded.image)
             stored = store.put_image(decoded.data, decoded.ext)

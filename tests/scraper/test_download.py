@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -138,6 +139,15 @@ def test_byte_cap_declared_and_streamed(server, fast):
     for path in ("/big", "/big-chunked"):
         with pytest.raises(DownloadError, match="too-large"):
             Client(config).get(server.url(path))
+
+
+def test_gzip_bomb_stops_at_the_cap(server, fast):
+    bomb = gzip.compress(b"\0" * 50_000_000, compresslevel=9)  # 50 MB inflating from ~50 KB
+    server.routes["/bomb"] = Answer(bomb, headers={"Content-Encoding": "gzip"})
+    with pytest.raises(DownloadError, match="too-large"):
+        Client(dataclasses.replace(fast, max_bytes=1_000_000)).get(server.url("/bomb"))
+    server.routes["/small"] = Answer(gzip.compress(b"fine"), headers={"Content-Encoding": "gzip"})
+    assert Client(fast).get(server.url("/small")).body == b"fine"
 
 
 def test_slow_server_times_out(server, fast):
