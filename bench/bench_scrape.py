@@ -79,8 +79,13 @@ def _import(urls: list[str], workers: int) -> tuple[float, object]:
             fh.write("\n".join(urls) + "\n")
         download = DownloadConfig(workers=workers, per_host_rps=None, allow_private=True)
         start = time.perf_counter()
-        summary = import_sources(Store(os.path.join(root, "data")), [listing], "style",
-                                 curation=CurationConfig(min_side=64), download=download)
+        summary = import_sources(
+            Store(os.path.join(root, "data")),
+            [listing],
+            "style",
+            curation=CurationConfig(min_side=64),
+            download=download,
+        )
         return time.perf_counter() - start, summary
     finally:
         shutil.rmtree(root, ignore_errors=True)

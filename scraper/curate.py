@@ -35,7 +35,9 @@ class CurationConfig:
         if self.min_side < 1:
             raise ValueError(f"min_side must be >= 1 pixel, got {self.min_side}")
         if self.max_aspect < 1:
-            raise ValueError(f"max_aspect must be >= 1 (long side / short side), got {self.max_aspect}")
+            raise ValueError(
+                f"max_aspect must be >= 1 (long side / short side), got {self.max_aspect}"
+            )
         if not -1 <= self.near_dup_distance <= 64:
             raise ValueError(
                 f"near_dup_distance must be -1 (off) to 64 bits, got {self.near_dup_distance}"
@@ -159,10 +161,12 @@ class Deduper:
         if self.config.near_dup_distance < 0 or not self._ids:
             return None
         value = int(ph, 16)
-        distances = np.concatenate([
-            _popcount(self._array ^ np.uint64(value)),
-            np.array([(value ^ h).bit_count() for h in self._tail], dtype=np.int64),
-        ])
+        distances = np.concatenate(
+            [
+                _popcount(self._array ^ np.uint64(value)),
+                np.array([(value ^ h).bit_count() for h in self._tail], dtype=np.int64),
+            ]
+        )
         best = int(np.argmin(distances))
         if distances[best] > self.config.near_dup_distance:
             return None

@@ -81,8 +81,13 @@ class DownloadConfig:
     allow_hosts: tuple[str, ...] = ()  # hostnames exempt from the address guard
 
     def __post_init__(self) -> None:
-        positive = ("connect_timeout", "read_timeout", "total_timeout", "backoff_max",
-                    "max_retry_after")
+        positive = (
+            "connect_timeout",
+            "read_timeout",
+            "total_timeout",
+            "backoff_max",
+            "max_retry_after",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"DownloadConfig.{name} must be > 0, got {getattr(self, name)}")
@@ -189,7 +194,8 @@ def backoff_delay(attempt: int, config: DownloadConfig, retry_after: float | Non
     if retry_after is not None:
         if retry_after > config.max_retry_after:
             raise DownloadError(
-                "rate-limited", f"server asked to wait {retry_after:.0f} s (> {config.max_retry_after:.0f} s)"
+                "rate-limited",
+                f"server asked to wait {retry_after:.0f} s (> {config.max_retry_after:.0f} s)",
             )
         return retry_after
     base = config.backoff_base * (2 ** (attempt - 1))
@@ -276,7 +282,9 @@ class Client:
                 current = nxt
                 continue
             return Fetched(url, current, status, response_headers, body)
-        raise DownloadError("too-many-redirects", f"more than {self.config.max_redirects} from {url}")
+        raise DownloadError(
+            "too-many-redirects", f"more than {self.config.max_redirects} from {url}"
+        )
 
     def _get_once(
         self, url: str, headers: Mapping[str, str] | None
@@ -320,7 +328,9 @@ class Client:
                     if size > cfg.max_bytes:
                         raise DownloadError("too-large", f"more than {cfg.max_bytes} bytes")
                     if time.monotonic() > deadline:
-                        raise DownloadError("timeout", f"body not read within {cfg.total_timeout} s")
+                        raise DownloadError(
+                            "timeout", f"body not read within {cfg.total_timeout} s"
+                        )
                     chunks.append(chunk)
             except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
                 raise DownloadError("timeout", str(exc)) from None

@@ -70,10 +70,14 @@ class ScrapeSummary:
             f"{self.downloaded}, accepted {self.accepted}, rejected {self.rejected}, "
             f"failed {self.failed}"
         ]
-        for title, counts in (("rejected", self.rejected_by_reason),
-                              ("failed", self.failed_by_reason)):
+        for title, counts in (
+            ("rejected", self.rejected_by_reason),
+            ("failed", self.failed_by_reason),
+        ):
             if counts:
-                parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+                parts = ", ".join(
+                    f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+                )
                 lines.append(f"  {title}: {parts}")
         return "\n".join(lines)
 
@@ -142,8 +146,9 @@ def _worker(store: Any, client: Client) -> Callable[[Candidate], Outcome]:
             decoded = validate.decode(data)
             feats = curate.features(decoded.data, decoded.image)
             stored = store.put_image(decoded.data, decoded.ext)
-            return Outcome(c, features=feats, path=stored.path, format=decoded.format,
-                           size=len(decoded.data))
+            return Outcome(
+                c, features=feats, path=stored.path, format=decoded.format, size=len(decoded.data)
+            )
         except (DownloadError, InvalidImage) as exc:
             return Outcome(c, reason=exc.reason, detail=exc.detail)
         except Exception as exc:  # a run never stops on one bad result
@@ -155,11 +160,13 @@ def _worker(store: Any, client: Client) -> Callable[[Candidate], Outcome]:
 
 def _known(store: Any) -> tuple[set[str], set[str], set[str], list[tuple[str, str]]]:
     """(URLs seen, URLs that failed, stored image ids, accepted (id, phash))."""
-    seen = store.query("SELECT DISTINCT image_url, path IS NULL AS failed FROM images "
-                       "WHERE image_url IS NOT NULL").to_pylist()
+    seen = store.query(
+        "SELECT DISTINCT image_url, path IS NULL AS failed FROM images WHERE image_url IS NOT NULL"
+    ).to_pylist()
     stored = store.query("SELECT image_id FROM catalog WHERE path IS NOT NULL").column(0)
-    accepted = store.query("SELECT image_id, phash FROM catalog "
-                           "WHERE status = 'accepted' AND phash IS NOT NULL").to_pylist()
+    accepted = store.query(
+        "SELECT image_id, phash FROM catalog WHERE status = 'accepted' AND phash IS NOT NULL"
+    ).to_pylist()
     return (
         {r["image_url"] for r in seen},
         {r["image_url"] for r in seen if r["failed"]},
@@ -217,10 +224,16 @@ def _land(
         now = datetime.now(timezone.utc)
         r = got.candidate.result
         row: dict[str, Any] = {
-            "role": role, "query": query, "rank": r.rank,
+            "role": role,
+            "query": query,
+            "rank": r.rank,
             "engine": engine or ("local" if got.candidate.local else "url"),
-            "image_url": r.image_url, "page_url": r.page_url, "license": r.license,
-            "license_url": r.license_url, "creator": r.creator, "fetched_at": now,
+            "image_url": r.image_url,
+            "page_url": r.page_url,
+            "license": r.license,
+            "license_url": r.license_url,
+            "creator": r.creator,
+            "fetched_at": now,
             "batch_id": batch_id,
         }
         f = got.features
@@ -228,24 +241,47 @@ def _land(
             reason = f"{got.reason}: {got.detail}"[:500] if got.detail else str(got.reason)
             image_id = failed_id(r.image_url)
             images_rows.append({**row, "image_id": image_id})
-            curation_rows.append({"image_id": image_id, "status": "rejected", "reason": reason,
-                                  "decided_by": "auto", "decided_at": now})
+            curation_rows.append(
+                {
+                    "image_id": image_id,
+                    "status": "rejected",
+                    "reason": reason,
+                    "decided_by": "auto",
+                    "decided_at": now,
+                }
+            )
             failed[str(got.reason)] += 1
         else:
             downloaded += 1
-            images_rows.append({
-                **row, "image_id": f.sha256, "path": got.path, "width": f.width,
-                "height": f.height, "format": got.format, "bytes": got.size, "phash": f.phash,
-                "blur": f.blur, "is_grayscale": f.is_grayscale,
-            })
+            images_rows.append(
+                {
+                    **row,
+                    "image_id": f.sha256,
+                    "path": got.path,
+                    "width": f.width,
+                    "height": f.height,
+                    "format": got.format,
+                    "bytes": got.size,
+                    "phash": f.phash,
+                    "blur": f.blur,
+                    "is_grayscale": f.is_grayscale,
+                }
+            )
             if f.sha256 in known_ids:
                 rejected["duplicate"] += 1
             else:
                 known_ids.add(f.sha256)
                 reason = deduper.decide(f)
                 status = "rejected" if reason else "accepted"
-                curation_rows.append({"image_id": f.sha256, "status": status, "reason": reason,
-                                      "decided_by": "auto", "decided_at": now})
+                curation_rows.append(
+                    {
+                        "image_id": f.sha256,
+                        "status": status,
+                        "reason": reason,
+                        "decided_by": "auto",
+                        "decided_at": now,
+                    }
+                )
                 if reason:
                     rejected[curate.reason_code(reason)] += 1
                 else:
@@ -292,8 +328,17 @@ def scrape(
     results = search(engine, Client(download), query, max_n, tuple(licenses or ()))
     log.info("%s: %d result(s) for %r", engine, len(results), query)
     candidates = [Candidate(r.image_url, r) for r in results]
-    return _land(store, candidates, role=role, query=query, engine=engine, curation=curation,
-                 download=download, retry_failed=retry_failed, progress=progress)
+    return _land(
+        store,
+        candidates,
+        role=role,
+        query=query,
+        engine=engine,
+        curation=curation,
+        download=download,
+        retry_failed=retry_failed,
+        progress=progress,
+    )
 
 
 def expand_sources(sources: Iterable[str]) -> list[Candidate]:
@@ -308,7 +353,7 @@ def expand_sources(sources: Iterable[str]) -> list[Candidate]:
             out.append(Candidate(src, Result(image_url=src)))
             return
         if src.startswith("file://"):
-            src = src[len("file://"):]
+            src = src[len("file://") :]
         path = (base / os.path.expanduser(src)).resolve()
         if path.is_dir():
             for p in sorted(path.rglob("*")):
@@ -343,7 +388,14 @@ def import_sources(
     """Land local images, folders of them, URLs, or text files listing them in ``store``."""
     validate_role(role)
     candidates = expand_sources(sources)
-    return _land(store, candidates, role=role, query=None, engine=None,
-                 curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
-                 download=download or DownloadConfig(), retry_failed=retry_failed,
-                 progress=progress)
+    return _land(
+        store,
+        candidates,
+        role=role,
+        query=None,
+        engine=None,
+        curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
+        download=download or DownloadConfig(),
+        retry_failed=retry_failed,
+        progress=progress,
+    )

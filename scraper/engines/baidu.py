@@ -68,8 +68,16 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
     root = base_url(NAME, DEFAULT_URL)
 
     def page(offset: int, count: int) -> list[Result]:
-        params = {"tn": "resultjson_com", "ipn": "rj", "word": query, "queryWord": query,
-                  "pn": offset, "rn": count, "ie": "utf-8", "oe": "utf-8"}
+        params = {
+            "tn": "resultjson_com",
+            "ipn": "rj",
+            "word": query,
+            "queryWord": query,
+            "pn": offset,
+            "rn": count,
+            "ie": "utf-8",
+            "oe": "utf-8",
+        }
         return parse(fetch(client, NAME, f"{root}/search/acjson", params).body)
 
     return collect(NAME, max_n, page, PAGE_SIZE)

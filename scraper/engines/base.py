@@ -136,7 +136,9 @@ def fetch(
     try:
         fetched = client.get(url, params=params, raise_for_status=False)
     except DownloadError as exc:
-        raise EngineError(engine, f"request to {url} failed ({exc}); is the engine reachable?") from None
+        raise EngineError(
+            engine, f"request to {url} failed ({exc}); is the engine reachable?"
+        ) from None
     if fetched.status in (401, 403):
         raise Blocked(engine, f"HTTP {fetched.status} from {fetched.final_url}: access refused")
     if fetched.status == 429:

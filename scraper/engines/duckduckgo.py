@@ -57,11 +57,20 @@ def parse(body: bytes) -> list[Result]:
 def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> list[Result]:
     refuse_licenses(NAME, licenses)
     root = base_url(NAME, DEFAULT_URL)
-    vqd = parse_vqd(fetch(client, NAME, f"{root}/", {"q": query, "iax": "images", "ia": "images"}).body)
+    vqd = parse_vqd(
+        fetch(client, NAME, f"{root}/", {"q": query, "iax": "images", "ia": "images"}).body
+    )
 
     def page(offset: int, count: int) -> list[Result]:
-        params = {"l": "us-en", "o": "json", "q": query, "vqd": vqd, "f": ",,,,,", "p": "1",
-                  "s": offset}
+        params = {
+            "l": "us-en",
+            "o": "json",
+            "q": query,
+            "vqd": vqd,
+            "f": ",,,,,",
+            "p": "1",
+            "s": offset,
+        }
         return parse(fetch(client, NAME, f"{root}/i.js", params).body)
 
     return collect(NAME, max_n, page, PAGE_SIZE)

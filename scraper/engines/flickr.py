@@ -81,13 +81,22 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
     ids = ",".join(str(i) for i, v in LICENSES.items() if v[2] in licenses)
 
     def page(offset: int, count: int) -> list[Result]:
-        params = {"method": "flickr.photos.search", "api_key": key, "text": query,
-                  "format": "json", "nojsoncallback": 1, "media": "photos",
-                  "extras": "license,owner_name," + ",".join(SIZES),
-                  "per_page": count, "page": offset // count + 1, "sort": "relevance"}
+        params = {
+            "method": "flickr.photos.search",
+            "api_key": key,
+            "text": query,
+            "format": "json",
+            "nojsoncallback": 1,
+            "media": "photos",
+            "extras": "license,owner_name," + ",".join(SIZES),
+            "per_page": count,
+            "page": offset // count + 1,
+            "sort": "relevance",
+        }
         if ids:
             params["license"] = ids
-        return keep_licensed(parse(fetch(client, NAME, f"{root}/services/rest/", params).body),
-                             licenses)
+        return keep_licensed(
+            parse(fetch(client, NAME, f"{root}/services/rest/", params).body), licenses
+        )
 
     return collect(NAME, max_n, page, PAGE_SIZE)

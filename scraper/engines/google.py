@@ -40,10 +40,14 @@ DEFAULT_API_URL = "https://www.googleapis.com"
 API_PAGE_SIZE = 10  # the API's maximum per request
 API_MAX_RESULTS = 100  # start + num may not pass 100
 ENV_KEY, ENV_CX = "GOOGLE_API_KEY", "GOOGLE_CSE_ID"
-ADVICE = (f"set {ENV_KEY} and {ENV_CX} to use the Custom Search JSON API, "
-          f"or use an engine that works: {WORKING}")
+ADVICE = (
+    f"set {ENV_KEY} and {ENV_CX} to use the Custom Search JSON API, "
+    f"or use an engine that works: {WORKING}"
+)
 
-_IMAGE_URL = re.compile(r'\["(https?://[^"\\]+?\.(?:jpe?g|png|webp|gif)[^"\\]*)",(\d+),(\d+)\]', re.I)
+_IMAGE_URL = re.compile(
+    r'\["(https?://[^"\\]+?\.(?:jpe?g|png|webp|gif)[^"\\]*)",(\d+),(\d+)\]', re.I
+)
 _OU = re.compile(r'"ou":"(https?://[^"]+)"')
 
 
@@ -85,13 +89,19 @@ def classify_html(body: bytes, final_url: str = "") -> None:
     """Raise the wall Google put up instead of results, if any."""
     text = body.decode("utf-8", "replace").lower()
     if "/sorry/" in final_url or "/sorry/index" in text or "unusual traffic" in text:
-        raise Captcha(NAME, f"Google answered with a /sorry captcha (\"unusual traffic\"); {ADVICE}")
+        raise Captcha(NAME, f'Google answered with a /sorry captcha ("unusual traffic"); {ADVICE}')
     if "consent.google" in final_url or "consent.google" in text or "before you continue" in text:
         raise Consent(NAME, f"Google answered with a cookie-consent page; {ADVICE}")
-    js_markers = ("enablejs", "please click here if you are not redirected",
-                  "turn on javascript", "enable javascript")
+    js_markers = (
+        "enablejs",
+        "please click here if you are not redirected",
+        "turn on javascript",
+        "enable javascript",
+    )
     if any(m in text for m in js_markers):
-        raise JsWall(NAME, f"Google answered with a JavaScript-only page (no results in HTML); {ADVICE}")
+        raise JsWall(
+            NAME, f"Google answered with a JavaScript-only page (no results in HTML); {ADVICE}"
+        )
 
 
 def parse_html(body: bytes, final_url: str = "") -> list[Result]:
@@ -101,8 +111,11 @@ def parse_html(body: bytes, final_url: str = "") -> list[Result]:
     results = [Result(image_url=json.loads(f'"{m.group(1)}"')) for m in _OU.finditer(text)]
     if not results:
         results = [
-            Result(image_url=m.group(1).encode().decode("unicode_escape"),
-                   height=int(m.group(2)), width=int(m.group(3)))
+            Result(
+                image_url=m.group(1).encode().decode("unicode_escape"),
+                height=int(m.group(2)),
+                width=int(m.group(3)),
+            )
             for m in _IMAGE_URL.finditer(text)
             if "gstatic.com" not in m.group(1)
         ]
@@ -120,11 +133,18 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
         def page(offset: int, count: int) -> list[Result]:
             if offset + count > API_MAX_RESULTS:
                 return []
-            params = {"key": key, "cx": cx, "q": query, "searchType": "image",
-                      "num": count, "start": offset + 1}
+            params = {
+                "key": key,
+                "cx": cx,
+                "q": query,
+                "searchType": "image",
+                "num": count,
+                "start": offset + 1,
+            }
             try:
-                fetched = client.get(f"{root}/customsearch/v1", params=params,
-                                     raise_for_status=False)
+                fetched = client.get(
+                    f"{root}/customsearch/v1", params=params, raise_for_status=False
+                )
             except DownloadError as exc:
                 raise EngineError(NAME, f"Custom Search API request failed: {exc}") from None
             return parse_api(fetched.body)
@@ -132,8 +152,9 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
         return collect(NAME, min(max_n, API_MAX_RESULTS), page, API_PAGE_SIZE)
     root = base_url(NAME, DEFAULT_URL)
     try:
-        fetched = client.get(f"{root}/search", params={"q": query, "tbm": "isch", "hl": "en"},
-                             raise_for_status=False)
+        fetched = client.get(
+            f"{root}/search", params={"q": query, "tbm": "isch", "hl": "en"}, raise_for_status=False
+        )
     except DownloadError as exc:
         raise EngineError(NAME, f"request failed ({exc}); {ADVICE}") from None
     classify_html(fetched.body, fetched.final_url)

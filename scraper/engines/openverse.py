@@ -50,11 +50,11 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
     root = base_url(NAME, DEFAULT_URL)
 
     def page(offset: int, count: int) -> list[Result]:
-        params: dict[str, str | int] = {"q": query, "page": offset // count + 1,
-                                        "page_size": count}
+        params: dict[str, str | int] = {"q": query, "page": offset // count + 1, "page_size": count}
         if licenses:
             params["license"] = ",".join(licenses)
-        return keep_licensed(parse(fetch(client, NAME, f"{root}/v1/images/", params).body),
-                             licenses)
+        return keep_licensed(
+            parse(fetch(client, NAME, f"{root}/v1/images/", params).body), licenses
+        )
 
     return collect(NAME, max_n, page, PAGE_SIZE)

@@ -63,9 +63,17 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
     root = base_url(NAME, DEFAULT_URL)
 
     def page(offset: int, count: int) -> list[Result]:
-        params = {"action": "query", "format": "json", "generator": "search",
-                  "gsrsearch": query, "gsrnamespace": 6, "gsrlimit": count, "gsroffset": offset,
-                  "prop": "imageinfo", "iiprop": "url|size|mime|extmetadata"}
+        params = {
+            "action": "query",
+            "format": "json",
+            "generator": "search",
+            "gsrsearch": query,
+            "gsrnamespace": 6,
+            "gsrlimit": count,
+            "gsroffset": offset,
+            "prop": "imageinfo",
+            "iiprop": "url|size|mime|extmetadata",
+        }
         body = fetch(client, NAME, f"{root}/w/api.php", params).body
         return keep_licensed(parse(body), licenses)
 

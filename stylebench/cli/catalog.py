@@ -57,18 +57,26 @@ def _print_summary(summary: Any) -> None:
 
 def scrape(
     ctx: typer.Context,
-    query: str = typer.Argument(..., help="Words to search for, e.g. \"impressionist landscape\"."),
+    query: str = typer.Argument(..., help='Words to search for, e.g. "impressionist landscape".'),
     role: Role = typer.Option(..., "--role", help="What the images are for."),
-    engine: Engine = typer.Option(Engine.bing, "--engine", "-e", help="Search engine [default: bing]."),
+    engine: Engine = typer.Option(
+        Engine.bing, "--engine", "-e", help="Search engine [default: bing]."
+    ),
     max_n: int = typer.Option(50, "--max", "-n", min=1, help="Results to fetch [default: 50]."),
-    min_side: int = typer.Option(256, "--min-side", min=1,
-                                 help="Reject images whose short side is smaller [default: 256]."),
-    license_: list[str] = typer.Option(None, "--license", "-l",
-                                       help="Keep only these licences (repeatable): cc0, pdm, by, "
-                                            "by-sa, by-nc, by-nd, by-nc-sa, by-nc-nd. Engines "
-                                            "flickr, openverse, wikimedia."),
-    retry_failed: bool = typer.Option(False, "--retry-failed",
-                                      help="Fetch again the URLs that failed in earlier runs."),
+    min_side: int = typer.Option(
+        256, "--min-side", min=1, help="Reject images whose short side is smaller [default: 256]."
+    ),
+    license_: list[str] = typer.Option(
+        None,
+        "--license",
+        "-l",
+        help="Keep only these licences (repeatable): cc0, pdm, by, "
+        "by-sa, by-nc, by-nd, by-nc-sa, by-nc-nd. Engines "
+        "flickr, openverse, wikimedia.",
+    ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Fetch again the URLs that failed in earlier runs."
+    ),
 ) -> None:
     """Search an engine and land the images in the catalog, curated (duplicates, size, shape).
 
@@ -79,9 +87,21 @@ def scrape(
 
     store = settings(ctx).store()
     try:
-        summary = _run_with_progress(ctx, f"{engine.value}: {query}", lambda report: run_scrape(
-            store, query, role.value, engine.value, max_n, min_side=min_side,
-            licenses=license_ or None, progress=report, retry_failed=retry_failed))
+        summary = _run_with_progress(
+            ctx,
+            f"{engine.value}: {query}",
+            lambda report: run_scrape(
+                store,
+                query,
+                role.value,
+                engine.value,
+                max_n,
+                min_side=min_side,
+                licenses=license_ or None,
+                progress=report,
+                retry_failed=retry_failed,
+            ),
+        )
     except (ScraperError, ValueError) as exc:
         raise fail(str(exc)) from None
     _print_summary(summary)
@@ -89,22 +109,36 @@ def scrape(
 
 def import_(
     ctx: typer.Context,
-    sources: list[str] = typer.Argument(..., help="Image files, folders (searched recursively), "
-                                        "http(s) URLs, or .txt files listing any of these."),
+    sources: list[str] = typer.Argument(
+        ...,
+        help="Image files, folders (searched recursively), "
+        "http(s) URLs, or .txt files listing any of these.",
+    ),
     role: Role = typer.Option(..., "--role", help="What the images are for."),
-    min_side: int = typer.Option(64, "--min-side", min=1,
-                                 help="Reject images whose short side is smaller [default: 64]."),
-    retry_failed: bool = typer.Option(False, "--retry-failed",
-                                      help="Fetch again the sources that failed in earlier runs."),
+    min_side: int = typer.Option(
+        64, "--min-side", min=1, help="Reject images whose short side is smaller [default: 64]."
+    ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Fetch again the sources that failed in earlier runs."
+    ),
 ) -> None:
     """Import local images or URLs into the catalog, curated like a scrape (and as idempotent)."""
     from scraper import CurationConfig, ScraperError, import_sources
 
     store = settings(ctx).store()
     try:
-        summary = _run_with_progress(ctx, "import", lambda report: import_sources(
-            store, sources, role.value, progress=report,
-            curation=CurationConfig(min_side=min_side), retry_failed=retry_failed))
+        summary = _run_with_progress(
+            ctx,
+            "import",
+            lambda report: import_sources(
+                store,
+                sources,
+                role.value,
+                progress=report,
+                curation=CurationConfig(min_side=min_side),
+                retry_failed=retry_failed,
+            ),
+        )
     except (ScraperError, ValueError) as exc:
         raise fail(str(exc)) from None
     _print_summary(summary)
@@ -114,8 +148,9 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _select(store: Any, role: Role | None, status: Status | None, query: str | None,
-            engine: str | None) -> list[dict[str, Any]]:
+def _select(
+    store: Any, role: Role | None, status: Status | None, query: str | None, engine: str | None
+) -> list[dict[str, Any]]:
     where = []
     if role:
         where.append(f"role = {_sql_str(role.value)}")
@@ -126,8 +161,7 @@ def _select(store: Any, role: Role | None, status: Status | None, query: str | N
     if engine:
         where.append(f"engine = {_sql_str(engine)}")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = (f"SELECT * FROM catalog {clause} "
-           "ORDER BY query NULLS LAST, fetched_at, rank, image_id")
+    sql = f"SELECT * FROM catalog {clause} ORDER BY query NULLS LAST, fetched_at, rank, image_id"
     return store.query(sql).to_pylist()
 
 
@@ -151,8 +185,14 @@ def _safe_link(url: str | None) -> str | None:
     return url if url and url.startswith(("http://", "https://", "file://")) else None
 
 
-def write_contact_sheet(ctx: typer.Context, store: Any, rows: list[dict[str, Any]], out: Path,
-                        relative: bool, title: str) -> None:
+def write_contact_sheet(
+    ctx: typer.Context,
+    store: Any,
+    rows: list[dict[str, Any]],
+    out: Path,
+    relative: bool,
+    title: str,
+) -> None:
     """Render the rows as an HTML page of thumbnails with status, reason and provenance."""
     from importlib.resources import files
 
@@ -175,11 +215,19 @@ def write_contact_sheet(ctx: typer.Context, store: Any, rows: list[dict[str, Any
             cards.append({**row, **links, "src": src, "short_id": row["image_id"][:12]})
             bar.advance(task)
     template = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
-        files("stylebench.cli").joinpath(TEMPLATE).read_text(encoding="utf-8"))
+        files("stylebench.cli").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    )
     counts = Counter(row.get("status") or "undecided" for row in rows)
-    out.write_text(template.render(
-        title=title, cards=cards, counts=sorted(counts.items()), data_dir=store.display(""),
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")), encoding="utf-8")
+    out.write_text(
+        template.render(
+            title=title,
+            cards=cards,
+            counts=sorted(counts.items()),
+            data_dir=store.display(""),
+            generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        ),
+        encoding="utf-8",
+    )
 
 
 def images(
@@ -189,9 +237,12 @@ def images(
     query: str = typer.Option(None, "--query", help="Only images found by this search query."),
     engine: str = typer.Option(None, "--engine", help="Only this engine (or local, url)."),
     html: Path = typer.Option(None, "--html", help="Write a contact sheet (HTML) to this file."),
-    relative: bool = typer.Option(False, "--relative",
-                                  help="In the contact sheet, link the stored files by relative "
-                                       "path instead of embedding thumbnails."),
+    relative: bool = typer.Option(
+        False,
+        "--relative",
+        help="In the contact sheet, link the stored files by relative "
+        "path instead of embedding thumbnails.",
+    ),
     limit: int = typer.Option(50, "--limit", help="Rows shown in the terminal [default: 50]."),
 ) -> None:
     """List the catalog (one row per image, with its current status and reason)."""
@@ -199,8 +250,14 @@ def images(
     rows = _select(store, role, status, query, engine)
     if html is not None:
         parts = [p for p in (role and role.value, status and status.value, query) if p]
-        write_contact_sheet(ctx, store, rows, html, relative,
-                            "stylebench images" + (f" — {', '.join(parts)}" if parts else ""))
+        write_contact_sheet(
+            ctx,
+            store,
+            rows,
+            html,
+            relative,
+            "stylebench images" + (f" — {', '.join(parts)}" if parts else ""),
+        )
         console.print(f"wrote {len(rows)} image(s) to {html}")
         return
     view = Table(header_style="bold underline", box=None, pad_edge=False)
@@ -212,16 +269,23 @@ def images(
     for row in rows[:limit]:
         size = f"{row['width']}x{row['height']}" if row.get("width") else ""
         colour = {"accepted": "green", "rejected": "red"}.get(row.get("status") or "", "")
-        cells = [row["image_id"][:12], row.get("role") or "",
-                 f"[{colour}]{row.get('status')}[/]" if colour else "", size]
+        cells = [
+            row["image_id"][:12],
+            row.get("role") or "",
+            f"[{colour}]{row.get('status')}[/]" if colour else "",
+            size,
+        ]
         if role:
             del cells[1]
         view.add_row(*cells, _source(row), row.get("reason") or "")
     console.print(view)
     counts = Counter(row.get("status") or "undecided" for row in rows)
     shown = "" if len(rows) <= limit else f", {limit} shown"
-    console.print(f"[dim]{len(rows)} image(s){shown}: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + "[/]")
+    console.print(
+        f"[dim]{len(rows)} image(s){shown}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        + "[/]"
+    )
 
 
 def _source(row: dict[str, Any]) -> str:
@@ -238,15 +302,22 @@ def resolve_ids(store: Any, prefixes: list[str]) -> list[str]:
         p = prefix.strip().lower()
         if not p:
             raise ValueError("an empty image id was given")
-        matches = store.query(
-            "SELECT image_id FROM catalog WHERE starts_with(image_id, "
-            f"{_sql_str(p)}) ORDER BY image_id LIMIT 6").column(0).to_pylist()
+        matches = (
+            store.query(
+                "SELECT image_id FROM catalog WHERE starts_with(image_id, "
+                f"{_sql_str(p)}) ORDER BY image_id LIMIT 6"
+            )
+            .column(0)
+            .to_pylist()
+        )
         if not matches:
             raise ValueError(f"no image id starts with {prefix!r}; see `stylebench images`")
         if len(matches) > 1 and p not in matches:
             shown = ", ".join(m[:16] for m in matches[:5])
-            raise ValueError(f"{prefix!r} is ambiguous: it starts {shown}"
-                             f"{' and more' if len(matches) > 5 else ''}; give more characters")
+            raise ValueError(
+                f"{prefix!r} is ambiguous: it starts {shown}"
+                f"{' and more' if len(matches) > 5 else ''}; give more characters"
+            )
         out.append(p if p in matches else matches[0])
     return out
 
@@ -259,12 +330,15 @@ def _decide(ctx: typer.Context, ids: list[str], status: str, reason: str | None)
         raise fail(str(exc)) from None
     if status == "accepted":
         in_list = ", ".join(_sql_str(i) for i in full)
-        missing = store.query(f"SELECT image_id, reason FROM catalog WHERE image_id IN ({in_list}) "
-                              "AND path IS NULL").to_pylist()
+        missing = store.query(
+            f"SELECT image_id, reason FROM catalog WHERE image_id IN ({in_list}) AND path IS NULL"
+        ).to_pylist()
         if missing:
             first = missing[0]
-            raise fail(f"{first['image_id'][:16]} has no stored image (it failed: "
-                       f"{first['reason']}); only downloaded images can be accepted")
+            raise fail(
+                f"{first['image_id'][:16]} has no stored image (it failed: "
+                f"{first['reason']}); only downloaded images can be accepted"
+            )
     n = store.decide(full, status, reason, decided_by="user")
     console.print(f"{status} {n} image(s): {', '.join(i[:12] for i in full)}")
 
@@ -281,8 +355,11 @@ def accept(
 def reject(
     ctx: typer.Context,
     image_ids: list[str] = typer.Argument(..., help="Image ids or unique prefixes."),
-    reason: str = typer.Option("rejected by user", "--reason",
-                               help="Why (kept in the curation table) [default: rejected by user]."),
+    reason: str = typer.Option(
+        "rejected by user",
+        "--reason",
+        help="Why (kept in the curation table) [default: rejected by user].",
+    ),
 ) -> None:
     """Mark images rejected (kept in the catalog with the reason; never deleted)."""
     _decide(ctx, image_ids, "rejected", reason)

@@ -32,6 +32,13 @@ def _allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fast() -> DownloadConfig:
     """Short timeouts and backoff so failure paths finish quickly."""
-    return DownloadConfig(connect_timeout=2, read_timeout=1, total_timeout=2, retries=2,
-                          backoff_base=0.01, per_host_rps=None, workers=8,
-                          max_bytes=2_000_000)
+    return DownloadConfig(
+        connect_timeout=2,
+        read_timeout=1,
+        total_timeout=2,
+        retries=2,
+        backoff_base=0.01,
+        per_host_rps=None,
+        workers=8,
+        max_bytes=2_000_000,
+    )

@@ -75,7 +75,7 @@ class LocalServer:
                     self.end_headers()
                     if answer.drip:
                         for i in range(len(answer.body)):
-                            self.wfile.write(answer.body[i:i + 1])
+                            self.wfile.write(answer.body[i : i + 1])
                             self.wfile.flush()
                             time.sleep(answer.drip)
                     else:
@@ -121,7 +121,6 @@ class LocalServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
 
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "horse", "moon")

@@ -31,8 +31,9 @@ def run(tmp_path, monkeypatch):
 def test_scrape_twice_then_review(run, server, monkeypatch, tmp_path):
     monkeypatch.setenv("STYLEBENCH_BING_URL", server.base)
     urls = [server.url(f"/{n}.jpg") for n in ("astronaut", "rocket", "moon")]
-    server.routes["/images/async"] = lambda q: Answer(bing_page(urls) if q["first"] == ["1"]
-                                                      else b"")
+    server.routes["/images/async"] = lambda q: Answer(
+        bing_page(urls) if q["first"] == ["1"] else b""
+    )
     server.routes["/astronaut.jpg"] = Answer(jpeg("astronaut", 400))
     server.routes["/rocket.jpg"] = Answer(jpeg("rocket", 400))
     server.routes["/moon.jpg"] = Answer(jpeg("moon", 120))
@@ -46,20 +47,29 @@ def test_scrape_twice_then_review(run, server, monkeypatch, tmp_path):
     assert run.store().query("SELECT count(*) FROM images").column(0)[0].as_py() == 3
 
     listing = run("images", "--status", "rejected")
-    assert listing.exit_code == 0 and "too-small" in listing.output and "1 image(s)" in listing.output
+    assert (
+        listing.exit_code == 0 and "too-small" in listing.output and "1 image(s)" in listing.output
+    )
 
     ids = run.store().query("SELECT image_id, status FROM catalog ORDER BY image_id").to_pylist()
     rejected = next(r["image_id"] for r in ids if r["status"] == "rejected")
     out = run("accept", rejected[:8], "--reason", "small but lovely")
     assert out.exit_code == 0, out.output
     latest = run.store().query(
-        f"SELECT status, reason, decided_by FROM curation_latest WHERE image_id = '{rejected}'")
-    assert latest.to_pylist() == [{"status": "accepted", "reason": "small but lovely",
-                                   "decided_by": "user"}]
+        f"SELECT status, reason, decided_by FROM curation_latest WHERE image_id = '{rejected}'"
+    )
+    assert latest.to_pylist() == [
+        {"status": "accepted", "reason": "small but lovely", "decided_by": "user"}
+    ]
     accepted = [r["image_id"] for r in ids if r["status"] == "accepted"]
     assert run("reject", accepted[0]).exit_code == 0
-    assert run.store().query("SELECT count(*) FROM catalog WHERE status = 'accepted'"
-                             ).column(0)[0].as_py() == 2
+    assert (
+        run.store()
+        .query("SELECT count(*) FROM catalog WHERE status = 'accepted'")
+        .column(0)[0]
+        .as_py()
+        == 2
+    )
 
     sheet = tmp_path / "sheet.html"
     out = run("images", "--query", "space", "--html", str(sheet))

@@ -53,14 +53,31 @@ def _variants(image: Image.Image) -> list[Image.Image]:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=40)
     dx, dy = int(w * 0.02), int(h * 0.02)
-    return [image.resize((w // 2, h // 2)), Image.open(buffer),
-            ImageEnhance.Brightness(image).enhance(1.1), image.crop((dx, dy, w - dx, h - dy))]
+    return [
+        image.resize((w // 2, h // 2)),
+        Image.open(buffer),
+        ImageEnhance.Brightness(image).enhance(1.1),
+        image.crop((dx, dy, w - dx, h - dy)),
+    ]
 
 
 def test_near_dup_threshold_separates_variants_from_distinct_photos():
     """The measurement behind NEAR_DUP_DISTANCE, on skimage's photographs."""
-    names = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field",
-             "immunohistochemistry", "coins", "moon", "page", "text", "horse", "retina")
+    names = (
+        "astronaut",
+        "camera",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "coins",
+        "moon",
+        "page",
+        "text",
+        "horse",
+        "retina",
+    )
     images = {}
     for name in names:
         array = getattr(skdata, name)()
@@ -68,10 +85,12 @@ def test_near_dup_threshold_separates_variants_from_distinct_photos():
             array = array.astype(np.uint8) * 255
         images[name] = Image.fromarray(array[..., :3] if array.ndim == 3 else array)
     hashes = {name: phash(image) for name, image in images.items()}
-    closest_distinct = min(hamming(hashes[a], hashes[b])
-                           for a, b in itertools.combinations(hashes, 2))
-    worst_variant = max(hamming(hashes[name], phash(v))
-                        for name, image in images.items() for v in _variants(image))
+    closest_distinct = min(
+        hamming(hashes[a], hashes[b]) for a, b in itertools.combinations(hashes, 2)
+    )
+    worst_variant = max(
+        hamming(hashes[name], phash(v)) for name, image in images.items() for v in _variants(image)
+    )
     assert worst_variant <= NEAR_DUP_DISTANCE < closest_distinct
 
 
@@ -86,7 +105,10 @@ def test_quality_reasons():
     assert reason_code(quality_reason(f, config)) == "too-small"
     assert quality_reason(f, CurationConfig(min_side=200)) is None
     wide = Features("x", 900, 300, "0" * 16, 100.0, False)
-    assert reason_code(quality_reason(wide, CurationConfig(min_side=100, max_aspect=2.5))) == "aspect-ratio"
+    assert (
+        reason_code(quality_reason(wide, CurationConfig(min_side=100, max_aspect=2.5)))
+        == "aspect-ratio"
+    )
     flat = Features("y", 400, 400, "0" * 16, 0.5, False)
     assert reason_code(quality_reason(flat, config)) == "blurry"
     assert quality_reason(flat, CurationConfig()) is None  # blur only scored by default
@@ -122,8 +144,9 @@ def test_config_validation_lists_valid_values():
 def test_deduper_vectorised_search_matches_brute_force():
     rng = np.random.default_rng(3)
     hashes = [f"{int(x):016x}" for x in rng.integers(0, 2**63, 700, dtype=np.uint64) * 2 + 1]
-    dedup = Deduper(CurationConfig(near_dup_distance=12),
-                    [(f"id{i}", h) for i, h in enumerate(hashes)])
+    dedup = Deduper(
+        CurationConfig(near_dup_distance=12), [(f"id{i}", h) for i, h in enumerate(hashes)]
+    )
     for probe_index in (3, 300, 699):  # in the array part and in the recent tail
         probe = f"{int(hashes[probe_index], 16) ^ 0b1011:016x}"  # 3 bits flipped
         distances = [hamming(probe, h) for h in hashes]

@@ -24,9 +24,21 @@ from tests.scraper.helpers import Answer, jpeg
 
 
 def test_forbidden_addresses():
-    for address in ("127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-                    "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
-                    "::ffff:169.254.169.254", "224.0.0.1"):
+    for address in (
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "100.64.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "224.0.0.1",
+    ):
         assert forbidden_address(address), address
     for address in ("93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"):
         assert not forbidden_address(address), address
@@ -54,14 +66,20 @@ def test_guard_allows_private_with_env(server):
     assert Client(DownloadConfig(per_host_rps=None)).get(server.url("/a.jpg")).status == 200
 
 
-@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/",
-                                    "http://localhost:{port}/a.jpg",
-                                    "http://127.0.0.2:{port}/a.jpg"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:{port}/a.jpg",
+        "http://127.0.0.2:{port}/a.jpg",
+    ],
+)
 def test_redirect_to_private_address_refused(server, monkeypatch, target):
     monkeypatch.delenv("STYLEBENCH_ALLOW_PRIVATE")
     # only the literal host 127.0.0.1 is exempt: every redirect hop is checked again
-    config = DownloadConfig(per_host_rps=None, allow_hosts=("127.0.0.1",), retries=0,
-                            connect_timeout=0.5)
+    config = DownloadConfig(
+        per_host_rps=None, allow_hosts=("127.0.0.1",), retries=0, connect_timeout=0.5
+    )
     server.routes["/r"] = Answer(status=302, headers={"Location": target.format(port=server.port)})
     server.routes["/a.jpg"] = Answer(jpeg("coffee"))
     started = time.monotonic()

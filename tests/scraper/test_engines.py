@@ -38,6 +38,7 @@ def point(monkeypatch, server, engine: str) -> None:
 
 # -- parsers ----------------------------------------------------------------------------------
 
+
 def test_bing_parse():
     results = bing.parse(fixture("bing_async_page1.html"))
     assert [r.image_url for r in results] == [f"{FIXTURE_HOST}/bing/{i}.jpg" for i in (1, 2, 3)]
@@ -51,7 +52,10 @@ def test_bing_parse():
 
 
 def test_duckduckgo_parse():
-    assert duckduckgo.parse_vqd(fixture("ddg_search.html")) == "4-140861418913498017361283947204758236512"
+    assert (
+        duckduckgo.parse_vqd(fixture("ddg_search.html"))
+        == "4-140861418913498017361283947204758236512"
+    )
     with pytest.raises(LayoutChanged):
         duckduckgo.parse_vqd(fixture("ddg_no_vqd.html"))
     with pytest.raises(Blocked):
@@ -92,8 +96,11 @@ def test_openverse_parse():
 
 def test_wikimedia_parse_orders_and_cleans():
     results = wikimedia.parse(fixture("wikimedia_page1.json"))
-    assert [r.title for r in results] == ["File:Sunflowers 1.jpg", "File:Sunflowers 2.jpg",
-                                          "File:Sunflowers 4.jpg"]  # search order; SVG dropped
+    assert [r.title for r in results] == [
+        "File:Sunflowers 1.jpg",
+        "File:Sunflowers 2.jpg",
+        "File:Sunflowers 4.jpg",
+    ]  # search order; SVG dropped
     assert results[0].creator == "Artist & Co 1" and results[0].license == "CC BY-SA 4.0"
     assert wikimedia.parse(fixture("wikimedia_empty.json")) == []
     with pytest.raises(ApiError, match="badvalue"):
@@ -105,8 +112,12 @@ def test_google_parsers():
     assert google.parse_api(fixture("google_api_empty.json")) == []
     with pytest.raises(Blocked):
         google.parse_api(fixture("google_api_error.json"))
-    for name, error in (("google_js_wall.html", JsWall), ("google_consent.html", Consent),
-                        ("google_sorry.html", Captcha), ("google_changed.html", LayoutChanged)):
+    for name, error in (
+        ("google_js_wall.html", JsWall),
+        ("google_consent.html", Consent),
+        ("google_sorry.html", Captcha),
+        ("google_changed.html", LayoutChanged),
+    ):
         with pytest.raises(error) as info:
             google.parse_html(fixture(name))
         if error is not LayoutChanged:
@@ -125,11 +136,14 @@ def test_license_codes():
 
 # -- search against the local server ----------------------------------------------------------
 
+
 def test_bing_search_pages_until_empty(server, monkeypatch, client):
     point(monkeypatch, server, "bing")
     server.routes["/images/async"] = paged(
-        "first", {"1": fixture("bing_async_page1.html"), "36": fixture("bing_async_page2.html")},
-        fixture("bing_async_empty.html"))
+        "first",
+        {"1": fixture("bing_async_page1.html"), "36": fixture("bing_async_page2.html")},
+        fixture("bing_async_empty.html"),
+    )
     results = engines.search("bing", client, "watercolour", 10)
     assert [r.rank for r in results] == [1, 2, 3, 4, 5]
     assert results[4].image_url == f"{FIXTURE_HOST}/bing/5.jpg"
@@ -140,9 +154,11 @@ def test_bing_search_pages_until_empty(server, monkeypatch, client):
 
 def test_429_then_success(server, monkeypatch, client):
     point(monkeypatch, server, "bing")
-    server.routes["/images/async"] = [Answer(b"", 429, {"Retry-After": "0"}),
-                                      Answer(fixture("bing_async_page1.html")),
-                                      Answer(fixture("bing_async_empty.html"))]
+    server.routes["/images/async"] = [
+        Answer(b"", 429, {"Retry-After": "0"}),
+        Answer(fixture("bing_async_page1.html")),
+        Answer(fixture("bing_async_empty.html")),
+    ]
     assert len(engines.search("bing", client, "q", 10)) == 3
 
 
@@ -162,9 +178,11 @@ def test_blocked_engine_is_an_error_not_empty(server, monkeypatch, client):
 def test_duckduckgo_search(server, monkeypatch, client):
     point(monkeypatch, server, "duckduckgo")
     server.routes["/"] = Answer(fixture("ddg_search.html"))
-    server.routes["/i.js"] = paged("s", {"0": fixture("ddg_i_page1.json"),
-                                         "100": fixture("ddg_i_page2.json")},
-                                   fixture("ddg_i_empty.json"))
+    server.routes["/i.js"] = paged(
+        "s",
+        {"0": fixture("ddg_i_page1.json"), "100": fixture("ddg_i_page2.json")},
+        fixture("ddg_i_empty.json"),
+    )
     results = engines.search("duckduckgo", client, "oil", 50)
     assert len(results) == 5
     assert server.queries["/i.js"][0]["vqd"] == ["4-140861418913498017361283947204758236512"]
@@ -175,8 +193,9 @@ def test_duckduckgo_search(server, monkeypatch, client):
 
 def test_baidu_search(server, monkeypatch, client):
     point(monkeypatch, server, "baidu")
-    server.routes["/search/acjson"] = paged("pn", {"0": fixture("baidu_acjson.json")},
-                                            fixture("baidu_empty.json"))
+    server.routes["/search/acjson"] = paged(
+        "pn", {"0": fixture("baidu_acjson.json")}, fixture("baidu_empty.json")
+    )
     assert len(engines.search("baidu", client, "中国画", 10)) == 3
     assert server.queries["/search/acjson"][0]["word"] == ["中国画"]
     server.routes["/search/acjson"] = Answer(fixture("baidu_antispider.json"))
@@ -200,8 +219,9 @@ def test_flickr_needs_key_and_filters_licences(server, monkeypatch, client):
 
 def test_openverse_search_with_licence(server, monkeypatch, client):
     point(monkeypatch, server, "openverse")
-    server.routes["/v1/images/"] = paged("page", {"1": fixture("openverse_page1.json")},
-                                         fixture("openverse_empty.json"))
+    server.routes["/v1/images/"] = paged(
+        "page", {"1": fixture("openverse_page1.json")}, fixture("openverse_empty.json")
+    )
     results = engines.search("openverse", client, "still life", 10, ("by", "cc0"))
     assert [license_code(r.license) for r in results] == ["by", "cc0"]
     assert server.queries["/v1/images/"][0]["license"] == ["by,cc0"]
@@ -211,12 +231,15 @@ def test_openverse_search_with_licence(server, monkeypatch, client):
 
 def test_wikimedia_search(server, monkeypatch, client):
     point(monkeypatch, server, "wikimedia")
-    server.routes["/w/api.php"] = paged("gsroffset", {"0": fixture("wikimedia_page1.json")},
-                                        fixture("wikimedia_empty.json"))
+    server.routes["/w/api.php"] = paged(
+        "gsroffset", {"0": fixture("wikimedia_page1.json")}, fixture("wikimedia_empty.json")
+    )
     results = engines.search("wikimedia", client, "sunflowers", 10)
     assert len(results) == 3 and server.queries["/w/api.php"][0]["gsrnamespace"] == ["6"]
-    assert [license_code(r.license) for r in
-            engines.search("wikimedia", client, "sunflowers", 10, ("pdm",))] == ["pdm"]
+    assert [
+        license_code(r.license)
+        for r in engines.search("wikimedia", client, "sunflowers", 10, ("pdm",))
+    ] == ["pdm"]
     server.routes["/w/api.php"] = Answer(fixture("wikimedia_empty.json"))
     assert engines.search("wikimedia", client, "zzqqxx", 10) == []  # a real empty answer
 
@@ -226,8 +249,10 @@ def test_google_api_route(server, monkeypatch, client):
     monkeypatch.setenv("GOOGLE_API_KEY", "key")
     monkeypatch.setenv("GOOGLE_CSE_ID", "cx")
     server.routes["/customsearch/v1"] = paged(
-        "start", {"1": fixture("google_api_page1.json"), "11": fixture("google_api_page2.json")},
-        fixture("google_api_empty.json"))
+        "start",
+        {"1": fixture("google_api_page1.json"), "11": fixture("google_api_page2.json")},
+        fixture("google_api_empty.json"),
+    )
     results = engines.search("google", client, "ukiyo-e", 20)
     assert len(results) == 5 and results[0].page_url == "https://museum.example.org/collection/1"
     assert server.queries["/customsearch/v1"][0]["searchType"] == ["image"]
@@ -236,9 +261,14 @@ def test_google_api_route(server, monkeypatch, client):
         engines.search("google", client, "ukiyo-e", 20)
 
 
-@pytest.mark.parametrize("page, error", [("google_js_wall.html", JsWall),
-                                         ("google_consent.html", Consent),
-                                         ("google_changed.html", LayoutChanged)])
+@pytest.mark.parametrize(
+    "page, error",
+    [
+        ("google_js_wall.html", JsWall),
+        ("google_consent.html", Consent),
+        ("google_changed.html", LayoutChanged),
+    ],
+)
 def test_google_html_walls(server, monkeypatch, client, page, error):
     point(monkeypatch, server, "google")
     server.routes["/search"] = Answer(fixture(page))

@@ -22,8 +22,10 @@ from tests.scraper.test_validate import png_header_only
 def bing_page(urls: list[str]) -> bytes:
     items = []
     for i, url in enumerate(urls):
-        m = html.escape(json.dumps({"murl": url, "purl": f"https://pages.example.org/{i}",
-                                    "t": f"item {i}"}), quote=True)
+        m = html.escape(
+            json.dumps({"murl": url, "purl": f"https://pages.example.org/{i}", "t": f"item {i}"}),
+            quote=True,
+        )
         items.append(f'<li><a class="iusc" m="{m}" href="#"><img src="t{i}.jpg"></a></li>')
     return ("<ul>" + "".join(items) + "</ul>").encode()
 
@@ -61,23 +63,40 @@ def adversarial(port: int) -> dict[str, tuple[Answer, str, str | None]]:
         "/copy.jpg": (Answer(astronaut), "accepted", "duplicate"),  # same bytes as /good.jpg
         "/near.png": (Answer(brighter), "rejected", "near-duplicate"),
         "/small.jpg": (Answer(jpeg("moon", 100)), "rejected", "too-small"),
-        "/page.jpg": (Answer(b"<!doctype html><html><body>Login</body></html>",
-                             headers={"Content-Type": "image/jpeg"}), "rejected", "not-an-image"),
+        "/page.jpg": (
+            Answer(
+                b"<!doctype html><html><body>Login</body></html>",
+                headers={"Content-Type": "image/jpeg"},
+            ),
+            "rejected",
+            "not-an-image",
+        ),
         "/truncated.jpg": (Answer(astronaut[:4000]), "rejected", "corrupt"),
         "/zero.jpg": (Answer(b""), "rejected", "empty"),
         "/bomb.png": (Answer(png_header_only(60_000, 60_000)), "rejected", "decompression-bomb"),
         "/huge.jpg": (Answer(b"\xff\xd8\xff" + b"\0" * 700_000), "rejected", "too-large"),
         "/slow.jpg": (Answer(astronaut[:200], drip=0.05), "rejected", "timeout"),
-        "/loop.jpg": (Answer(status=302, headers={"Location": "/loop.jpg?again"}),
-                      "rejected", "redirect-loop"),
-        "/to-loopback.jpg": (Answer(status=302, headers={
-            "Location": f"http://127.0.0.1:{port}/good.jpg"}), "rejected", "private-address"),
-        "/to-metadata.jpg": (Answer(status=302, headers={
-            "Location": "http://169.254.169.254/latest/meta-data/iam"}), "rejected",
-            "private-address"),
+        "/loop.jpg": (
+            Answer(status=302, headers={"Location": "/loop.jpg?again"}),
+            "rejected",
+            "redirect-loop",
+        ),
+        "/to-loopback.jpg": (
+            Answer(status=302, headers={"Location": f"http://127.0.0.1:{port}/good.jpg"}),
+            "rejected",
+            "private-address",
+        ),
+        "/to-metadata.jpg": (
+            Answer(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/iam"}),
+            "rejected",
+            "private-address",
+        ),
         "/animated.gif": (Answer(animated_gif()), "rejected", "animated"),
-        "/noai.jpg": (Answer(jpeg("horse", 400), headers={"X-Robots-Tag": "noai"}),
-                      "rejected", "noai"),
+        "/noai.jpg": (
+            Answer(jpeg("horse", 400), headers={"X-Robots-Tag": "noai"}),
+            "rejected",
+            "noai",
+        ),
         "/missing.jpg": (Answer(b"no", 404), "rejected", "http-404"),
     }
 
@@ -87,8 +106,14 @@ def guarded(fast, monkeypatch, server):
     """Private addresses refused except the literal host ``localhost`` the server is reached by."""
     monkeypatch.delenv("STYLEBENCH_ALLOW_PRIVATE")
     monkeypatch.setenv("STYLEBENCH_BING_URL", f"http://localhost:{server.port}")
-    return dataclasses.replace(fast, allow_private=False, allow_hosts=("localhost",),
-                               max_bytes=500_000, total_timeout=1, retries=1)
+    return dataclasses.replace(
+        fast,
+        allow_private=False,
+        allow_hosts=("localhost",),
+        max_bytes=500_000,
+        total_timeout=1,
+        retries=1,
+    )
 
 
 def test_adversarial_scrape_lands_everything_with_reasons(tmp_path, server, guarded):
@@ -97,12 +122,20 @@ def test_adversarial_scrape_lands_everything_with_reasons(tmp_path, server, guar
     urls = [base + path for path in cases]
     for path, (answer, _, _) in cases.items():
         server.routes[path] = answer
-    server.routes["/images/async"] = lambda q: Answer(bing_page(urls) if q["first"] == ["1"]
-                                                      else b"")
+    server.routes["/images/async"] = lambda q: Answer(
+        bing_page(urls) if q["first"] == ["1"] else b""
+    )
     store = Store(tmp_path / "data")
     calls = []
-    summary = scrape(store, "astronauts", "content", "bing", 50, download=guarded,
-                     progress=lambda done, total: calls.append((done, total)))
+    summary = scrape(
+        store,
+        "astronauts",
+        "content",
+        "bing",
+        50,
+        download=guarded,
+        progress=lambda done, total: calls.append((done, total)),
+    )
 
     assert isinstance(summary, ScrapeSummary)
     assert summary.found == len(cases) and summary.skipped == 0
@@ -122,8 +155,9 @@ def test_adversarial_scrape_lands_everything_with_reasons(tmp_path, server, guar
     rows = store.query(
         "SELECT i.image_url, i.image_id, i.path, i.width, i.height, i.format, i.rank, i.engine, "
         "i.query, i.page_url, i.is_grayscale, c.status, c.reason FROM images i "
-        "LEFT JOIN curation_latest c USING (image_id)").to_pylist()
-    by_path = {r["image_url"][len(base):]: r for r in rows}
+        "LEFT JOIN curation_latest c USING (image_id)"
+    ).to_pylist()
+    by_path = {r["image_url"][len(base) :]: r for r in rows}
     assert set(by_path) == set(cases)  # every candidate has a row
     for path, (_, status, code) in cases.items():
         row = by_path[path]
@@ -135,8 +169,10 @@ def test_adversarial_scrape_lands_everything_with_reasons(tmp_path, server, guar
             assert row["path"] is None and row["image_id"] == failed_id(base + path)
     # the exact duplicate is a second sighting of the same image, not a second image
     assert by_path["/copy.jpg"]["image_id"] == by_path["/good.jpg"]["image_id"]
-    assert store.query("SELECT count(*) FROM catalog WHERE path IS NOT NULL").column(0)[0].as_py() \
+    assert (
+        store.query("SELECT count(*) FROM catalog WHERE path IS NOT NULL").column(0)[0].as_py()
         == summary.downloaded - 1
+    )
     # conversions were applied to what was stored
     rotated = by_path["/rotated.jpg"]
     assert (rotated["width"], rotated["height"]) == photo("chelsea", 400).size
@@ -146,13 +182,17 @@ def test_adversarial_scrape_lands_everything_with_reasons(tmp_path, server, guar
     assert server.hits["/good.jpg"] == 1  # the redirect to 127.0.0.1 never connected
 
     # idempotent: the same scrape again adds no rows and fetches no image
-    counts = {t: store.query(f"SELECT count(*) FROM {t}").column(0)[0].as_py()
-              for t in ("images", "curation")}
+    counts = {
+        t: store.query(f"SELECT count(*) FROM {t}").column(0)[0].as_py()
+        for t in ("images", "curation")
+    }
     before = sum(server.hits[p] for p in cases)
     again = scrape(store, "astronauts", "content", "bing", 50, download=guarded)
     assert again.skipped == len(cases) and again.downloaded == 0 and again.accepted == 0
-    assert {t: store.query(f"SELECT count(*) FROM {t}").column(0)[0].as_py()
-            for t in ("images", "curation")} == counts
+    assert {
+        t: store.query(f"SELECT count(*) FROM {t}").column(0)[0].as_py()
+        for t in ("images", "curation")
+    } == counts
     assert sum(server.hits[p] for p in cases) == before
     assert "already in catalog" in again.render()
 
@@ -160,8 +200,9 @@ def test_adversarial_scrape_lands_everything_with_reasons(tmp_path, server, guar
 def test_retry_failed_refetches_only_failures(tmp_path, server, fast, monkeypatch):
     monkeypatch.setenv("STYLEBENCH_BING_URL", server.base)
     urls = [server.url("/a.jpg"), server.url("/b.jpg")]
-    server.routes["/images/async"] = lambda q: Answer(bing_page(urls) if q["first"] == ["1"]
-                                                      else b"")
+    server.routes["/images/async"] = lambda q: Answer(
+        bing_page(urls) if q["first"] == ["1"] else b""
+    )
     server.routes["/a.jpg"] = Answer(jpeg("rocket", 400))
     server.routes["/b.jpg"] = Answer(b"", 503)
     store = Store(tmp_path / "data")
@@ -178,7 +219,8 @@ def test_retry_failed_refetches_only_failures(tmp_path, server, fast, monkeypatc
 def test_min_side_and_engine_errors(tmp_path, server, fast, monkeypatch):
     monkeypatch.setenv("STYLEBENCH_BING_URL", server.base)
     server.routes["/images/async"] = lambda q: Answer(
-        bing_page([server.url("/a.jpg")]) if q["first"] == ["1"] else b"")
+        bing_page([server.url("/a.jpg")]) if q["first"] == ["1"] else b""
+    )
     server.routes["/a.jpg"] = Answer(jpeg("rocket", 400))
     store = Store(tmp_path / "data")
     summary = scrape(store, "q", "style", "bing", 10, min_side=500, download=fast)
@@ -199,8 +241,9 @@ def test_import_folder_list_and_url(tmp_path, server, fast):
     (folder / "notes.md").write_text("not an image")
     server.routes["/remote.jpg"] = Answer(jpeg("coins", 300))
     listing = tmp_path / "list.txt"
-    listing.write_text(f"# my picks\n{server.url('/remote.jpg')}\nphotos/coffee.jpg\n"
-                       "photos/absent.jpg\n\n")
+    listing.write_text(
+        f"# my picks\n{server.url('/remote.jpg')}\nphotos/coffee.jpg\nphotos/absent.jpg\n\n"
+    )
     store = Store(tmp_path / "data")
     summary = import_sources(store, [str(folder), str(listing)], "style", download=fast)
     assert summary.found == 5  # 3 files in the folder (coffee once), 1 URL, 1 missing file
