@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 
@@ -118,3 +119,23 @@ def test_exif_rotation_applied():
 def test_bmp_stored_as_png():
     out = decode(encode(photo("coffee"), "BMP"))
     assert out.ext == "png" and out.data.startswith(b"\x89PNG")
+
+
+def test_mutated_images_fail_only_with_invalid_image():
+    """Random byte flips and cuts of every accepted format: decoded, or InvalidImage, nothing else."""
+    rng = random.Random(0)
+    small = photo("coffee", 120)
+    seeds = [encode(small.convert("RGB"), fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "TIFF")]
+    outcomes = {"decoded": 0, "invalid": 0}
+    for _ in range(400):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(1, len(data))]
+        try:
+            decode(bytes(data))
+            outcomes["decoded"] += 1
+        except InvalidImage:
+            outcomes["invalid"] += 1
+    assert outcomes["invalid"] > 0 and outcomes["decoded"] > 0
