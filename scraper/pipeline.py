@@ -183,7 +183,7 @@ def _land(
     query: str | None,
     engine: str | None,
     curation: CurationConfig,
-    download: DownloadConfig,
+    client: Client,
     retry_failed: bool,
     progress: Progress | None,
 ) -> ScrapeSummary:
@@ -202,7 +202,7 @@ def _land(
     deduper = Deduper(curation, accepted)
     known_ids = set(stored_ids)
     batch_id = uuid.uuid4().hex
-    client = Client(download)
+    download = client.config
     images_rows: list[dict[str, Any]] = []
     curation_rows: list[dict[str, Any]] = []
     rejected: Counter[str] = Counter()
@@ -325,7 +325,8 @@ def scrape(
     validate_role(role)
     download = download or DownloadConfig()
     curation = curation or CurationConfig(min_side=min_side)
-    results = search(engine, Client(download), query, max_n, tuple(licenses or ()))
+    client = Client(download)  # one rate limiter for the search pages and the images
+    results = search(engine, client, query, max_n, tuple(licenses or ()))
     log.info("%s: %d result(s) for %r", engine, len(results), query)
     candidates = [Candidate(r.image_url, r) for r in results]
     return _land(
@@ -335,7 +336,7 @@ def scrape(
         query=query,
         engine=engine,
         curation=curation,
-        download=download,
+        client=client,
         retry_failed=retry_failed,
         progress=progress,
     )
@@ -395,7 +396,7 @@ def import_sources(
         query=None,
         engine=None,
         curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
-        download=download or DownloadConfig(),
+        client=Client(download or DownloadConfig()),
         retry_failed=retry_failed,
         progress=progress,
     )
