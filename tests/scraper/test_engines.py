@@ -311,3 +311,48 @@ def test_unreachable_engine_is_an_error(monkeypatch, client):
 def test_bing_result_mentioning_captcha_is_still_a_result():
     page = fixture("bing_async_page1.html").replace(b"Watercolour landscape 1", b"captcha art")
     assert bing.parse(page)[0].title == "captcha art"
+
+
+# engine -> (env var pointing at the server, results path, first page, later pages)
+EVERY_ENGINE = {
+    "bing": ("BING", "/images/async", "bing_async_page1.html", "bing_async_empty.html"),
+    "duckduckgo": ("DUCKDUCKGO", "/i.js", "ddg_i_page1.json", "ddg_i_empty.json"),
+    "baidu": ("BAIDU", "/search/acjson", "baidu_acjson.json", "baidu_empty.json"),
+    "flickr": ("FLICKR", "/services/rest/", "flickr_search.json", "flickr_search.json"),
+    "openverse": ("OPENVERSE", "/v1/images/", "openverse_page1.json", "openverse_empty.json"),
+    "wikimedia": ("WIKIMEDIA", "/w/api.php", "wikimedia_page1.json", "wikimedia_empty.json"),
+    "google": ("GOOGLE_API", "/customsearch/v1", "google_api_page1.json", "google_api_empty.json"),
+}
+
+
+def _every_engine_setup(server, monkeypatch, engine: str) -> tuple[str, str, str]:
+    env, path, first, later = EVERY_ENGINE[engine]
+    monkeypatch.setenv(f"STYLEBENCH_{env}_URL", server.base)
+    monkeypatch.setenv("FLICKR_API_KEY", "k")
+    monkeypatch.setenv("GOOGLE_API_KEY", "k")
+    monkeypatch.setenv("GOOGLE_CSE_ID", "cx")
+    server.routes["/"] = Answer(fixture("ddg_search.html"))  # duckduckgo's token page
+    return path, first, later
+
+
+@pytest.mark.parametrize("engine", sorted(EVERY_ENGINE))
+def test_every_engine_429_then_success(server, monkeypatch, client, engine):
+    path, first, later = _every_engine_setup(server, monkeypatch, engine)
+    server.routes[path] = [
+        Answer(b"", 429, {"Retry-After": "0"}),
+        Answer(fixture(first)),
+        Answer(fixture(later)),
+    ]
+    results = engines.search(engine, client, "q", 50)
+    assert results and all(r.image_url.startswith(FIXTURE_HOST) for r in results)
+    assert server.hits[path] >= 2
+
+
+@pytest.mark.parametrize("engine", sorted(EVERY_ENGINE))
+def test_every_engine_reports_a_changed_layout(server, monkeypatch, client, engine):
+    path, _, _ = _every_engine_setup(server, monkeypatch, engine)
+    server.routes[path] = Answer(
+        b"<html><body><div class='new-design'><p>x</p></div></body></html>"
+    )
+    with pytest.raises(LayoutChanged):
+        engines.search(engine, client, "q", 50)
