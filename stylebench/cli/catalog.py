@@ -59,12 +59,10 @@ def scrape(
     ctx: typer.Context,
     query: str = typer.Argument(..., help='Words to search for, e.g. "impressionist landscape".'),
     role: Role = typer.Option(..., "--role", help="What the images are for."),
-    engine: Engine = typer.Option(
-        Engine.bing, "--engine", "-e", help="Search engine [default: bing]."
-    ),
-    max_n: int = typer.Option(50, "--max", "-n", min=1, help="Results to fetch [default: 50]."),
+    engine: Engine = typer.Option(Engine.bing, "--engine", "-e", help="Search engine."),
+    max_n: int = typer.Option(50, "--max", "-n", min=1, help="Results to fetch."),
     min_side: int = typer.Option(
-        256, "--min-side", min=1, help="Reject images whose short side is smaller [default: 256]."
+        256, "--min-side", min=1, help="Reject images whose short side is smaller."
     ),
     license_: list[str] = typer.Option(
         None,
@@ -116,7 +114,7 @@ def import_(
     ),
     role: Role = typer.Option(..., "--role", help="What the images are for."),
     min_side: int = typer.Option(
-        64, "--min-side", min=1, help="Reject images whose short side is smaller [default: 64]."
+        64, "--min-side", min=1, help="Reject images whose short side is smaller."
     ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again the sources that failed in earlier runs."
@@ -243,7 +241,7 @@ def images(
         help="In the contact sheet, link the stored files by relative "
         "path instead of embedding thumbnails.",
     ),
-    limit: int = typer.Option(50, "--limit", help="Rows shown in the terminal [default: 50]."),
+    limit: int = typer.Option(50, "--limit", help="Rows shown in the terminal."),
 ) -> None:
     """List the catalog (one row per image, with its current status and reason)."""
     store = settings(ctx).store()
@@ -358,7 +356,7 @@ def reject(
     reason: str = typer.Option(
         "rejected by user",
         "--reason",
-        help="Why (kept in the curation table) [default: rejected by user].",
+        help="Why (kept in the curation table).",
     ),
 ) -> None:
     """Mark images rejected (kept in the catalog with the reason; never deleted)."""
