@@ -1,4 +1,10 @@
-"""Search engines: each module is a pure ``parse(bytes)`` plus a thin ``search`` fetch step."""
+"""Search engines: each module is a pure ``parse(bytes)`` plus a thin ``search`` fetch step.
+
+Pages are fetched with requests through ``scraper.download.Client`` rather than icrawler's
+feeders and parsers: those have no base-URL parameter (mirrors, tests), follow redirects
+unchecked, log and return nothing on a block instead of raising, and its Google and Bing
+parsers are broken or jpg-only. icrawler 0.6.10 still supplies Baidu's ``objURL`` decoding.
+"""
 
 from __future__ import annotations
 
