@@ -162,15 +162,17 @@ class HostLimiter:
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def wait(self, host: str) -> None:
+    def wait(self, host: str) -> float:
+        """Sleep until ``host``'s next slot; return the seconds slept."""
         if self.interval <= 0:
-            return
+            return 0.0
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next.get(host, now))
             self._next[host] = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
+        return max(0.0, slot - now)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -82,13 +82,12 @@ def test_redirect_to_private_address_refused(server, monkeypatch, target):
     )
     server.routes["/r"] = Answer(status=302, headers={"Location": target.format(port=server.port)})
     server.routes["/a.jpg"] = Answer(jpeg("coffee"))
-    started = time.monotonic()
     with pytest.raises(DownloadError) as info:
         Client(config).get(server.url("/r"))
     assert info.value.reason == "private-address"
     assert server.hits["/r"] == 1 and server.hits["/a.jpg"] == 0
-    # refused before connecting: no connect timeout to a metadata address was waited for
-    assert time.monotonic() - started < 0.5
+    # "private-address" comes from the guard, before any connection: a connection attempt to
+    # 169.254.169.254 would have ended as "timeout" or "connection" instead
 
 
 def test_check_url_rejects_other_schemes(fast):
@@ -169,11 +168,11 @@ def test_gzip_bomb_stops_at_the_cap(server, fast):
 
 
 def test_slow_server_times_out(server, fast):
-    server.routes["/drip"] = Answer(b"x" * 100, drip=0.05)  # 5 s in all, 50 ms per byte
+    server.routes["/drip"] = Answer(b"x" * 100, drip=0.1)  # 10 s in all, 100 ms per byte
     started = time.monotonic()
     with pytest.raises(DownloadError, match="timeout"):
         Client(dataclasses.replace(fast, retries=0)).get(server.url("/drip"))
-    assert time.monotonic() - started < 4.5
+    assert time.monotonic() - started < 8  # the 2 s deadline, not the whole body
     server.routes["/stall"] = Answer(b"late", delay=1.5)
     with pytest.raises(DownloadError, match="timeout"):
         Client(dataclasses.replace(fast, retries=0)).get(server.url("/stall"))
@@ -197,12 +196,11 @@ def test_identifying_user_agent(server, fast):
 def test_host_limiter_spaces_requests():
     limiter = HostLimiter(rps=20)  # 50 ms apart
     started = time.monotonic()
-    for _ in range(5):
-        limiter.wait("example.com")
+    slept = [limiter.wait("example.com") for _ in range(5)]
+    assert slept[0] == 0.0 and all(s > 0 for s in slept[1:])
     assert time.monotonic() - started >= 0.19  # four gaps of 50 ms
-    started = time.monotonic()
-    limiter.wait("other.example.com")  # another host is not held up
-    assert time.monotonic() - started < 0.04
+    assert limiter.wait("other.example.com") == 0.0  # another host is not held up
+    assert HostLimiter(rps=None).wait("example.com") == 0.0
 
 
 def test_config_validation_names_the_field():
