@@ -22,13 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scraper import curate, validate
 from scraper.curate import CurationConfig, Deduper, Features
 from scraper.download import Client, DownloadConfig, read_local
 from scraper.engines import Result, search
 from scraper.errors import DownloadError, InvalidImage
+
+if TYPE_CHECKING:
+    from storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
                 break
 
 
-def _worker(store: Any, client: Client) -> Callable[[Candidate], Outcome]:
+def _worker(store: Store, client: Client) -> Callable[[Candidate], Outcome]:
     def work(c: Candidate) -> Outcome:
         try:
             if c.local:
@@ -158,10 +161,11 @@ def _worker(store: Any, client: Client) -> Callable[[Candidate], Outcome]:
     return work
 
 
-def _known(store: Any) -> tuple[set[str], set[str], set[str], list[tuple[str, str]]]:
-    """(URLs seen, URLs that failed, stored image ids, accepted (id, phash))."""
+def _known(store: Store) -> tuple[set[str], set[str], set[str], list[tuple[str, str]]]:
+    """(URLs seen, URLs that only ever failed, stored image ids, accepted (id, phash))."""
     seen = store.query(
-        "SELECT DISTINCT image_url, path IS NULL AS failed FROM images WHERE image_url IS NOT NULL"
+        "SELECT image_url, bool_and(path IS NULL) AS failed FROM images "
+        "WHERE image_url IS NOT NULL GROUP BY image_url"
     ).to_pylist()
     stored = store.query("SELECT image_id FROM catalog WHERE path IS NOT NULL").column(0)
     accepted = store.query(
@@ -176,7 +180,7 @@ def _known(store: Any) -> tuple[set[str], set[str], set[str], list[tuple[str, st
 
 
 def _land(
-    store: Any,
+    store: Store,
     candidates: list[Candidate],
     *,
     role: str,
@@ -304,7 +308,7 @@ def _land(
 
 
 def scrape(
-    store: Any,
+    store: Store,
     query: str,
     role: str,
     engine: str,
@@ -377,7 +381,7 @@ def expand_sources(sources: Iterable[str]) -> list[Candidate]:
 
 
 def import_sources(
-    store: Any,
+    store: Store,
     sources: list[str],
     role: str,
     *,

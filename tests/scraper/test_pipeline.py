@@ -212,6 +212,8 @@ def test_retry_failed_refetches_only_failures(tmp_path, server, fast, monkeypatc
     second = scrape(store, "q", "style", "bing", 10, download=fast, retry_failed=True)
     assert second.skipped == 1 and second.accepted == 1
     assert server.hits["/a.jpg"] == 1
+    third = scrape(store, "q", "style", "bing", 10, download=fast, retry_failed=True)
+    assert third.skipped == 2 and third.downloaded == 0  # /b.jpg succeeded: not retried again
     statuses = store.query("SELECT status FROM curation_latest ORDER BY status").column(0)
     assert statuses.to_pylist() == ["accepted", "accepted", "rejected"]  # failure row kept
 
