@@ -112,7 +112,7 @@ def parse_html(body: bytes, final_url: str = "") -> list[Result]:
     if not results:
         results = [
             Result(
-                image_url=m.group(1).encode().decode("unicode_escape"),
+                image_url=m.group(1),
                 height=int(m.group(2)),
                 width=int(m.group(3)),
             )
