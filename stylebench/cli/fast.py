@@ -116,9 +116,10 @@ def train_fast(
     style_layer_weights: list[float] = typer.Option(None, help="One weight per style layer "
                                                     "(default: 1/n each)."),
     content_weight: float = typer.Option(1.0, help="Content loss weight."),
-    style_weight: float = typer.Option(None, help="Style loss weight [default: 1e5... see "
-                                       "TrainConfig]."),
-    tv_weight: float = typer.Option(None, help="Total-variation weight [default: TrainConfig's]."),
+    style_weight: float = typer.Option(10.0, help="Style loss weight."),
+    tv_weight: float = typer.Option(0.0, help="Total-variation weight."),
+    mixed_precision: bool = typer.Option(True, help="bf16 autocast where the hardware has it "
+                                         "(CUDA, CPUs with bf16 units)."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     checkpoint_every: int = typer.Option(500, help="Steps between checkpoints."),
     seed: int = typer.Option(0, help="Seed for initialisation and data order."),
@@ -144,14 +145,13 @@ def train_fast(
         if not _NAME.match(model_name):
             raise ValueError(f"model name {model_name!r} must be letters, digits, '.', '_', '+' "
                              "or '-' (up to 100): pass --name")
-        tuned = {k: v for k, v in (("style_weight", style_weight), ("tv_weight", tv_weight))
-                 if v is not None}
         config = TrainConfig(
             steps=steps, batch_size=batch_size, size=size, style_size=style_size, lr=lr,
             content_weight=content_weight, feature_model=feature_model,
             content_layers=_split(content_layers), style_layers=_split(style_layers),
             style_layer_weights=tuple(style_layer_weights or ()),
-            checkpoint_every=checkpoint_every, seed=seed, **tuned,
+            checkpoint_every=checkpoint_every, seed=seed, style_weight=style_weight,
+            tv_weight=tv_weight, mixed_precision=mixed_precision,
         )
         defaults = default_layers(feature_model)
         config = config.with_layers(defaults.content, defaults.style)

@@ -14,7 +14,10 @@ class TrainConfig:
     Defaults follow Johnson et al. 2016 (section 4.1): 256x256 crops, batch size 4, Adam with
     learning rate 1e-3, 40 000 iterations (about two epochs of COCO); Dumoulin et al. 2017
     train N styles for the same number of steps, one style per sample. The loss weights are for
-    the engine's normalised losses (mean-squared features, Gram matrices divided by C*H*W).
+    the engine's losses (mean-squared features, Gram matrices divided by C*H*W, Caffe-scaled
+    VGG19 features): with style layers weighted 1/n, style weight 10 makes the style term
+    about 1.5x the content term at the start and stylises visibly within a few hundred steps
+    at 128 px; no total variation by default (upsample+conv leaves no checkerboard to smooth).
     ``content_layers`` / ``style_layers`` empty means: the feature network's default layer set.
     ``style_layer_weights`` empty means 1/n for each of the n style layers.
     """
@@ -25,14 +28,15 @@ class TrainConfig:
     style_size: int | None = None
     lr: float = 1e-3
     content_weight: float = 1.0
-    style_weight: float = 1e5
-    tv_weight: float = 1e-6
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
     feature_model: str = "vgg19"
     content_layers: tuple[str, ...] = ()
     style_layers: tuple[str, ...] = ()
     style_layer_weights: tuple[float, ...] = ()
     base_channels: int = 32
     residual_blocks: int = 5
+    mixed_precision: bool = False  # bf16 autocast where the hardware has it (CUDA, bf16 CPUs)
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     seed: int = 0
@@ -64,6 +68,8 @@ class TrainConfig:
             )
         if any(not (math.isfinite(w) and w >= 0) for w in self.style_layer_weights):
             raise ValueError("style_layer_weights must be finite numbers >= 0")
+        if not isinstance(self.mixed_precision, bool):
+            raise ValueError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")
         if not isinstance(self.feature_model, str) or not self.feature_model:
             raise ValueError("feature_model must be the name of a feature network, e.g. 'vgg19'")
 

@@ -8,6 +8,7 @@ import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -259,37 +260,48 @@ def train(
         step, extra = load_checkpoint(found[-1][1], net, optimizer, key)
         curve = [dict(c) for c in extra.get("curve", [])]
         log.info("resuming %s from step %d (%s)", name, step, found[-1][1])
+    if step > config.steps:
+        raise ValueError(
+            f"the checkpoint in {out_dir} is at step {step}, past the {config.steps} steps asked "
+            f"for: ask for at least {step} steps, or start over with --restart"
+        )
     resumed_from = step
     recent: list[dict[str, float]] = []
     sample_every = max(1, config.steps // CURVE_POINTS)
+    precision = _precision(device, config.mixed_precision)
 
     net.train()
-    while step < config.steps:
-        content = batches.batch(step).to(device)
-        index = torch.tensor(style_schedule(step, config.batch_size, spec.num_styles),
-                             device=device)
-        weights = torch.nn.functional.one_hot(index, spec.num_styles).float()
-        output = net(content, weights=weights)
-        losses = perceptual_losses(output, content, index, encoder, targets, config)
-        if not torch.isfinite(losses["total"]):
-            raise FloatingPointError(
-                f"training loss became {losses['total'].item()} at step {step + 1}; lower "
-                "--lr or the loss weights (the last checkpoint is kept)"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        optimizer.step()
-        step += 1
-        values = {k: float(v.detach()) for k, v in losses.items()}
-        recent = (recent + [values])[-50:]
-        if step % sample_every == 0 or step == 1:
-            curve.append({"step": step, **values})
-        if step % config.checkpoint_every == 0 and step < config.steps:
-            save_checkpoint(out_dir, step, net, optimizer, key, {"curve": curve},
-                            keep=config.keep_checkpoints)
-        if on_step is not None:
-            on_step(StepInfo(step, config.steps, values, time.perf_counter() - started,
-                             resumed_from))
+    # The next batch is decoded in a worker thread while this step computes.
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        pending = loader.submit(batches.batch, step) if step < config.steps else None
+        while pending is not None:
+            content = pending.result().to(device)
+            pending = loader.submit(batches.batch, step + 1) if step + 1 < config.steps else None
+            index = torch.tensor(style_schedule(step, config.batch_size, spec.num_styles),
+                                 device=device)
+            weights = torch.nn.functional.one_hot(index, spec.num_styles).float()
+            with precision:
+                output = net(content, weights=weights)
+                losses = perceptual_losses(output, content, index, encoder, targets, config)
+            if not torch.isfinite(losses["total"]):
+                raise FloatingPointError(
+                    f"training loss became {losses['total'].item()} at step {step + 1}; lower "
+                    "--lr or the loss weights (the last checkpoint is kept)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            step += 1
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            recent = (recent + [values])[-50:]
+            if step % sample_every == 0 or step == 1:
+                curve.append({"step": step, **values})
+            if step % config.checkpoint_every == 0 and step < config.steps:
+                save_checkpoint(out_dir, step, net, optimizer, key, {"curve": curve},
+                                keep=config.keep_checkpoints)
+            if on_step is not None:
+                on_step(StepInfo(step, config.steps, values, time.perf_counter() - started,
+                                 resumed_from))
 
     if step > resumed_from or not found or found[-1][0] != step:
         save_checkpoint(out_dir, step, net, optimizer, key, {"curve": curve},
@@ -307,8 +319,16 @@ def train(
                        seconds=time.perf_counter() - started)
 
 
+def _precision(device: torch.device, enabled: bool):
+    """bf16 autocast for the network and loss network where the hardware has it, else none."""
+    from styletransfer.engine import autocast, autocast_dtype
+
+    return autocast(device, autocast_dtype(device, enabled))
+
+
 def _last(curve: Sequence[Mapping[str, float]]) -> dict[str, float]:
     if not curve:
         return {}
     return {k: float(v) for k, v in curve[-1].items() if k != "step"}
+
 

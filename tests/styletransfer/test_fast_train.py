@@ -116,6 +116,8 @@ def test_interrupted_training_resumes_from_its_checkpoint_to_the_same_end(data, 
     longer = train(data["content"], data["styles"], encoder, _config(steps=35),
                    tmp_path / "cut")
     assert longer.resumed_from == 30 and longer.meta.steps == 35
+    with pytest.raises(ValueError, match="at step 35, past the 20 steps"):
+        train(data["content"], data["styles"], encoder, _config(steps=20), tmp_path / "cut")
 
 
 def test_a_checkpoint_for_another_setup_is_refused_with_the_differences(data, tmp_path):
