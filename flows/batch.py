@@ -111,12 +111,7 @@ def plan(
     if limit is not None:
         pairs = pairs[:limit]
     paths = {r["image_id"]: r["path"] for r in store.query("SELECT image_id, path FROM catalog").to_pylist()}
-    done = {
-        (r["pair_id"], r["config_hash"])
-        for r in store.query(
-            "SELECT DISTINCT pair_id, config_hash FROM runs WHERE status = 'ok'"
-        ).to_pylist()
-    }
+    done = _done(store)
     items = []
     for config in configs:
         text, digest = config_json(config), config.config_hash()
@@ -140,6 +135,19 @@ def plan(
                 )
             )
     return items
+
+
+def _done(store: Store) -> set[tuple[str, str]]:
+    rows = store.query("SELECT DISTINCT pair_id, config_hash FROM runs WHERE status = 'ok'")
+    return {(r["pair_id"], r["config_hash"]) for r in rows.to_pylist()}
+
+
+def without_done(store: Store, items: Sequence[WorkItem]) -> list[WorkItem]:
+    """``items`` less those recorded ``ok`` since they were planned."""
+    if not items:
+        return []
+    done = _done(store)
+    return [i for i in items if (i.pair_id, i.config_hash) not in done]
 
 
 def make_batches(items: Sequence[WorkItem], batch_size: int) -> list[list[WorkItem]]:
