@@ -24,6 +24,7 @@ EXPLOSION_FACTOR = 1e3
 # than this fraction; after MAX_RESTARTS of them the run is called diverged.
 RESTART_TOLERANCE = 1e-3
 MAX_RESTARTS = 20
+LINE_SEARCH_EVALS = 25
 # Sharpness of the smooth map from the optimised variable to pixel values (see to_image).
 RANGE_SHARPNESS = 25.0
 StepCallback = Callable[[dict[str, Any]], None]
@@ -214,8 +215,10 @@ def optimize(
     def make_optimizer() -> torch.optim.Optimizer:
         if optimizer == "lbfgs":
             return torch.optim.LBFGS(
-                [y], lr=1.0, max_iter=1, history_size=100, line_search_fn="strong_wolfe",
-                tolerance_grad=0.0, tolerance_change=1e-12,
+                # max_eval bounds the line search of each one-iteration step (torch's default,
+                # 5/4 of max_iter, would leave it no evaluation at all).
+                [y], lr=1.0, max_iter=1, max_eval=1 + LINE_SEARCH_EVALS, history_size=100,
+                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=1e-12,
             )
         return torch.optim.Adam([y], lr=lr)
 
@@ -238,6 +241,8 @@ def optimize(
         curves[i].append(_row(step_offset, elapsed, parts, i))
     restarts = 0
     done = 0
+    stalled = False
+    previous_y = y.detach().clone()
     for step in range(1, steps + 1):
         try:
             if optimizer == "lbfgs":
@@ -252,6 +257,16 @@ def optimize(
             break
         done = step
         value_f = float(value)
+        if optimizer == "lbfgs" and torch.equal(y.detach(), previous_y):
+            # The line search found no lower point along the L-BFGS direction: drop the
+            # history and try steepest descent; if that cannot move either, it has converged.
+            if stalled:
+                break
+            stalled = True
+            opt = make_optimizer()
+        else:
+            stalled = False
+        previous_y = y.detach().clone()
         if value_f > EXPLOSION_FACTOR * max(float(initial), 1e-12):
             status, error = "diverged", f"loss exploded to {value_f:.4g} at step {step}"
             break

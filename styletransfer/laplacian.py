@@ -37,6 +37,8 @@ def matting_laplacian(image: np.ndarray, eps: float = DEFAULT_EPS) -> sp.csr_mat
     inv = np.linalg.inv(cov)  # [hk, wk, 3, 3]
     proj = np.einsum("klab,pbkl->pakl", inv, centred)  # inv @ (I_p - mu): [9, 3, hk, wk]
     affinity = (1.0 + np.einsum("pakl,qakl->pqkl", centred, proj)) / 9.0  # [9, 9, hk, wk]
+    # Symmetric in exact arithmetic; made so in floating point (near-singular windows).
+    affinity = 0.5 * (affinity + affinity.transpose(1, 0, 2, 3))
     # Accumulate window affinities into 25 bands: band (dy, dx) at pixel i holds A[i, i + (dy, dx)].
     bands = np.zeros((len(_BANDS), h, w))
     band_index = {d: n for n, d in enumerate(_BANDS)}

@@ -103,7 +103,7 @@ def photoreal_loss(
 
     ``laplacian`` is one [HW, HW] sparse (CSR) float64 tensor or one per sample. Evaluated in
     float64 so that the value of the positive semi-definite form is never negative; the result is
-    float32 (Luan et al. 2017, eq. 2).
+    float32 (float64 for float64 images) (Luan et al. 2017, eq. 2).
     """
     b, c, h, w = image.shape
     laplacians = [laplacian] * b if isinstance(laplacian, Tensor) else list(laplacian)
@@ -115,4 +115,5 @@ def photoreal_loss(
             raise ValueError(f"Laplacian is {tuple(lap.shape)}, the image has {h * w} pixels")
         x = image[i].reshape(c, h * w).t()  # [HW, C]
         per_sample.append(_QuadraticForm.apply(x, lap))
-    return _reduce(torch.stack(per_sample).float(), reduction)
+    dtype = torch.promote_types(image.dtype, torch.float32)  # float32, or float64 for float64
+    return _reduce(torch.stack(per_sample).to(dtype), reduction)

@@ -7,6 +7,7 @@ import typer
 from stylebench import __version__
 from stylebench.cli import catalog, data, pipeline
 from stylebench.cli import fast as fast_cli
+from stylebench.cli import transfer as transfer_cli
 from stylebench.cli.common import Settings, setup_logging
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ def root(
 data.register(app)
 catalog.register(app)
 pipeline.register(app)
+transfer_cli.register(app)
 fast_cli.register(app)
 
 
