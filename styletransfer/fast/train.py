@@ -330,5 +330,3 @@ def _last(curve: Sequence[Mapping[str, float]]) -> dict[str, float]:
     if not curve:
         return {}
     return {k: float(v) for k, v in curve[-1].items() if k != "step"}
-
-

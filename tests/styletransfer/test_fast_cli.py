@@ -79,3 +79,27 @@ def test_clear_errors_for_missing_inputs(tmp_path):
     style = _png(tmp_path / "s.png", 1)
     result, out = _invoke(tmp_path / "data", "--style", str(style), *TINY)
     assert result.exit_code == 1 and "no accepted content images" in out
+
+
+def test_transfer_command_runs_a_trained_model_by_path_or_name(tmp_path, monkeypatch):
+    import styletransfer.fast  # noqa: F401  (registers the method with the engine)
+    from tests.styletransfer.test_fast_model import _saved
+
+    data = tmp_path / "data"
+    _saved(data / "models", "duo")
+    content = _png(tmp_path / "c.png", 3)
+    base = ["--data-dir", str(data), "-q", "transfer", str(content), "--method", "fast",
+            "--size", "32", "--device", "cpu"]
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "a.png"), "--model",
+                                 str(data / "models" / "duo"), "--style-weights", "1,0"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "a.png").size == (32, 27)
+    monkeypatch.setenv("STYLEBENCH_DATA", str(data))
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "b.png"), "--model", "duo",
+                                 "--style-weights", "0,1", "--metrics", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["method"] == "fast" and metrics["status"] == "ok"
+    a = np.asarray(Image.open(tmp_path / "a.png"), dtype=float)
+    b = np.asarray(Image.open(tmp_path / "b.png"), dtype=float)
+    assert np.abs(a - b).mean() > 1.0  # the two styles of the model differ
