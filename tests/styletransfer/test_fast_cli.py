@@ -41,7 +41,7 @@ def test_train_on_a_folder_then_resume_with_more_steps(tmp_path):
     meta = json.loads((data / "models" / "wave" / "model.json").read_text())
     assert meta["steps"] == 2 and meta["styles"][0]["label"] == "wave"
     assert meta["style_layers"] == ["relu1_1", "relu2_1"] and meta["feature_model"] == "vgg19"
-    assert meta["dataset_size"] == 3
+    assert meta["dataset_size"] == 3 and meta["feature_weights"].startswith("bundled:")
     more = [a if a != "2" else "3" for a in TINY]
     result, out = _invoke(data, "--style", str(style), "--content-dir", str(folder), *more)
     assert result.exit_code == 0, out
