@@ -168,6 +168,18 @@ def _groups(items: Sequence[WorkItem]) -> Iterator[list[WorkItem]]:
         yield list(group)
 
 
+def _fast_inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any]]:
+    """A fast run takes its styles from the model: blend the model's styles as the pair asks."""
+    from flows.training import local_models_dir, model_style_weights
+
+    if not config.model:
+        raise ValueError("method fast needs settings.model: the name of a trained model")
+    models_dir = local_models_dir(store, config.model)
+    weights = model_style_weights(models_dir, config.model, item.style_ids, item.style_weights)
+    extra = {**dict(config.extra), "models_dir": str(models_dir)}
+    return config.with_(style_weights=weights, extra=extra), []
+
+
 def _png(image: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -201,8 +213,11 @@ def run_batch(
         try:
             config = config_from_json(first.config)
             contents = [store.local_path(i.content_path) for i in group]
-            styles = [store.local_path(p) for p in first.style_paths]
-            config = config.with_(style_weights=first.style_weights)
+            if config.method == "fast":
+                config, styles = _fast_inputs(store, config, first)
+            else:
+                styles = [store.local_path(p) for p in first.style_paths]
+                config = config.with_(style_weights=first.style_weights)
             with slot():
                 results = transfer_batch(contents, styles, config, cache=cache)
             errors: list[str | None] = [None] * len(group)

@@ -130,3 +130,39 @@ def train_on_catalog(
         for file in ("model.safetensors", "model.json"):
             store.write_bytes(f"models/{name}/{file}", (out_dir / file).read_bytes())
     return result
+
+
+def local_models_dir(store: Store, name: str) -> Path:
+    """A local directory holding ``models/<name>/`` of the data directory (fetched if remote)."""
+    local, remote = model_dir(store, name)
+    if remote:
+        local.mkdir(parents=True, exist_ok=True)
+        for file in ("model.safetensors", "model.json"):
+            relpath = f"models/{name}/{file}"
+            if not store.exists(relpath):
+                raise ValueError(f"no model {name!r} in {store.display('models')}: train it with "
+                                 "`stylebench train-fast --name NAME`")
+            (local / file).write_bytes(store.read_bytes(relpath))
+    return local.parent
+
+
+def model_style_weights(models_dir: Path, name: str, style_ids: Sequence[str],
+                        weights: Sequence[float]) -> tuple[float, ...]:
+    """Blend weights over a model's styles that reproduce a pair's styles and weights.
+
+    A model records the sha256 of each style image, which is the catalog's image id.
+    """
+    import json
+
+    meta_path = models_dir / name / "model.json"
+    if not meta_path.is_file():
+        raise ValueError(f"no model {name!r} under {models_dir}: train it with "
+                         "`stylebench train-fast --name NAME`")
+    styles = [s["sha256"] for s in json.loads(meta_path.read_text())["styles"]]
+    missing = [s for s in style_ids if s not in styles]
+    if missing:
+        raise ValueError(f"model {name!r} was not trained on style image(s) "
+                         f"{', '.join(m[:12] for m in missing)}; its styles are "
+                         f"{', '.join(s[:12] for s in styles)}")
+    by_id = dict(zip(style_ids, weights))
+    return tuple(float(by_id.get(s, 0.0)) for s in styles)
