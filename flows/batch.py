@@ -102,11 +102,11 @@ def plan(
     limit: int | None = None,
 ) -> list[WorkItem]:
     """Every (pair, config) not yet recorded ``ok``, pairs oldest first."""
-    where = "" if strategy is None else f"WHERE strategy = '{strategy.replace(chr(39), '')}'"
     pairs = store.query(
-        f"""SELECT pair_id, any_value(content_id) AS content_id, any_value(style_ids) AS style_ids,
-                   any_value(style_weights) AS style_weights, min(created_at) AS created_at
-            FROM pairs {where} GROUP BY pair_id ORDER BY created_at, pair_id"""
+        """SELECT pair_id, any_value(content_id) AS content_id, any_value(style_ids) AS style_ids,
+                  any_value(style_weights) AS style_weights, min(created_at) AS created_at
+           FROM pairs WHERE ? IS NULL OR strategy = ?
+           GROUP BY pair_id ORDER BY created_at, pair_id""", [strategy, strategy]
     ).to_pylist()
     if limit is not None:
         pairs = pairs[:limit]
@@ -226,7 +226,7 @@ def run_batch(
             results = [None] * len(group)
             errors = [f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"] * len(group)
         finished = datetime.now(timezone.utc)
-        for item, result, error in zip(group, results, errors):
+        for item, result, error in zip(group, results, errors, strict=True):
             run_id = uuid.uuid4().hex
             row: dict[str, Any] = {
                 "run_id": run_id,

@@ -15,8 +15,8 @@ from storage import Store
 def accepted(store: Store, role: str) -> list[dict]:
     """Accepted images of ``role``: image_id and path, oldest first."""
     return store.query(
-        "SELECT image_id, path FROM catalog WHERE role = '%s' AND status = 'accepted' "
-        "ORDER BY fetched_at, image_id" % role.replace("'", "")
+        "SELECT image_id, path FROM catalog WHERE role = ? AND status = 'accepted' "
+        "ORDER BY fetched_at, image_id", [role]
     ).to_pylist()
 
 

@@ -62,7 +62,8 @@ def run_demo(
     accepted = store.query(
         "select role, count(*) as n from catalog where status = 'accepted' group by 1 order by 1"
     ).to_pylist()
-    say(f"1/6 imported and curated: {', '.join(f'{r['n']} {r['role']}' for r in accepted)}")
+    counts = ", ".join(f"{r['n']} {r['role']}" for r in accepted)
+    say(f"1/6 imported and curated: {counts}")
 
     single = pair_images(strategy="all", data_dir=data_dir)
     blended = pair_images(strategy="all", styles_per_pair=2, style_weights=[0.7, 0.3],

@@ -26,7 +26,7 @@ class Pair:
 
 def pair_id_for(content_id: str, style_ids: Sequence[str], weights: Sequence[float]) -> str:
     """A stable id: the same content, styles and weights always make the same pair."""
-    key = content_id + "|" + ",".join(f"{s}:{w:.6g}" for s, w in zip(style_ids, weights))
+    key = content_id + "|" + ",".join(f"{s}:{w:.6g}" for s, w in zip(style_ids, weights, strict=True))
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

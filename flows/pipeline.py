@@ -221,8 +221,8 @@ def stylize_nightly(
     remaining = plan(store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit)
     by_method = store.query(
         "SELECT method, status, count(*) AS runs, round(avg(seconds_total), 2) AS mean_seconds "
-        "FROM runs WHERE config_hash IN (%s) GROUP BY 1, 2 ORDER BY 1, 2"
-        % ",".join(f"'{c.config_hash()}'" for c in configs)
+        "FROM runs WHERE list_contains(?, config_hash) GROUP BY 1, 2 ORDER BY 1, 2",
+        [[c.config_hash() for c in configs]],
     ).to_pylist()
     _summary_artifacts(
         "stylize-nightly",
@@ -304,7 +304,7 @@ def _run_distributed(
                                wait_timeout_s)
                 return
             time.sleep(poll_seconds)
-    failed = [i for i, s in zip(ids, states) if not s.is_completed()]
+    failed = [i for i, s in zip(ids, states, strict=True) if not s.is_completed()]
     if failed:
         logger.warning("%d batch run(s) did not complete; rerun to finish their items", len(failed))
 
@@ -325,9 +325,9 @@ def loss_matrix(
     from styletransfer.lossmatrix import loss_matrix as compute
 
     store = Store(data_dir)
-    where = "status = 'accepted'" + ("" if role is None else f" AND role = '{role.replace(chr(39), '')}'")
     rows = store.query(
-        f"SELECT image_id, path FROM catalog WHERE {where} ORDER BY role, image_id LIMIT {int(limit)}"
+        "SELECT image_id, path FROM catalog WHERE status = 'accepted' AND (? IS NULL OR role = ?) "
+        "ORDER BY role, image_id LIMIT ?", [role, role, int(limit)]
     ).to_pylist()
     paths = [str(store.local_path(r["path"])) for r in rows]
     experiment_id = experiment_id or uuid.uuid4().hex[:12]
@@ -362,9 +362,8 @@ def train_fast(
     data_dir: str | None = None,
 ) -> dict[str, Any]:
     """Train a feed-forward network on the accepted content images (resumes from checkpoints)."""
-    from styletransfer.fast import TrainConfig
-
     from flows.training import content_images, resolve_styles, train_on_catalog
+    from styletransfer.fast import TrainConfig
 
     logger = get_run_logger()
     store = Store(data_dir)

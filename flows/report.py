@@ -113,7 +113,7 @@ def _plot_matrix(rows: list[dict[str, Any]], names: dict[str, str], title: str, 
     images = sorted({r["image_a"] for r in rows} | {r["image_b"] for r in rows})
     index = {img: i for i, img in enumerate(images)}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
-    for ax, key in zip(axes, ("content_loss", "style_loss")):
+    for ax, key in zip(axes, ("content_loss", "style_loss"), strict=True):
         grid = np.full((len(images), len(images)), np.nan)
         for r in rows:
             grid[index[r["image_a"]], index[r["image_b"]]] = r[key]
@@ -135,7 +135,7 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
     assets = out / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     runs = store.query(
-        f"SELECT * FROM runs ORDER BY finished_at DESC NULLS LAST LIMIT {int(limit)}"
+        "SELECT * FROM runs ORDER BY finished_at DESC NULLS LAST LIMIT ?", [int(limit)]
     ).to_pylist()
     catalog = {r["image_id"]: r for r in store.query(
         "SELECT image_id, path, query, engine, license, creator FROM catalog").to_pylist()}
@@ -152,9 +152,8 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
         })
     plots = []
     run_ids = [r["run_id"] for r in runs]
-    id_list = ",".join(f"'{i}'" for i in run_ids)
     curves = store.query(
-        f"SELECT run_id, step, loss_total FROM loss_curves WHERE run_id IN ({id_list})"
+        "SELECT run_id, step, loss_total FROM loss_curves WHERE list_contains(?, run_id)", [run_ids]
     ).to_pylist() if run_ids else []
     if _plot_curves(curves, {r["run_id"]: r["method"] for r in runs}, assets / "curves.png"):
         plots.append(("Loss curves", "assets/curves.png"))

@@ -108,7 +108,7 @@ def expand_configs(spec: ExperimentSpec) -> list[Any]:
     configs = []
     for method in spec.methods:
         for values in itertools.product(*(spec.grid[k] for k in keys)):
-            kwargs = {**spec.settings, **dict(zip(keys, values)), "method": method}
+            kwargs = {**spec.settings, **dict(zip(keys, values, strict=True)), "method": method}
             for key, value in kwargs.items():
                 if isinstance(value, list):
                     kwargs[key] = tuple(value)

@@ -41,7 +41,7 @@ def resolve_styles(store: Store, refs: Sequence[str]) -> Images:
             raise ValueError(f"style {ref!r} is neither an existing file nor an image id "
                              "(6 to 64 hex digits); see `stylebench images --role style`")
         rows = store.query(
-            f"select image_id, path from catalog where image_id like '{ref}%'"
+            "select image_id, path from catalog where starts_with(image_id, ?)", [ref]
         ).to_pylist()
         if not rows:
             raise ValueError(f"no image with id {ref!r} in the catalog; see `stylebench images`")
@@ -164,5 +164,5 @@ def model_style_weights(models_dir: Path, name: str, style_ids: Sequence[str],
         raise ValueError(f"model {name!r} was not trained on style image(s) "
                          f"{', '.join(m[:12] for m in missing)}; its styles are "
                          f"{', '.join(s[:12] for s in styles)}")
-    by_id = dict(zip(style_ids, weights))
+    by_id = dict(zip(style_ids, weights, strict=True))
     return tuple(float(by_id.get(s, 0.0)) for s in styles)

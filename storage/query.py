@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -84,14 +85,14 @@ def _tables_in(sql: str) -> tuple[str, ...] | None:
     return named or None
 
 
-def query(loc: Location, sql: str) -> pa.Table:
-    """Run ``sql`` against the tables and return the result as Arrow.
+def query(loc: Location, sql: str, params: list[Any] | None = None) -> pa.Table:
+    """Run ``sql`` (with ``?`` placeholders bound to ``params``) and return Arrow.
 
     Errors name the problem and list the tables and views that exist.
     """
     conn = connect(loc, _tables_in(sql))
     try:
-        relation = conn.sql(sql)
+        relation = conn.sql(sql, params=params) if params else conn.sql(sql)
         if relation is None:  # a statement without a result set
             return pa.table({})
         return relation.to_arrow_table()

@@ -53,8 +53,9 @@ class Store:
     def compact(self, table: str) -> _tables.CompactResult:
         return _tables.compact(self.loc, table)
 
-    def query(self, sql: str) -> pa.Table:
-        return _query.query(self.loc, sql)
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run SQL over the tables; ``?`` placeholders are bound to ``params``."""
+        return _query.query(self.loc, sql, params)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         return _query.connect(self.loc)

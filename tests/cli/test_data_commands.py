@@ -7,8 +7,8 @@ import json
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from stylebench.cli.main import app
 from storage import Store
+from stylebench.cli.main import app
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage import Store, TABLES
+from storage import TABLES, Store
 from storage.tables import TMP_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
