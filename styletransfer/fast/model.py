@@ -62,6 +62,7 @@ class ModelMeta:
     steps: int
     dataset_fingerprint: str
     dataset_size: int
+    feature_weights: str = ""  # where the loss network's weights came from
     final_losses: Mapping[str, float] = field(default_factory=dict)
     curve: tuple[Mapping[str, float], ...] = ()
     created_at: str = ""
@@ -80,6 +81,7 @@ class ModelMeta:
             "network": self.network.to_dict(),
             "styles": [{"label": s.label, "sha256": s.sha256} for s in self.styles],
             "feature_model": self.training.feature_model,
+            "feature_weights": self.feature_weights,
             "content_layers": list(self.training.content_layers),
             "style_layers": list(self.training.style_layers),
             "layer_weights": self.training.layer_weights(),
@@ -102,6 +104,7 @@ class ModelMeta:
             steps=int(data["steps"]),
             dataset_fingerprint=str(data["dataset_fingerprint"]),
             dataset_size=int(data["dataset_size"]),
+            feature_weights=str(data.get("feature_weights", "")),
             final_losses={k: float(v) for k, v in dict(data.get("final_losses", {})).items()},
             curve=tuple(dict(c) for c in data.get("curve", ())),
             created_at=str(data.get("created_at", "")),

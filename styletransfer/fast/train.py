@@ -238,10 +238,13 @@ def train(
     spec = NetworkSpec(num_styles=len(style_paths), base_channels=config.base_channels,
                        residual_blocks=config.residual_blocks)
     labels = list(style_labels) if style_labels is not None else [Path(p).stem for p in style_paths]
-    styles = tuple(StyleInfo(label, file_sha256(path)) for label, path in zip(labels, style_paths, strict=True))
+    styles = tuple(StyleInfo(label, file_sha256(path))
+                   for label, path in zip(labels, style_paths, strict=True))
     ids = list(dataset_ids) if dataset_ids is not None else [str(p) for p in content_paths]
     fingerprint = dataset_fingerprint(ids)
+    feature_weights = str(getattr(encoder, "weights_source", ""))  # engine encoders say
     key = _resume_key(config, spec, styles, fingerprint)
+    key["feature_weights"] = feature_weights
 
     _check_encoder(encoder, config, device)
     style_size = config.style_size or config.size
@@ -310,6 +313,7 @@ def train(
     meta = ModelMeta(
         name=name, network=spec, styles=styles, training=config, steps=step,
         dataset_fingerprint=fingerprint, dataset_size=len(set(ids)),
+        feature_weights=feature_weights,
         final_losses=final if final else _last(curve), curve=tuple(curve),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
