@@ -30,7 +30,7 @@ def box_filter(x: Tensor, radius: int) -> Tensor:
 
 
 def _window_stats(guide: Tensor, target: Tensor, radius: int) -> tuple[Tensor, ...]:
-    """Window means of guide and target, guide covariance [B,H,W,3,3], cross-covariance [B,H,W,C,3]."""
+    """Means of guide, target; guide covariance [B,H,W,3,3], cross-covariance [B,H,W,C,3]."""
     _check_image(guide, "guide", 3)
     _check_image(target, "target")
     if guide.shape[0] != target.shape[0] or guide.shape[-2:] != target.shape[-2:]:
@@ -181,7 +181,9 @@ def apply_grid(grid: Tensor, image: Tensor, guide: Tensor | None = None) -> Tens
 
 
 # -- matting-Laplacian smoothing -----------------------------------------------------------------
-def laplacian_smooth(laplacian: sp.spmatrix, image: np.ndarray, strength: float = 1e-4) -> np.ndarray:
+def laplacian_smooth(
+    laplacian: sp.spmatrix, image: np.ndarray, strength: float = 1e-4
+) -> np.ndarray:
     """argmin_x ||x - image||^2 + (1/strength) * sum_c x_c^T L x_c, solved with sparse CG.
 
     The closed-form photorealistic smoothing of Li et al. (2018): ``image`` [H, W, C], ``L`` the

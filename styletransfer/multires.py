@@ -1,4 +1,4 @@
-"""Coarse-to-fine optimisation: solve at 1/4 and 1/2 size first, each result the next one's start."""
+"""Coarse-to-fine optimisation: solve at 1/4 and 1/2 size first, each result the next's start."""
 
 from __future__ import annotations
 
