@@ -37,14 +37,17 @@ def _images_per_second(net: TransformerNet, size: int, batch: int, dtype, rounds
 
 
 def _untrained_model(directory: Path, num_styles: int) -> Path:
-    """A default-size network (Johnson et al.'s shape) with its initial weights, saved as a model."""
+    """A default-size network (Johnson et al.'s shape) with initial weights, saved as a model."""
     torch.manual_seed(0)
     spec = NetworkSpec(num_styles=num_styles)
     meta = ModelMeta(
-        name="bench", network=spec,
+        name="bench",
+        network=spec,
         styles=tuple(StyleInfo(f"s{i}", "0" * 64) for i in range(num_styles)),
         training=TrainConfig(steps=1, content_layers=("relu4_2",), style_layers=("relu1_1",)),
-        steps=0, dataset_fingerprint="0" * 64, dataset_size=0,
+        steps=0,
+        dataset_fingerprint="0" * 64,
+        dataset_size=0,
     )
     return save_model(directory / "bench", TransformerNet(spec), meta)
 
@@ -63,7 +66,7 @@ def run(quick: bool = False) -> str:
     rows = []
     net = TransformerNet(NetworkSpec(num_styles=4)).to(device).eval()
     for size in (256, 512):
-        for batch in ((1, 4) if size == 256 else (1, 2)):
+        for batch in (1, 4) if size == 256 else (1, 2):
             fp32 = _images_per_second(net, size, batch, None, rounds)
             half = _images_per_second(net, size, batch, bf16, rounds) if bf16 else None
             rows.append((size, batch, fp32, half))
@@ -71,9 +74,14 @@ def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = _untrained_model(Path(tmp), num_styles=2)
         cache = TransferCache()
-        fast_cfg = TransferConfig(method="fast", model=str(model_dir), size=256,
-                                  style_weights=(0.5, 0.5), device=device.type,
-                                  mixed_precision=False)
+        fast_cfg = TransferConfig(
+            method="fast",
+            model=str(model_dir),
+            size=256,
+            style_weights=(0.5, 0.5),
+            device=device.type,
+            mixed_precision=False,
+        )
         transfer(content, [], fast_cfg, cache=cache)  # loads and caches the model
         fast_times = []
         for _ in range(rounds + 2):
@@ -94,7 +102,8 @@ def run(quick: bool = False) -> str:
 
     table = "\n".join(
         f"| {size} | {batch} | {fp32:.2f} | "
-        + (f"{half:.2f} ({half / fp32:.2f}x)" if half else "n/a (no bf16 on this device)") + " |"
+        + (f"{half:.2f} ({half / fp32:.2f}x)" if half else "n/a (no bf16 on this device)")
+        + " |"
         for size, batch, fp32, half in rows
     )
     where = f"{device}" + (f", {threads} threads" if threads else "")
@@ -117,7 +126,8 @@ saving-ready PIL output included; the fast model loaded once and cached, as in a
 | --- | --- | --- |
 | fast (untrained 2-style model, blend 0.5/0.5, float32) | {fast_s:.3f} | {fast_result.status} |
 | gatys, {gatys_result.steps} L-BFGS steps (measured) | {gatys_s:.2f} | {gatys_result.status} |
-| gatys, {default_steps} steps (its default: measured set-up + {per_step:.3f} s/step x {default_steps}) | {gatys_default_s:.1f} | extrapolated |
+| gatys, {default_steps} steps (its default: measured set-up + \
+{per_step:.3f} s/step x {default_steps}) | {gatys_default_s:.1f} | extrapolated |
 
 - speed-up of fast over gatys at its default {default_steps} steps: **{default_ratio:,.0f}x** —
   {verdict} the {TARGET_RATIO:.0f}x target.

@@ -21,7 +21,20 @@ from styletransfer.methods import register_method
 register_method("fast", fast_method, {}, uses_layers=False)
 
 __all__ = [
-    "CheckpointMismatch", "CorruptModel", "FastModel", "FastModelError", "ModelMeta",
-    "ModelNotFound", "NetworkSpec", "StyleInfo", "TrainConfig", "TransformerNet",
-    "dataset_fingerprint", "fast_method", "load_model", "save_model", "stylize", "stylize_tensor",
+    "CheckpointMismatch",
+    "CorruptModel",
+    "FastModel",
+    "FastModelError",
+    "ModelMeta",
+    "ModelNotFound",
+    "NetworkSpec",
+    "StyleInfo",
+    "TrainConfig",
+    "TransformerNet",
+    "dataset_fingerprint",
+    "fast_method",
+    "load_model",
+    "save_model",
+    "stylize",
+    "stylize_tensor",
 ]

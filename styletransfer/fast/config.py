@@ -44,10 +44,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "content_layers", tuple(self.content_layers))
         object.__setattr__(self, "style_layers", tuple(self.style_layers))
-        object.__setattr__(self, "style_layer_weights",
-                           tuple(float(w) for w in self.style_layer_weights))
-        for name in ("steps", "batch_size", "size", "base_channels", "residual_blocks",
-                     "checkpoint_every", "keep_checkpoints"):
+        object.__setattr__(
+            self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights)
+        )
+        for name in (
+            "steps",
+            "batch_size",
+            "size",
+            "base_channels",
+            "residual_blocks",
+            "checkpoint_every",
+            "keep_checkpoints",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -100,7 +108,8 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(
-                f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+                f"unknown training option(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(known))}"
             )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 

@@ -20,8 +20,11 @@ ImageLike = Image.Image | str | os.PathLike[str]
 
 
 def stylize_tensor(
-    net: TransformerNet, images: Tensor, style: int | None = None,
-    weights: Sequence[float] | Tensor | None = None, batch_size: int = 8,
+    net: TransformerNet,
+    images: Tensor,
+    style: int | None = None,
+    weights: Sequence[float] | Tensor | None = None,
+    batch_size: int = 8,
     autocast_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``[N, 3, H, W]`` in [0, 1] -> stylised ``[N, 3, H, W]``, ``batch_size`` at a time.
@@ -36,12 +39,15 @@ def stylize_tensor(
     was_training = net.training
     net.eval()
     outputs = []
-    precision = (torch.autocast(device_type=device.type, dtype=autocast_dtype)
-                 if autocast_dtype is not None else contextlib.nullcontext())
+    precision = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
     try:
         with torch.inference_mode(), precision:
             for start in range(0, images.shape[0], batch_size):
-                chunk = images[start:start + batch_size].to(device)
+                chunk = images[start : start + batch_size].to(device)
                 outputs.append(net(chunk, weights=w.expand(chunk.shape[0], -1)).float().cpu())
     finally:
         net.train(was_training)
@@ -58,8 +64,9 @@ def to_tensor(image: ImageLike, size: int | None = None) -> Tensor:
     if size is not None:
         w, h = img.size
         scale = size / max(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                         Image.Resampling.BICUBIC)
+        img = img.resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC
+        )
     array = np.asarray(img, dtype=np.uint8).copy()
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)  # HWC -> CHW
 
@@ -71,8 +78,13 @@ def to_image(tensor: Tensor) -> Image.Image:
 
 
 def stylize(
-    model: FastModel | TransformerNet, images: Sequence[ImageLike], *, style: int | None = None,
-    weights: Sequence[float] | None = None, size: int | None = None, batch_size: int = 8,
+    model: FastModel | TransformerNet,
+    images: Sequence[ImageLike],
+    *,
+    style: int | None = None,
+    weights: Sequence[float] | None = None,
+    size: int | None = None,
+    batch_size: int = 8,
 ) -> list[Image.Image]:
     """Stylise images (PIL or paths) in batches of equal size; results in the input order."""
     net = model.net if isinstance(model, FastModel) else model
@@ -112,7 +124,9 @@ def blend_for(model_styles: int, style_weights: Sequence[float] | None) -> tuple
         )
     total = float(sum(style_weights))
     if total <= 0 or any(w < 0 for w in style_weights):
-        raise ValueError(f"style weights must be >= 0 with a positive sum, got {list(style_weights)}")
+        raise ValueError(
+            f"style weights must be >= 0 with a positive sum, got {list(style_weights)}"
+        )
     return tuple(float(w) / total for w in style_weights)
 
 
@@ -127,8 +141,10 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
 
     cfg = inp.config
     if not cfg.model:
-        raise ValueError("method fast needs a trained model: pass --model NAME (or a path); "
-                         "train one with `stylebench train-fast`")
+        raise ValueError(
+            "method fast needs a trained model: pass --model NAME (or a path); "
+            "train one with `stylebench train-fast`"
+        )
     if inp.styles:
         raise ValueError(
             "method fast takes its styles from the model: omit the style images and choose "
@@ -140,14 +156,22 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
     directory = resolve_model(cfg.model, models_dir)
     stamp = (directory / "model.json").stat().st_mtime_ns
     model = inp.cache.get_or_compute(
-        "fast_model", (str(directory.resolve()), stamp, str(inp.device)),
+        "fast_model",
+        (str(directory.resolve()), stamp, str(inp.device)),
         lambda: load_model(directory, device=inp.device),
     )
     weights = blend_for(model.net.num_styles, cfg.style_weights)
     prepared = time.perf_counter()
     dtype = autocast_dtype(inp.device, cfg.mixed_precision)
-    out = stylize_tensor(model.net, inp.contents, weights=weights,
-                         batch_size=int(extra.get("batch_size", 8)), autocast_dtype=dtype)
+    out = stylize_tensor(
+        model.net,
+        inp.contents,
+        weights=weights,
+        batch_size=int(extra.get("batch_size", 8)),
+        autocast_dtype=dtype,
+    )
     seconds = {"prepare": prepared - start, "optimize": time.perf_counter() - prepared}
-    return [MethodOutput(image=out[i:i + 1].to(inp.device), seconds=seconds, steps=0)
-            for i in range(out.shape[0])]
+    return [
+        MethodOutput(image=out[i : i + 1].to(inp.device), seconds=seconds, steps=0)
+        for i in range(out.shape[0])
+    ]

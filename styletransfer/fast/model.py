@@ -185,11 +185,13 @@ def _read_tensors(path: Path, expected_sha256: str, what: str) -> dict[str, torc
     try:
         return st_load(data)
     except (SafetensorError, ValueError) as exc:
-        raise CorruptModel(f"{what} weights {path} are not a valid safetensors file: {exc}") from None
+        raise CorruptModel(
+            f"{what} weights {path} are not a valid safetensors file: {exc}"
+        ) from None
 
 
 def _load_net_state(net: TransformerNet, tensors: Mapping[str, torch.Tensor], path: Path) -> None:
-    state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
+    state = {k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")}
     expected = net.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -201,8 +203,12 @@ def _load_net_state(net: TransformerNet, tensors: Mapping[str, torch.Tensor], pa
         if unexpected:
             parts.append(f"unexpected {', '.join(unexpected[:5])}")
         if wrong:
-            parts.append("wrong shape for " + ", ".join(
-                f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:5]))
+            parts.append(
+                "wrong shape for "
+                + ", ".join(
+                    f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:5]
+                )
+            )
         raise CorruptModel(
             f"weights in {path} do not fit the network described by their metadata: "
             + "; ".join(parts)
@@ -214,7 +220,7 @@ def _load_net_state(net: TransformerNet, tensors: Mapping[str, torch.Tensor], pa
 
 
 def save_model(directory: str | os.PathLike[str], net: TransformerNet, meta: ModelMeta) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` (with the weights' sha256) to ``directory``."""
+    """Write ``model.safetensors`` and ``model.json`` (with the weights' sha256) to a folder."""
     if net.spec != meta.network:
         raise ValueError(f"network spec {net.spec} differs from the metadata's {meta.network}")
     directory = Path(directory)
@@ -227,8 +233,9 @@ def save_model(directory: str | os.PathLike[str], net: TransformerNet, meta: Mod
     return directory
 
 
-def resolve_model(name_or_path: str | os.PathLike[str], models_dir: str | os.PathLike[str] | None
-                  = None) -> Path:
+def resolve_model(
+    name_or_path: str | os.PathLike[str], models_dir: str | os.PathLike[str] | None = None
+) -> Path:
     """The directory of a model given as a path (directory or its model.json) or a name."""
     candidates = []
     given = Path(name_or_path)
@@ -242,15 +249,20 @@ def resolve_model(name_or_path: str | os.PathLike[str], models_dir: str | os.Pat
     available = ""
     if models_dir is not None and Path(models_dir).is_dir():
         names = sorted(p.parent.name for p in Path(models_dir).glob(f"*/{META_FILE}"))
-        available = f"; models available: {', '.join(names)}" if names else "; no models trained yet"
+        available = (
+            f"; models available: {', '.join(names)}" if names else "; no models trained yet"
+        )
     raise ModelNotFound(
         f"no fast model {str(name_or_path)!r} (looked for {META_FILE} in {searched}){available}. "
         "Train one with `stylebench train-fast --style IMAGE --name NAME`."
     )
 
 
-def load_model(name_or_path: str | os.PathLike[str], models_dir: str | os.PathLike[str] | None
-               = None, device: torch.device | str | None = None) -> FastModel:
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    models_dir: str | os.PathLike[str] | None = None,
+    device: torch.device | str | None = None,
+) -> FastModel:
     """Load a model by path or by name under ``models_dir``; checks checksum and shapes."""
     directory = resolve_model(name_or_path, models_dir)
     data = _read_json(directory / META_FILE, "model")
@@ -285,9 +297,13 @@ def checkpoint_paths(directory: str | os.PathLike[str]) -> list[tuple[int, Path]
 
 
 def save_checkpoint(
-    directory: str | os.PathLike[str], step: int, net: TransformerNet,
-    optimizer: torch.optim.Optimizer, resume_key: Mapping[str, Any],
-    extra: Mapping[str, Any] | None = None, keep: int = 2,
+    directory: str | os.PathLike[str],
+    step: int,
+    net: TransformerNet,
+    optimizer: torch.optim.Optimizer,
+    resume_key: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+    keep: int = 2,
 ) -> Path:
     """Write the network and optimiser state at ``step``; keep the newest ``keep`` checkpoints.
 
@@ -307,22 +323,27 @@ def save_checkpoint(
     blob = st_save(tensors, metadata={"format": FORMAT})
     stem = f"step-{step:08d}"
     _write_atomic(root / f"{stem}.safetensors", blob)
-    _write_json(root / f"{stem}.json", {
-        "format": FORMAT,
-        "step": step,
-        "weights_sha256": hashlib.sha256(blob).hexdigest(),
-        "resume_key": dict(resume_key),
-        "optimizer_param_groups": opt["param_groups"],
-        "optimizer_plain_state": plain_state,
-        "extra": dict(extra or {}),
-    })
+    _write_json(
+        root / f"{stem}.json",
+        {
+            "format": FORMAT,
+            "step": step,
+            "weights_sha256": hashlib.sha256(blob).hexdigest(),
+            "resume_key": dict(resume_key),
+            "optimizer_param_groups": opt["param_groups"],
+            "optimizer_plain_state": plain_state,
+            "extra": dict(extra or {}),
+        },
+    )
     for _, old_json in checkpoint_paths(directory)[:-keep]:
         old_json.unlink(missing_ok=True)
         old_json.with_suffix(".safetensors").unlink(missing_ok=True)
     return root / f"{stem}.json"
 
 
-def _differences(found: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+def _differences(
+    found: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = ""
+) -> list[str]:
     out = []
     for key in sorted(set(found) | set(wanted)):
         a, b = found.get(key), wanted.get(key)
@@ -334,7 +355,9 @@ def _differences(found: Mapping[str, Any], wanted: Mapping[str, Any], prefix: st
 
 
 def load_checkpoint(
-    json_path: str | os.PathLike[str], net: TransformerNet, optimizer: torch.optim.Optimizer,
+    json_path: str | os.PathLike[str],
+    net: TransformerNet,
+    optimizer: torch.optim.Optimizer,
     resume_key: Mapping[str, Any],
 ) -> tuple[int, dict[str, Any]]:
     """Restore ``net`` and ``optimizer`` from a checkpoint; returns (step, extra).
@@ -350,14 +373,16 @@ def load_checkpoint(
     if diffs:
         raise CheckpointMismatch(
             f"checkpoint {json_path} was made for a different training setup ("
-            + "; ".join(diffs[:6]) + (" ..." if len(diffs) > 6 else "")
+            + "; ".join(diffs[:6])
+            + (" ..." if len(diffs) > 6 else "")
             + f"). Train under another --name, or start over with --restart (deletes "
             f"{json_path.parent})."
         )
     try:
         step = int(data["step"])
-        tensors = _read_tensors(json_path.with_suffix(".safetensors"),
-                                str(data["weights_sha256"]), "checkpoint")
+        tensors = _read_tensors(
+            json_path.with_suffix(".safetensors"), str(data["weights_sha256"]), "checkpoint"
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptModel(f"checkpoint metadata {json_path} is invalid: {exc}") from None
     _load_net_state(net, tensors, json_path.with_suffix(".safetensors"))

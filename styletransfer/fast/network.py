@@ -1,4 +1,4 @@
-"""The feed-forward transformer of Johnson et al. (2016) with conditional instance norm for N styles."""
+"""Johnson et al.'s (2016) feed-forward transformer with conditional instance norm for N styles."""
 
 from __future__ import annotations
 
@@ -73,8 +73,14 @@ class _ConvNormAct(nn.Module):
     """Reflection-padded conv, optional nearest upsampling before it, CIN, optional ReLU."""
 
     def __init__(
-        self, cin: int, cout: int, kernel: int, num_styles: int, stride: int = 1,
-        upsample: int = 1, relu: bool = True,
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        num_styles: int,
+        stride: int = 1,
+        upsample: int = 1,
+        relu: bool = True,
     ):
         super().__init__()
         self.upsample = upsample
@@ -113,16 +119,22 @@ class TransformerNet(nn.Module):
         super().__init__()
         self.spec = spec or NetworkSpec()
         c, s = self.spec.base_channels, self.spec.num_styles
-        self.down = nn.ModuleList([
-            _ConvNormAct(3, c, 9, s),
-            _ConvNormAct(c, 2 * c, 3, s, stride=2),
-            _ConvNormAct(2 * c, 4 * c, 3, s, stride=2),
-        ])
-        self.residual = nn.ModuleList([_Residual(4 * c, s) for _ in range(self.spec.residual_blocks)])
-        self.up = nn.ModuleList([
-            _ConvNormAct(4 * c, 2 * c, 3, s, upsample=2),
-            _ConvNormAct(2 * c, c, 3, s, upsample=2),
-        ])
+        self.down = nn.ModuleList(
+            [
+                _ConvNormAct(3, c, 9, s),
+                _ConvNormAct(c, 2 * c, 3, s, stride=2),
+                _ConvNormAct(2 * c, 4 * c, 3, s, stride=2),
+            ]
+        )
+        self.residual = nn.ModuleList(
+            [_Residual(4 * c, s) for _ in range(self.spec.residual_blocks)]
+        )
+        self.up = nn.ModuleList(
+            [
+                _ConvNormAct(4 * c, 2 * c, 3, s, upsample=2),
+                _ConvNormAct(2 * c, c, 3, s, upsample=2),
+            ]
+        )
         self.out_pad = nn.ReflectionPad2d(4)
         self.out_conv = nn.Conv2d(c, 3, 9)
 
@@ -131,8 +143,11 @@ class TransformerNet(nn.Module):
         return self.spec.num_styles
 
     def style_weights(
-        self, batch: int, style: int | None = None,
-        weights: Sequence[float] | Tensor | None = None, device: torch.device | None = None,
+        self,
+        batch: int,
+        style: int | None = None,
+        weights: Sequence[float] | Tensor | None = None,
+        device: torch.device | None = None,
     ) -> Tensor:
         """The ``[batch, num_styles]`` weight matrix for one style index or a blend."""
         return style_weight_matrix(self.num_styles, batch, style, weights, device=device)
@@ -146,7 +161,9 @@ class TransformerNet(nn.Module):
         h, wd = x.shape[-2:]
         ph, pw = (-h) % 4, (-wd) % 4
         if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, wd) > max(ph, pw) else "replicate")
+            x = F.pad(
+                x, (0, pw, 0, ph), mode="reflect" if min(h, wd) > max(ph, pw) else "replicate"
+            )
         for layer in self.down:
             x = layer(x, w)
         for block in self.residual:
@@ -158,8 +175,11 @@ class TransformerNet(nn.Module):
 
 
 def style_weight_matrix(
-    num_styles: int, batch: int, style: int | None = None,
-    weights: Sequence[float] | Tensor | None = None, device: torch.device | None = None,
+    num_styles: int,
+    batch: int,
+    style: int | None = None,
+    weights: Sequence[float] | Tensor | None = None,
+    device: torch.device | None = None,
 ) -> Tensor:
     """``[batch, num_styles]`` blend weights from a style index, a weight vector, or a matrix.
 

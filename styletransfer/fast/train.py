@@ -1,4 +1,4 @@
-"""Training a multi-style transformer network with perceptual losses, with checkpoints and resume."""
+"""Training a multi-style transformer with perceptual losses, with checkpoints and resume."""
 
 from __future__ import annotations
 
@@ -86,8 +86,14 @@ class ContentBatches:
     batches an uninterrupted one would have. Decoded images are kept in a small LRU cache.
     """
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], size: int, batch_size: int,
-                 seed: int, cache_size: int = 64):
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        size: int,
+        batch_size: int,
+        seed: int,
+        cache_size: int = 64,
+    ):
         if not paths:
             raise ValueError("no content images to train on: give at least one image")
         self.paths = [Path(p) for p in paths]
@@ -129,7 +135,7 @@ class ContentBatches:
             _, h, w = image.shape
             top = int(torch.randint(0, h - self.size + 1, (1,), generator=g))
             left = int(torch.randint(0, w - self.size + 1, (1,), generator=g))
-            crops.append(image[:, top:top + self.size, left:left + self.size])
+            crops.append(image[:, top : top + self.size, left : left + self.size])
         return torch.stack(crops)
 
 
@@ -138,8 +144,9 @@ def style_schedule(step: int, batch_size: int, num_styles: int) -> list[int]:
     return [(step * batch_size + k) % num_styles for k in range(batch_size)]
 
 
-def _resume_key(config: TrainConfig, spec: NetworkSpec, styles: Sequence[StyleInfo],
-                fingerprint: str) -> dict:
+def _resume_key(
+    config: TrainConfig, spec: NetworkSpec, styles: Sequence[StyleInfo], fingerprint: str
+) -> dict:
     return {
         "training": config.resume_key(),
         "network": spec.to_dict(),
@@ -149,8 +156,12 @@ def _resume_key(config: TrainConfig, spec: NetworkSpec, styles: Sequence[StyleIn
 
 
 def perceptual_losses(
-    output: Tensor, content: Tensor, style_index: Tensor, encoder: Encoder,
-    style_targets: Mapping[str, Tensor], config: TrainConfig,
+    output: Tensor,
+    content: Tensor,
+    style_index: Tensor,
+    encoder: Encoder,
+    style_targets: Mapping[str, Tensor],
+    config: TrainConfig,
 ) -> dict[str, Tensor]:
     """Weighted content, style and TV losses of a stylised batch, and their total.
 
@@ -160,20 +171,23 @@ def perceptual_losses(
     with torch.no_grad():
         content_feats = encoder(content)
     out_feats = encoder(output)
-    c_loss = sum(content_loss(out_feats[layer], content_feats[layer])
-                 for layer in config.content_layers)
+    c_loss = sum(
+        content_loss(out_feats[layer], content_feats[layer]) for layer in config.content_layers
+    )
     s_loss = output.new_zeros(())
     for layer, weight in config.layer_weights().items():
         target = style_targets[layer][style_index]  # [B, C, C]
         s_loss = s_loss + weight * style_loss(gram_matrix(out_feats[layer]), target)
     t_loss = tv_loss(output)
-    total = (config.content_weight * c_loss + config.style_weight * s_loss
-             + config.tv_weight * t_loss)
+    total = (
+        config.content_weight * c_loss + config.style_weight * s_loss + config.tv_weight * t_loss
+    )
     return {"total": total, "content": c_loss, "style": s_loss, "tv": t_loss}
 
 
-def style_grams(style_images: Sequence[Tensor], encoder: Encoder, layers: Sequence[str],
-                device: torch.device) -> dict[str, Tensor]:
+def style_grams(
+    style_images: Sequence[Tensor], encoder: Encoder, layers: Sequence[str], device: torch.device
+) -> dict[str, Tensor]:
     """Per layer, the stacked Gram matrices ``[num_styles, C, C]`` of the style images."""
     grams: dict[str, list[Tensor]] = {layer: [] for layer in layers}
     with torch.no_grad():
@@ -188,8 +202,9 @@ def _check_encoder(encoder: Encoder, config: TrainConfig, device: torch.device) 
     probe = torch.rand(1, 3, 32, 32, device=device)
     with torch.no_grad():
         feats = encoder(probe)
-    missing = [layer for layer in (*config.content_layers, *config.style_layers)
-               if layer not in feats]
+    missing = [
+        layer for layer in (*config.content_layers, *config.style_layers) if layer not in feats
+    ]
     if missing:
         raise ValueError(
             f"the feature network does not return layer(s) {', '.join(missing)}; "
@@ -235,11 +250,15 @@ def train(
     name = name or out_dir.name
     started = time.perf_counter()
 
-    spec = NetworkSpec(num_styles=len(style_paths), base_channels=config.base_channels,
-                       residual_blocks=config.residual_blocks)
+    spec = NetworkSpec(
+        num_styles=len(style_paths),
+        base_channels=config.base_channels,
+        residual_blocks=config.residual_blocks,
+    )
     labels = list(style_labels) if style_labels is not None else [Path(p).stem for p in style_paths]
-    styles = tuple(StyleInfo(label, file_sha256(path))
-                   for label, path in zip(labels, style_paths, strict=True))
+    styles = tuple(
+        StyleInfo(label, file_sha256(path)) for label, path in zip(labels, style_paths, strict=True)
+    )
     ids = list(dataset_ids) if dataset_ids is not None else [str(p) for p in content_paths]
     fingerprint = dataset_fingerprint(ids)
     feature_weights = str(getattr(encoder, "weights_source", ""))  # engine encoders say
@@ -248,8 +267,9 @@ def train(
 
     _check_encoder(encoder, config, device)
     style_size = config.style_size or config.size
-    targets = style_grams([load_image(p, style_size) for p in style_paths], encoder,
-                          config.style_layers, device)
+    targets = style_grams(
+        [load_image(p, style_size) for p in style_paths], encoder, config.style_layers, device
+    )
     batches = ContentBatches(content_paths, config.size, config.batch_size, config.seed)
 
     torch.manual_seed(config.seed)
@@ -280,8 +300,9 @@ def train(
         while pending is not None:
             content = pending.result().to(device)
             pending = loader.submit(batches.batch, step + 1) if step + 1 < config.steps else None
-            index = torch.tensor(style_schedule(step, config.batch_size, spec.num_styles),
-                                 device=device)
+            index = torch.tensor(
+                style_schedule(step, config.batch_size, spec.num_styles), device=device
+            )
             weights = torch.nn.functional.one_hot(index, spec.num_styles).float()
             with precision:
                 output = net(content, weights=weights)
@@ -300,27 +321,45 @@ def train(
             if step % sample_every == 0 or step == 1:
                 curve.append({"step": step, **values})
             if step % config.checkpoint_every == 0 and step < config.steps:
-                save_checkpoint(out_dir, step, net, optimizer, key, {"curve": curve},
-                                keep=config.keep_checkpoints)
+                save_checkpoint(
+                    out_dir,
+                    step,
+                    net,
+                    optimizer,
+                    key,
+                    {"curve": curve},
+                    keep=config.keep_checkpoints,
+                )
             if on_step is not None:
-                on_step(StepInfo(step, config.steps, values, time.perf_counter() - started,
-                                 resumed_from))
+                on_step(
+                    StepInfo(
+                        step, config.steps, values, time.perf_counter() - started, resumed_from
+                    )
+                )
 
     if step > resumed_from or not found or found[-1][0] != step:
-        save_checkpoint(out_dir, step, net, optimizer, key, {"curve": curve},
-                        keep=config.keep_checkpoints)
+        save_checkpoint(
+            out_dir, step, net, optimizer, key, {"curve": curve}, keep=config.keep_checkpoints
+        )
     final = {k: float(np.mean([r[k] for r in recent])) for k in recent[0]} if recent else {}
     meta = ModelMeta(
-        name=name, network=spec, styles=styles, training=config, steps=step,
-        dataset_fingerprint=fingerprint, dataset_size=len(set(ids)),
+        name=name,
+        network=spec,
+        styles=styles,
+        training=config,
+        steps=step,
+        dataset_fingerprint=fingerprint,
+        dataset_size=len(set(ids)),
         feature_weights=feature_weights,
-        final_losses=final if final else _last(curve), curve=tuple(curve),
+        final_losses=final if final else _last(curve),
+        curve=tuple(curve),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     net.eval()
     save_model(out_dir, net, meta)
-    return TrainResult(path=out_dir, meta=meta, resumed_from=resumed_from,
-                       seconds=time.perf_counter() - started)
+    return TrainResult(
+        path=out_dir, meta=meta, resumed_from=resumed_from, seconds=time.perf_counter() - started
+    )
 
 
 def _precision(device: torch.device, enabled: bool):

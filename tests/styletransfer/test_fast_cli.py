@@ -14,8 +14,22 @@ from stylebench.cli.main import app
 
 runner = CliRunner()
 # The real vgg19 loss network (bundled weights), on 32 px crops with a slim transformer.
-TINY = ["--steps", "2", "--size", "32", "--batch-size", "1", "--checkpoint-every", "1",
-        "--device", "cpu", "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_1"]
+TINY = [
+    "--steps",
+    "2",
+    "--size",
+    "32",
+    "--batch-size",
+    "1",
+    "--checkpoint-every",
+    "1",
+    "--device",
+    "cpu",
+    "--style-layers",
+    "relu1_1,relu2_1",
+    "--content-layers",
+    "relu2_1",
+]
 
 
 def _png(path, seed):
@@ -47,8 +61,9 @@ def test_train_on_a_folder_then_resume_with_more_steps(tmp_path):
     assert result.exit_code == 0, out
     assert "resumed from step 2" in out
     assert json.loads((data / "models" / "wave" / "model.json").read_text())["steps"] == 3
-    result, out = _invoke(data, "--style", str(style), "--content-dir", str(folder), *more,
-                          "--style-weight", "3")
+    result, out = _invoke(
+        data, "--style", str(style), "--content-dir", str(folder), *more, "--style-weight", "3"
+    )
     assert result.exit_code == 1 and "different training setup" in out and "--restart" in out
 
 
@@ -59,8 +74,15 @@ def test_train_on_the_accepted_catalog_images_by_style_id(tmp_path):
     for i, role in enumerate(["content", "content", "content", "style"]):
         stored = store.put_image(_png(tmp_path / f"{i}.png", i).read_bytes(), "png")
         ids[i] = stored.image_id
-        rows.append({"image_id": stored.image_id, "path": stored.path, "role": role,
-                     "fetched_at": now, "batch_id": "b"})
+        rows.append(
+            {
+                "image_id": stored.image_id,
+                "path": stored.path,
+                "role": role,
+                "fetched_at": now,
+                "batch_id": "b",
+            }
+        )
     store.append("images", rows)
     store.decide([ids[0], ids[1], ids[3]], "accepted", None)
     store.decide([ids[2]], "rejected", "blurry")
@@ -88,15 +110,48 @@ def test_transfer_command_runs_a_trained_model_by_path_or_name(tmp_path, monkeyp
     data = tmp_path / "data"
     _saved(data / "models", "duo")
     content = _png(tmp_path / "c.png", 3)
-    base = ["--data-dir", str(data), "-q", "transfer", str(content), "--method", "fast",
-            "--size", "32", "--device", "cpu"]
-    result = runner.invoke(app, [*base, "-o", str(tmp_path / "a.png"), "--model",
-                                 str(data / "models" / "duo"), "--style-weights", "1,0"])
+    base = [
+        "--data-dir",
+        str(data),
+        "-q",
+        "transfer",
+        str(content),
+        "--method",
+        "fast",
+        "--size",
+        "32",
+        "--device",
+        "cpu",
+    ]
+    result = runner.invoke(
+        app,
+        [
+            *base,
+            "-o",
+            str(tmp_path / "a.png"),
+            "--model",
+            str(data / "models" / "duo"),
+            "--style-weights",
+            "1,0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "a.png").size == (32, 27)
     monkeypatch.setenv("STYLEBENCH_DATA", str(data))
-    result = runner.invoke(app, [*base, "-o", str(tmp_path / "b.png"), "--model", "duo",
-                                 "--style-weights", "0,1", "--metrics", str(tmp_path / "m.json")])
+    result = runner.invoke(
+        app,
+        [
+            *base,
+            "-o",
+            str(tmp_path / "b.png"),
+            "--model",
+            "duo",
+            "--style-weights",
+            "0,1",
+            "--metrics",
+            str(tmp_path / "m.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["method"] == "fast" and metrics["status"] == "ok"

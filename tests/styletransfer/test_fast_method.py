@@ -30,8 +30,11 @@ def _config(**kw):
 
 def test_transfer_with_a_model_name_equals_direct_inference(tmp_path, content):
     _, path = _saved(tmp_path, "duo")
-    result = transfer(content, [], _config(model="duo", style_weights=(1.0, 0.0),
-                                           extra={"models_dir": str(tmp_path)}))
+    result = transfer(
+        content,
+        [],
+        _config(model="duo", style_weights=(1.0, 0.0), extra={"models_dir": str(tmp_path)}),
+    )
     assert result.status == "ok" and result.image.size == (40, 30) and result.steps == 0
     expected = stylize_tensor(load_model(path).net, to_tensor(content)[None], style=0)[0]
     got = to_tensor(result.image)
@@ -61,8 +64,7 @@ def test_fast_errors_say_what_to_do(tmp_path, content):
     with pytest.raises(ValueError, match="one weight per style of the model"):
         transfer(content, [], _config(model=str(tmp_path / "duo"), style_weights=(1.0,)))
     with pytest.raises(ValueError, match="takes its styles from the model"):
-        transfer(content, [content], _config(model=str(tmp_path / "duo"),
-                                             style_weights=(1.0,)))
+        transfer(content, [content], _config(model=str(tmp_path / "duo"), style_weights=(1.0,)))
 
 
 def test_models_are_found_under_the_data_directory(tmp_path, content, monkeypatch):

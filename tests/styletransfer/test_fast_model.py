@@ -28,14 +28,24 @@ def _saved(tmp_path, name="m", num_styles=2):
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    config = TrainConfig(steps=7, feature_model="vgg19", content_layers=("relu4_2",),
-                         style_layers=("relu1_1", "relu2_1"), style_layer_weights=(0.5, 2.0),
-                         base_channels=8, residual_blocks=2)
+    config = TrainConfig(
+        steps=7,
+        feature_model="vgg19",
+        content_layers=("relu4_2",),
+        style_layers=("relu1_1", "relu2_1"),
+        style_layer_weights=(0.5, 2.0),
+        base_channels=8,
+        residual_blocks=2,
+    )
     meta = ModelMeta(
-        name=name, network=spec,
+        name=name,
+        network=spec,
         styles=tuple(StyleInfo(f"style{i}", f"{i:064x}") for i in range(num_styles)),
-        training=config, steps=7, dataset_fingerprint=dataset_fingerprint(["b", "a"]),
-        dataset_size=2, final_losses={"total": 1.5},
+        training=config,
+        steps=7,
+        dataset_fingerprint=dataset_fingerprint(["b", "a"]),
+        dataset_size=2,
+        final_losses={"total": 1.5},
     )
     save_model(tmp_path / name, net, meta)
     return net.eval(), tmp_path / name

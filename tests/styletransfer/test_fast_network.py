@@ -42,8 +42,10 @@ def test_weights_one_zero_equal_selecting_style_zero_and_a_one_style_net():
         other = net(x, style=1)
         # the same network with only style 0's scales and shifts
         single = TransformerNet(NetworkSpec(num_styles=1, base_channels=8, residual_blocks=2))
-        state = {k: (v[:1] if k.endswith((".gamma", ".beta")) else v)
-                 for k, v in net.state_dict().items()}
+        state = {
+            k: (v[:1] if k.endswith((".gamma", ".beta")) else v)
+            for k, v in net.state_dict().items()
+        }
         single.load_state_dict(state)
         alone = single.eval()(x)
     assert torch.equal(blended, selected)
@@ -73,13 +75,16 @@ def test_per_sample_weights_match_one_sample_at_a_time():
     assert torch.allclose(both[1:], second, atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"style": 2}, "out of range"),
-    ({"weights": [1.0, 0.0, 0.0]}, "2 entries"),
-    ({"style": 0, "weights": [1.0, 0.0]}, "not both"),
-    ({}, "holds 2 styles"),
-    ({"weights": [float("nan"), 1.0]}, "finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"style": 2}, "out of range"),
+        ({"weights": [1.0, 0.0, 0.0]}, "2 entries"),
+        ({"style": 0, "weights": [1.0, 0.0]}, "not both"),
+        ({}, "holds 2 styles"),
+        ({"weights": [float("nan"), 1.0]}, "finite"),
+    ],
+)
 def test_bad_style_selection_is_refused_with_a_clear_message(kwargs, message):
     with pytest.raises(ValueError, match=message):
         style_weight_matrix(2, 1, **kwargs)
@@ -98,7 +103,7 @@ def test_batched_inference_equals_one_by_one_and_tracks_no_gradient():
     out = stylize_tensor(net, x, weights=[0.3, 0.7], batch_size=2)
     assert not out.requires_grad
     with torch.no_grad():
-        singles = torch.cat([net(x[i:i + 1], weights=[0.3, 0.7]) for i in range(5)])
+        singles = torch.cat([net(x[i : i + 1], weights=[0.3, 0.7]) for i in range(5)])
     assert torch.allclose(out, singles, atol=1e-5)
 
 
@@ -107,8 +112,10 @@ def test_stylize_keeps_order_across_image_sizes():
 
     net = _two_style_net(3)
     rng = torch.Generator().manual_seed(0)
-    images = [Image.fromarray((torch.rand(h, w, 3, generator=rng) * 255).byte().numpy())
-              for h, w in [(20, 30), (16, 16), (20, 30)]]
+    images = [
+        Image.fromarray((torch.rand(h, w, 3, generator=rng) * 255).byte().numpy())
+        for h, w in [(20, 30), (16, 16), (20, 30)]
+    ]
     results = stylize(net, images, style=1, batch_size=4)
     assert [r.size for r in results] == [(30, 20), (16, 16), (30, 20)]
     alone = stylize(net, [images[2]], style=1)[0]

@@ -1,4 +1,4 @@
-"""Feed-forward training: the loss falls, checkpoints resume to the same end, bad ones fail clearly."""
+"""Feed-forward training: the loss falls, resumes reach the same end, bad checkpoints fail."""
 
 from __future__ import annotations
 
@@ -47,8 +47,10 @@ def _write_images(folder, n, size, seed, kind):
             base += 0.5 * (((yy - cy) ** 2 + (xx - cx) ** 2) < 0.04)[..., None]
         else:  # high-contrast diagonal stripes: a strong "style"
             phase = 2 * np.pi * (xx + (1 + i) * yy) * 6
-            base = np.stack([0.5 + 0.5 * np.sin(phase), 0.5 + 0.5 * np.cos(phase),
-                             np.full_like(xx, 0.2 * i)], -1)
+            base = np.stack(
+                [0.5 + 0.5 * np.sin(phase), 0.5 + 0.5 * np.cos(phase), np.full_like(xx, 0.2 * i)],
+                -1,
+            )
         img = (np.clip(base, 0, 1) * 255).astype(np.uint8)
         path = folder / f"{kind}{i}.png"
         Image.fromarray(img).save(path)
@@ -66,18 +68,36 @@ def data(tmp_path_factory):
 
 
 def _config(**kw):
-    base = dict(steps=100, batch_size=2, size=64, lr=5e-3, content_weight=1.0,
-                style_weight=1000.0, tv_weight=0.0, feature_model="tiny",
-                content_layers=("b",), style_layers=("a", "b"), base_channels=8,
-                residual_blocks=1, checkpoint_every=10, seed=0)
+    base = dict(
+        steps=100,
+        batch_size=2,
+        size=64,
+        lr=5e-3,
+        content_weight=1.0,
+        style_weight=1000.0,
+        tv_weight=0.0,
+        feature_model="tiny",
+        content_layers=("b",),
+        style_layers=("a", "b"),
+        base_channels=8,
+        residual_blocks=1,
+        checkpoint_every=10,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
 
 def test_one_hundred_steps_lower_the_training_loss_markedly(data, tmp_path):
     seen: list[StepInfo] = []
-    result = train(data["content"][:4], data["styles"][:1], TinyEncoder(), _config(),
-                   tmp_path / "m", on_step=seen.append)
+    result = train(
+        data["content"][:4],
+        data["styles"][:1],
+        TinyEncoder(),
+        _config(),
+        tmp_path / "m",
+        on_step=seen.append,
+    )
     assert len(seen) == 100 and seen[-1].step == 100
 
     def mean(key, steps):
@@ -102,8 +122,9 @@ def test_interrupted_training_resumes_from_its_checkpoint_to_the_same_end(data, 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(data["content"], data["styles"], encoder, config, tmp_path / "cut",
-              on_step=crash_at_25)
+        train(
+            data["content"], data["styles"], encoder, config, tmp_path / "cut", on_step=crash_at_25
+        )
     assert [s for s, _ in checkpoint_paths(tmp_path / "cut")] == [10, 20]
     assert not (tmp_path / "cut" / "model.json").exists()
     resumed = train(data["content"], data["styles"], encoder, config, tmp_path / "cut")
@@ -113,8 +134,7 @@ def test_interrupted_training_resumes_from_its_checkpoint_to_the_same_end(data, 
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(p, q, atol=1e-5), name
     # training further with more steps continues from the final checkpoint
-    longer = train(data["content"], data["styles"], encoder, _config(steps=35),
-                   tmp_path / "cut")
+    longer = train(data["content"], data["styles"], encoder, _config(steps=35), tmp_path / "cut")
     assert longer.resumed_from == 30 and longer.meta.steps == 35
     with pytest.raises(ValueError, match="at step 35, past the 20 steps"):
         train(data["content"], data["styles"], encoder, _config(steps=20), tmp_path / "cut")
@@ -124,22 +144,33 @@ def test_a_checkpoint_for_another_setup_is_refused_with_the_differences(data, tm
     encoder = TinyEncoder()
     train(data["content"], data["styles"], encoder, _config(steps=10), tmp_path / "m")
     with pytest.raises(CheckpointMismatch, match=r"style_weight: checkpoint 1000.0, now 7.0"):
-        train(data["content"], data["styles"], encoder, _config(steps=20, style_weight=7.0),
-              tmp_path / "m")
+        train(
+            data["content"],
+            data["styles"],
+            encoder,
+            _config(steps=20, style_weight=7.0),
+            tmp_path / "m",
+        )
     with pytest.raises(CheckpointMismatch, match="dataset_fingerprint"):
         train(data["content"][:3], data["styles"], encoder, _config(steps=20), tmp_path / "m")
     with pytest.raises(CheckpointMismatch, match="styles"):
         train(data["content"], data["styles"][::-1], encoder, _config(steps=20), tmp_path / "m")
     # starting over is explicit
-    fresh = train(data["content"], data["styles"], encoder, _config(steps=12, style_weight=7.0),
-                  tmp_path / "m", resume=False)
+    fresh = train(
+        data["content"],
+        data["styles"],
+        encoder,
+        _config(steps=12, style_weight=7.0),
+        tmp_path / "m",
+        resume=False,
+    )
     assert fresh.resumed_from == 0 and fresh.meta.steps == 12
 
 
 def test_a_corrupt_checkpoint_is_refused_clearly(data, tmp_path):
     encoder = TinyEncoder()
     train(data["content"], data["styles"], encoder, _config(steps=10), tmp_path / "m")
-    (_, last), = checkpoint_paths(tmp_path / "m")[-1:]
+    ((_, last),) = checkpoint_paths(tmp_path / "m")[-1:]
     weights = last.with_suffix(".safetensors")
     blob = bytearray(weights.read_bytes())
     blob[-7] ^= 0xFF
@@ -164,8 +195,13 @@ def test_batches_are_deterministic_and_cover_every_image(data):
 
 def test_bad_inputs_are_named(data, tmp_path):
     with pytest.raises(ValueError, match="does not return layer"):
-        train(data["content"], data["styles"], TinyEncoder(),
-              _config(style_layers=("a", "zz")), tmp_path / "x")
+        train(
+            data["content"],
+            data["styles"],
+            TinyEncoder(),
+            _config(style_layers=("a", "zz")),
+            tmp_path / "x",
+        )
     with pytest.raises(ValueError, match="no content images"):
         train([], data["styles"], TinyEncoder(), _config(), tmp_path / "x")
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
