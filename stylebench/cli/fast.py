@@ -228,8 +228,8 @@ def train_fast(
                 task,
                 completed=info.step,
                 description=(
-                    f"train {model_name} loss {loss['total']:.4g} (content {loss['content']:.3g}, "
-                    f"style {loss['style']:.3g}, tv {loss['tv']:.3g})"
+                    f"{model_name} loss {loss['total']:.3g} "
+                    f"(c {loss['content']:.2g} s {loss['style']:.2g})"
                 ),
             )
 
