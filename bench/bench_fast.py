@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def run(quick: bool = False) -> str:
         for size, batch, fp32, half in rows
     )
     where = f"{device}" + (f", {threads} threads" if threads else "")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    where += f"; 1-minute load average at the end {load:.1f} on {os.cpu_count()} cores"
     return f"""## Fast feed-forward networks: inference speed and speed-up over gatys
 
 Device: {where}. The transformer is the default shape (Johnson et al. 2016: 32-64-128 channels,
@@ -133,7 +136,8 @@ saving-ready PIL output included; the fast model loaded once and cached, as in a
   {verdict} the {TARGET_RATIO:.0f}x target.
 - speed-up over only {gatys_result.steps} measured gatys steps (no extrapolation, a lower
   bound on the real ratio): {measured_ratio:,.0f}x.
-- The ratio is what matters across machines: both run on the same device in one process.
+- The ratio is what matters across machines: both run on the same device in one process
+  (absolute images/s move with the machine's load; the ratio much less).
   Gatys pays a VGG19 forward and backward per evaluation (several per L-BFGS step with the
   line search); the fast network pays one forward pass of a ~1.7 M-parameter network once
   trained (training is the overnight cost, e.g. 40 000 steps).

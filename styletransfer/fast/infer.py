@@ -162,7 +162,10 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
     )
     weights = blend_for(model.net.num_styles, cfg.style_weights)
     prepared = time.perf_counter()
-    dtype = autocast_dtype(inp.device, cfg.mixed_precision)
+    # Mixed precision only on CUDA: on this project's bf16 CPU the transformer's convolutions
+    # ran slower in bf16 than in float32 at batch 1 (bench/bench_fast.py has both columns).
+    cuda = inp.device.type == "cuda"
+    dtype = autocast_dtype(inp.device, cfg.mixed_precision) if cuda else None
     out = stylize_tensor(
         model.net,
         inp.contents,
