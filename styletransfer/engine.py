@@ -182,13 +182,16 @@ def optimize(
     callback: StepCallback | None = None,
     step_offset: int = 0,
     time_offset: float = 0.0,
+    on_stall: Callable[[], bool] | None = None,
 ) -> OptimizeResult:
     """Minimise the sum over the batch of ``loss_fn`` starting from ``init`` ([B, 3, H, W]).
 
     L-BFGS uses a strong-Wolfe line search; each step is one L-BFGS iteration. Evaluations are
     memoised by iterate, so the re-evaluation torch's LBFGS makes at the start of each step
     costs nothing. A non-finite or exploding loss stops the run with status ``diverged``;
-    the best iterate seen is returned either way.
+    the best iterate seen is returned either way. When the line search cannot move twice
+    running, ``on_stall`` may make the loss more exact (e.g. leave bf16) and return True to go
+    on; otherwise the run has converged and stops early.
     """
     start = time.perf_counter()
     y = from_image(init).detach().requires_grad_(True)
@@ -261,7 +264,16 @@ def optimize(
             # The line search found no lower point along the L-BFGS direction: drop the
             # history and try steepest descent; if that cannot move either, it has converged.
             if stalled:
-                break
+                if on_stall is None or not on_stall():
+                    break
+                memo.clear()  # the loss changed: re-evaluate where we stand
+                try:
+                    value, parts = evaluate()
+                except _NonFinite as exc:
+                    status, error = "diverged", f"stopped at step {step}: {exc}"
+                    break
+                value_f = best_value = float(value)
+                best_parts, best_y = parts, y.detach().clone()
             stalled = True
             opt = make_optimizer()
         else:

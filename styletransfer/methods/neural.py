@@ -120,6 +120,13 @@ class PerceptualLoss:
                 for m in content_masks
             ]
 
+    def to_float32(self) -> bool:
+        """Leave mixed precision for the rest of the run; False if already in float32."""
+        if self.dtype is None:
+            return False
+        self.dtype = None
+        return True
+
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
         cfg = self.cfg
         with autocast(self.device, self.dtype):
@@ -185,18 +192,22 @@ def run_neural(inp: MethodInput, *, photoreal: bool, two_stage: bool = False) ->
     start = time.perf_counter()
     if two_stage and photoreal:
         first = cfg.steps // 2
-        stage1 = optimize(init, loss(False), steps=first, optimizer=cfg.optimizer, lr=cfg.lr,
-                          callback=inp.callback)
+        fn = loss(False)
+        stage1 = optimize(init, fn, steps=first, optimizer=cfg.optimizer, lr=cfg.lr,
+                          callback=inp.callback, on_stall=fn.to_float32)
         result = stage1
         if stage1.status == "ok":
-            result = optimize(stage1.images, loss(True), steps=cfg.steps - first,
+            fn = loss(True)
+            result = optimize(stage1.images, fn, steps=cfg.steps - first,
                               optimizer=cfg.optimizer, lr=cfg.lr, callback=inp.callback,
-                              step_offset=first, time_offset=stage1.seconds)
+                              step_offset=first, time_offset=stage1.seconds,
+                              on_stall=fn.to_float32)
             result.curves = [a + b for a, b in zip(stage1.curves, result.curves, strict=True)]
             result.steps += stage1.steps
     else:
-        result = optimize(init, loss(photoreal), steps=cfg.steps, optimizer=cfg.optimizer,
-                          lr=cfg.lr, callback=inp.callback)
+        fn = loss(photoreal)
+        result = optimize(init, fn, steps=cfg.steps, optimizer=cfg.optimizer, lr=cfg.lr,
+                          callback=inp.callback, on_stall=fn.to_float32)
     seconds["optimize"] = time.perf_counter() - start
     return [
         MethodOutput(
