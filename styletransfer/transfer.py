@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import traceback
 from collections.abc import Sequence
@@ -178,9 +179,10 @@ def _run_group(method, contents, styles, blend, cfg, device, cache, masks, callb
         originals = batch
         batch = luminance_image(batch)
         style_tensors = [luminance_image(s, like=originals) for s in style_tensors]
+        # the styles' luminance is matched to this batch's, so their targets depend on it
+        batch_key = hashlib.sha256("".join(content_keys).encode()).hexdigest()
         content_keys = [k + ":luminance" for k in content_keys]
-        style_keys = [k + ":luminance:" + ck for k, ck in zip(style_keys, content_keys * len(
-            style_keys), strict=False)]
+        style_keys = [f"{k}:luminance:{batch_key}" for k in style_keys]
     mask_segments = mask_key = None
     if masks is not None:
         segments, mask_key = _mask_inputs(masks, contents[0], styles)

@@ -26,4 +26,3 @@ def gatys(inp: MethodInput) -> list[MethodOutput]:
 
 
 register_method("gatys", gatys, GATYS_DEFAULTS)
-from styletransfer.methods import dpst as _dpst  # noqa: E402,F401
