@@ -95,6 +95,9 @@ def run(quick: bool = False) -> str:
     start = time.perf_counter()
     gatys_result = transfer(content, style, gatys_cfg, cache=TransferCache())
     gatys_s = time.perf_counter() - start
+    for label, res in (("fast", fast_result), ("gatys", gatys_result)):
+        if res.status == "failed" or (label == "gatys" and res.steps == 0):
+            raise RuntimeError(f"{label} did not run ({res.status}): {res.error}")
     per_step = gatys_result.seconds["optimize"] / max(gatys_result.steps, 1)
     gatys_default_s = gatys_s - gatys_result.seconds["optimize"] + per_step * default_steps
     measured_ratio = gatys_s / fast_s
