@@ -38,22 +38,7 @@ def output_relpath(run_id: str, ext: str = "png") -> str:
 
 def write_bytes_atomic(loc: Location, relpath: str, data: bytes) -> str:
     """Write ``data`` at ``relpath`` so no reader ever sees a partial file."""
-    final = loc.join(relpath)
-    if loc.is_local:
-        directory = os.path.dirname(final)
-        os.makedirs(directory, exist_ok=True)
-        tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.part"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    else:
-        loc.fs.pipe_file(final, data)
-    return final
+    return loc.write_atomic(loc.join(relpath), lambda fh: fh.write(data))
 
 
 def put_image(loc: Location, data: bytes, ext: str) -> StoredImage:

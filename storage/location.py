@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -14,6 +16,7 @@ from fsspec.implementations.local import LocalFileSystem
 DEFAULT_DATA_DIR = "./stylebench-data"
 ENV_DATA_DIR = "STYLEBENCH_DATA"
 ENV_STORAGE_OPTIONS = "STYLEBENCH_STORAGE_OPTIONS"
+TMP_PREFIX = ".tmp-"  # temporaries of atomic writes; no reader lists them
 
 
 def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
@@ -67,6 +70,32 @@ class Location:
     def join(self, *parts: str) -> str:
         """The full path of ``parts`` under the root, on this filesystem."""
         return "/".join([self.root, *(p.strip("/") for p in parts if p)])
+
+    def write_atomic(self, path: str, write: Callable[[BinaryIO], None]) -> str:
+        """Write the file ``path`` (full, on this filesystem) so no reader sees it half-written.
+
+        Locally: a temporary name (``.tmp-*.part``, never listed), fsync, then rename.
+        Object stores publish an object only once its upload completes, so the final key
+        is written directly.
+        """
+        if not self.is_local:
+            with self.fs.open(path, "wb") as fh:
+                write(fh)
+            return path
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
 
     def display(self, relpath: str) -> str:
         """A path a user can paste: local absolute path, or the full URL."""

@@ -25,13 +25,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.location import Location
+from storage.location import TMP_PREFIX, Location
 from storage.schemas import schema_for
 
 TABLES_DIR = "tables"
 PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
-TMP_PREFIX = ".tmp-"
 COMPACT_KEY = b"stylebench.compaction"
 STALE_TMP_SECONDS = 3600
 
@@ -78,25 +77,8 @@ def _write_atomic(
         merged = dict(data.schema.metadata or {})
         merged.update(metadata)
         data = data.replace_schema_metadata(merged)
-    final = f"{directory}/{name}"
-    if loc.is_local:
-        os.makedirs(directory, exist_ok=True)
-        tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.part"
-        try:
-            with open(tmp, "wb") as fh:
-                pq.write_table(data, fh, compression="zstd")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    else:
-        # Object stores publish an object only once its upload completes.
-        with loc.fs.open(final, "wb") as fh:
-            pq.write_table(data, fh, compression="zstd")
-    return final
+    return loc.write_atomic(f"{directory}/{name}",
+                            lambda fh: pq.write_table(data, fh, compression="zstd"))
 
 
 def append(loc: Location, table: str, rows: pa.Table | Iterable[Mapping[str, Any]]) -> str | None:
