@@ -75,3 +75,23 @@ def test_runs_are_deterministic():
     a = optimize(torch.full_like(target, 0.5), _quadratic(target), steps=10)
     b = optimize(torch.full_like(target, 0.5), _quadratic(target), steps=10)
     assert torch.equal(a.images, b.images)
+
+
+def test_a_stalled_line_search_switches_to_the_exact_loss():
+    target = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(4)) * 0.6 + 0.2
+    state = {"coarse": True, "switches": 0}
+
+    def loss(image):
+        value = ((image - target) ** 2).flatten(1).sum(1)
+        if state["coarse"]:  # values rounded to 0.05, gradients exact: like a low precision
+            value = value + (torch.round(value * 20) / 20 - value).detach()
+        return {"content": value}
+
+    def on_stall():
+        state["switches"] += 1
+        was_coarse, state["coarse"] = state["coarse"], False
+        return was_coarse
+
+    result = optimize(torch.full_like(target, 0.5), loss, steps=80, on_stall=on_stall)
+    assert state["switches"] >= 1 and not state["coarse"]
+    assert result.status == "ok" and result.losses[0]["total"] < 1e-6
