@@ -252,6 +252,7 @@ def optimize(
                 opt.step(closure)
                 value, parts = evaluate()  # memoised: the line search already evaluated it
             else:
+                # Adam: a step records the loss of the iterate it started from.
                 opt.zero_grad(set_to_none=True)
                 value, parts = evaluate()
                 opt.step()
