@@ -1,4 +1,4 @@
-"""Tests of photo-fast: locally affine in the content colours, masks, several styles, determinism."""
+"""Tests of photo-fast: locally affine in the content colours, masks, styles, determinism."""
 
 from __future__ import annotations
 
