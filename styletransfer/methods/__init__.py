@@ -49,3 +49,4 @@ def get_method(name: str) -> MethodFn:
 from styletransfer.methods import dpst as _dpst  # noqa: E402,F401
 from styletransfer.methods import gatys as _gatys  # noqa: E402,F401
 from styletransfer.methods import photo_fast as _photo_fast  # noqa: E402,F401
+from styletransfer import fast as _fast  # noqa: E402,F401
