@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
 from stylebench.cli.common import console, err_console, fail, progress, settings
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
-_IMAGE_ID = re.compile(r"^[0-9a-f]{6,64}$")
-
-
-@dataclass(frozen=True)
-class Images:
-    """Local image files, the ids that identify them in the dataset fingerprint, and labels."""
-
-    paths: list[Path]
-    ids: list[str]
-    labels: list[str]
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -29,74 +15,6 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     for value in values or []:
         out.extend(v for v in re.split(r"[,\s]+", value) if v)
     return tuple(out)
-
-
-def resolve_styles(store, refs: list[str]) -> Images:
-    """Each ``--style`` as a local file: a path, or a catalog image id (or a unique prefix)."""
-    paths, ids, labels = [], [], []
-    for ref in refs:
-        path = Path(ref).expanduser()
-        if path.is_file():
-            paths.append(path)
-            ids.append(str(path))
-            labels.append(path.stem)
-            continue
-        if not _IMAGE_ID.match(ref):
-            raise ValueError(
-                f"style {ref!r} is neither an existing file nor an image id "
-                "(6 to 64 hex digits); see `stylebench images --role style`"
-            )
-        rows = store.query(
-            f"select image_id, path from catalog where image_id like '{ref}%'"
-        ).to_pylist()
-        if not rows:
-            raise ValueError(f"no image with id {ref!r} in the catalog; see `stylebench images`")
-        if len({r["image_id"] for r in rows}) > 1:
-            raise ValueError(
-                f"image id prefix {ref!r} is ambiguous ({len(rows)} images): give more digits"
-            )
-        paths.append(store.local_path(rows[0]["path"]))
-        ids.append(rows[0]["image_id"])
-        labels.append(rows[0]["image_id"][:12])
-    return Images(paths, ids, labels)
-
-
-def content_images(store, folder: Path | None) -> Images:
-    """Training images: every image file under ``folder``, or the catalog's accepted contents."""
-    if folder is not None:
-        if not folder.is_dir():
-            raise ValueError(f"--content-dir {folder} is not a directory")
-        paths = sorted(
-            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        if not paths:
-            raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-        ids = [p.relative_to(folder).as_posix() for p in paths]
-        return Images(paths, ids, [p.stem for p in paths])
-    rows = store.query(
-        "select image_id, path from catalog where role = 'content' and status = 'accepted' "
-        "order by image_id"
-    ).to_pylist()
-    if not rows:
-        raise ValueError(
-            "the catalog has no accepted content images: scrape or import some "
-            "(`stylebench scrape ... --role content`, `stylebench accept ID`), "
-            "or train on a folder with --content-dir DIR"
-        )
-    return Images(
-        [store.local_path(r["path"]) for r in rows],
-        [r["image_id"] for r in rows],
-        [r["image_id"][:12] for r in rows],
-    )
-
-
-def _model_dir(store, name: str) -> tuple[Path, bool]:
-    """Where training writes: the data directory's models/NAME, or a local cache for remote data."""
-    if store.loc.is_local:
-        return Path(store.loc.join("models", name)), False
-    from storage.images import cache_dir
-
-    return cache_dir() / "models" / store.loc.url.replace("/", "_").replace(":", "") / name, True
 
 
 def train_fast(
@@ -161,23 +79,25 @@ def train_fast(
     """Train a feed-forward network (Johnson et al. 2016) for one or more styles (conditional
     instance norm, Dumoulin et al. 2017). Checkpoints regularly; rerun the same command to
     resume after an interruption. The model lands in models/NAME of the data directory."""
-    from styletransfer.engine import configure_threads, select_device
+    from flows.training import (
+        check_model_name,
+        content_images,
+        model_dir,
+        resolve_styles,
+        train_on_catalog,
+    )
+    from styletransfer.engine import select_device
     from styletransfer.fast import TrainConfig
     from styletransfer.fast.model import FastModelError
-    from styletransfer.fast.train import ImageLoadError, train
-    from styletransfer.features import WeightsUnavailable, default_layers, load_encoder
+    from styletransfer.fast.train import ImageLoadError
+    from styletransfer.features import WeightsUnavailable, default_layers
 
     opts = settings(ctx)
     store = opts.store()
     try:
         styles = resolve_styles(store, style)
         contents = content_images(store, content_dir)
-        model_name = name or "+".join(styles.labels)
-        if not _NAME.match(model_name):
-            raise ValueError(
-                f"model name {model_name!r} must be letters, digits, '.', '_', '+' "
-                "or '-' (up to 100): pass --name"
-            )
+        model_name = check_model_name(name or "+".join(styles.labels))
         config = TrainConfig(
             steps=steps,
             batch_size=batch_size,
@@ -198,18 +118,10 @@ def train_fast(
         defaults = default_layers(feature_model)
         config = config.with_layers(defaults.content, defaults.style)
         torch_device = select_device(device)
-        if torch_device.type == "cpu":
-            configure_threads()
-        encoder = load_encoder(
-            feature_model,
-            config.content_layers + config.style_layers,
-            weights=weights,
-            device=torch_device,
-        )
-    except (ValueError, WeightsUnavailable) as exc:
+    except ValueError as exc:
         raise fail(str(exc)) from None
 
-    out_dir, remote = _model_dir(store, model_name)
+    out_dir, _ = model_dir(store, model_name)
     console.print(
         f"training [bold]{model_name}[/]: {len(styles.paths)} style(s), "
         f"{len(contents.paths)} content image(s), {config.steps} steps of "
@@ -234,18 +146,9 @@ def train_fast(
             )
 
         try:
-            result = train(
-                contents.paths,
-                styles.paths,
-                encoder,
-                config,
-                out_dir,
-                name=model_name,
-                style_labels=styles.labels,
-                dataset_ids=contents.ids,
-                device=torch_device,
-                resume=not restart,
-                on_step=on_step,
+            result = train_on_catalog(
+                store, styles, contents, model_name, config, weights=weights,
+                device=device, resume=not restart, on_step=on_step,
             )
         except KeyboardInterrupt:
             err_console.print(
@@ -253,11 +156,9 @@ def train_fast(
                 f"{out_dir / 'checkpoints'} are kept; rerun the same command to resume"
             )
             raise typer.Exit(130) from None
-        except (FastModelError, ImageLoadError, FloatingPointError) as exc:
+        except (FastModelError, ImageLoadError, FloatingPointError, WeightsUnavailable,
+                ValueError) as exc:
             raise fail(str(exc)) from None
-    if remote:
-        for file in ("model.safetensors", "model.json"):
-            store.write_bytes(f"models/{model_name}/{file}", (out_dir / file).read_bytes())
     meta = result.meta
     if result.resumed_from:
         console.print(f"resumed from step {result.resumed_from}")
