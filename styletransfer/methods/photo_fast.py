@@ -51,7 +51,7 @@ class PhotoFastOptions:
     steps.
     """
 
-    fit_size: int = 96  # longest side of the images the grid is fitted on
+    fit_size: int = 128  # longest side of the images the grid is fitted on
     grid: int = 12  # grid cells along the longer image side
     bins: int = 8  # grid cells along the luma axis
     smoothness: float = 30.0  # weight of the grid's roughness, relative to the initial loss
