@@ -118,7 +118,7 @@ def test_preserve_color_keeps_the_content_chrominance(astronaut, coffee, cache):
 
 
 def test_methods_come_from_the_registry(astronaut, coffee, cache):
-    with pytest.raises(ValueError, match="dpst, gatys"):
+    with pytest.raises(ValueError, match=r"the methods are: dpst, .*gatys"):
         transfer(astronaut, coffee, TransferConfig(method="nope"))
 
     def identity(inp):
