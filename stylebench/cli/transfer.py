@@ -88,6 +88,15 @@ def transfer(
     from styletransfer import SegmentationMasks, TransferConfig, WeightsUnavailable
 
     quiet = settings(ctx).verbosity < 0
+    extra = {}
+    if model is not None and not Path(model).expanduser().exists():
+        # A model name: look for it under models/ of the data directory (fetched if remote).
+        from flows.training import local_models_dir
+
+        try:
+            extra["models_dir"] = str(local_models_dir(settings(ctx).store(), model))
+        except ValueError as exc:
+            raise fail(str(exc)) from None
     try:
         config = TransferConfig(
             method=method, feature_model=feature_model, weights=weights,
@@ -99,7 +108,7 @@ def transfer(
             style_weights=_floats(style_weights, "--style-weights"), size=size, steps=steps,
             optimizer=optimizer, lr=lr, init=init, seed=seed, preserve_color=preserve_color,
             mixed_precision=not no_mixed_precision, two_stage=two_stage, model=model,
-            device=device,
+            device=device, extra=extra,
         ).validate()
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None

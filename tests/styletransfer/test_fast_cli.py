@@ -137,7 +137,8 @@ def test_transfer_command_runs_a_trained_model_by_path_or_name(tmp_path, monkeyp
     )
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "a.png").size == (32, 27)
-    monkeypatch.setenv("STYLEBENCH_DATA", str(data))
+    monkeypatch.delenv("STYLEBENCH_DATA", raising=False)  # --data-dir alone finds models/duo
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(
         app,
         [
