@@ -14,6 +14,8 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 # Fields that say where a run happens, not what it computes: left out of config_hash().
 _NOT_HASHED = ("device",)
+# Fields added later, left out of config_hash() at these values so older hashes still match.
+_HASHED_UNLESS_DEFAULT = {"levels": 1}
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -59,6 +61,7 @@ class TransferConfig:
     preserve_color: bool = False  # luminance-only transfer
     mixed_precision: bool = True  # bf16 autocast where the hardware has it
     two_stage: bool | None = None  # dpst: Gatys first, then the photorealism stage
+    levels: int = 1  # gatys, dpst: coarse-to-fine from 1/2^(levels-1) of the size (multires)
     matting_eps: float = 1e-7
     model: str | None = None  # feed-forward methods: the trained network's name
     device: str = "auto"
@@ -143,6 +146,8 @@ class TransferConfig:
             raise ValueError(f"unknown device {self.device!r}; use auto, cpu, mps, cuda or cuda:N")
         if self.size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if not 1 <= self.levels <= 4:
+            raise ValueError(f"levels must be 1 (off) to 4, got {self.levels}")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.matting_eps <= 0:
@@ -184,7 +189,8 @@ class TransferConfig:
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the resolved settings, the device left out."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED
+                   and not (k in _HASHED_UNLESS_DEFAULT and v == _HASHED_UNLESS_DEFAULT[k])}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -157,9 +158,20 @@ class PerceptualLoss:
         return parts
 
 
-def run_neural(inp: MethodInput, *, photoreal: bool, two_stage: bool = False) -> list[MethodOutput]:
-    """Gatys-style image optimisation, with the photorealism term and masks for dpst."""
+def run_neural(
+    inp: MethodInput, *, photoreal: bool, two_stage: bool = False, init: Tensor | None = None
+) -> list[MethodOutput]:
+    """Gatys-style image optimisation, with the photorealism term and masks for dpst.
+
+    ``init`` overrides the start image; ``config.levels > 1`` runs coarse to fine (multires).
+    """
     cfg = inp.config
+    if cfg.levels > 1:
+        from styletransfer.multires import coarse_to_fine
+
+        return coarse_to_fine(inp, cfg.levels, lambda sub, start: run_neural(
+            dataclasses.replace(sub, config=sub.config.with_(levels=1)), photoreal=photoreal,
+            two_stage=two_stage, init=start))
     seconds: dict[str, float] = {}
     batch = inp.contents.shape[0]
     with timer(seconds, "prepare"):
@@ -179,10 +191,10 @@ def run_neural(inp: MethodInput, *, photoreal: bool, two_stage: bool = False) ->
     if photoreal and cfg.photoreal_weight > 0:
         with timer(seconds, "laplacian"):
             laps = laplacians(inp, inp.contents, inp.content_keys)
-    if cfg.init == "noise":
+    if init is None and cfg.init == "noise":
         generator = torch.Generator().manual_seed(cfg.seed)
         init = torch.rand(inp.contents.shape, generator=generator).to(inp.device)
-    else:
+    elif init is None:
         init = inp.contents
 
     def loss(with_photoreal: bool) -> PerceptualLoss:

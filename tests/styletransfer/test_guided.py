@@ -1,4 +1,4 @@
-"""Tests of the local affine colour maps: box filter, guided filter, affine fits, bilateral grids."""
+"""Tests of local affine colour maps: box filter, guided filter, affine fits, bilateral grids."""
 
 from __future__ import annotations
 

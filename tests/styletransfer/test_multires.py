@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 import torch
 
@@ -87,3 +90,28 @@ def test_coarse_to_fine_hands_each_result_to_the_next_level():
     target = resize_to(inp.styles[0], (128, 64))
     start_error = float((inp.contents[:1] - target).pow(2).mean())
     assert float((out.image - target).pow(2).mean()) < 0.5 * start_error
+
+
+def test_gatys_and_dpst_run_coarse_to_fine(astronaut, coffee, cache):
+    from styletransfer import transfer
+
+    for method in ("gatys", "dpst"):
+        cfg = TransferConfig(method=method, size=64, steps=9, levels=2, device="cpu")
+        result = transfer(astronaut, coffee, cfg, cache=cache)
+        assert result.status == "ok", result.error
+        assert result.image.size == (64, 64) and result.steps == 9
+        steps = [row["step"] for row in result.curve]
+        assert steps == sorted(set(steps)) and steps[-1] == 9
+        assert result.losses["style"] < result.curve[0]["loss_style"]
+        assert result.losses["photoreal"] > 0 if method == "dpst" else True
+
+
+def test_levels_keep_old_config_hashes_and_are_checked():
+    plain = TransferConfig(method="gatys", size=64)
+    # The hash of a level-1 run is the hash of its settings as they were before ``levels`` existed.
+    before = {k: v for k, v in plain.to_dict().items() if k not in ("device", "levels")}
+    text = json.dumps(before, sort_keys=True, separators=(",", ":"), default=str)
+    assert plain.config_hash() == hashlib.sha256(text.encode()).hexdigest()
+    assert plain.config_hash() != TransferConfig(method="gatys", size=64, levels=2).config_hash()
+    with pytest.raises(ValueError, match="levels must be 1"):
+        TransferConfig(levels=0).validate()
