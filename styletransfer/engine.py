@@ -194,7 +194,9 @@ def optimize(
     on; otherwise the run has converged and stops early.
     """
     start = time.perf_counter()
-    y = from_image(init).detach().requires_grad_(True)
+    # The free variable is float64 whatever the network computes in: with losses of 1e10 and
+    # more, the line search's curvature terms (gradient squared) overflow float32 into NaN.
+    y = from_image(init).detach().double().requires_grad_(True)
     memo: list[tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]] = []
 
     def evaluate() -> tuple[Tensor, dict[str, Tensor]]:
@@ -203,7 +205,7 @@ def optimize(
                 y.grad = grad.clone()
                 return total, parts
         y.grad = None
-        parts = loss_fn(to_image(y))
+        parts = loss_fn(to_image(y).to(init.dtype))
         total = sum(parts.values()).sum()
         if not torch.isfinite(total):
             raise _NonFinite(f"loss became {float(total.detach())}")
@@ -245,11 +247,23 @@ def optimize(
     restarts = 0
     done = 0
     stalled = False
+    bad_trials = 0
     previous_y = y.detach().clone()
     for step in range(1, steps + 1):
         try:
             if optimizer == "lbfgs":
-                opt.step(closure)
+                try:
+                    opt.step(closure)
+                    bad_trials = 0
+                except _NonFinite:
+                    # A trial point of the line search (not an accepted iterate) was not
+                    # finite: step back once and go on as after a line search that could
+                    # not move; the same again at once means the loss itself is broken.
+                    bad_trials += 1
+                    if bad_trials > 1:
+                        raise
+                    with torch.no_grad():
+                        y.copy_(previous_y)
                 value, parts = evaluate()  # memoised: the line search already evaluated it
             else:
                 # Adam: a step records the loss of the iterate it started from.
@@ -301,7 +315,7 @@ def optimize(
         if callback is not None:
             callback({"step": step + step_offset, "elapsed_s": elapsed, "loss_total": value_f})
     with torch.no_grad():
-        images = to_image(best_y).clamp(0, 1)
+        images = to_image(best_y).clamp(0, 1).to(init.dtype)
     losses = [
         {**{name: float(best_parts[name][i]) if name in best_parts else 0.0 for name in LOSS_TERMS}}
         for i in range(batch)
