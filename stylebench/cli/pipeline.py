@@ -42,18 +42,24 @@ def pair(
                                       "k styles nearest in colour."),
     styles_per_pair: int = typer.Option(1, "--styles-per-pair", "-k", min=1,
                                         help="Styles blended on each content image."),
-    style_weights: list[float] = typer.Option(None, "--style-weights",
-                                              help="Blend weights, one per style in a pair "
-                                                   "[default: equal]."),
+    style_weights: str = typer.Option(None, "--style-weights",
+                                      help="Blend weights, one per style in a pair, e.g. "
+                                           "'0.7,0.3' [default: equal]."),
     seed: int = typer.Option(0, help="Seed of the random strategy."),
 ) -> None:
     """Pair accepted content images with accepted style images; record the new pairs."""
     from flows.catalog import pair_catalog
 
     try:
+        weights = None
+        if style_weights:
+            try:
+                weights = [float(w) for w in style_weights.replace(",", " ").split()]
+            except ValueError:
+                raise ValueError(f"--style-weights must be numbers like 0.7,0.3, got "
+                                 f"{style_weights!r}") from None
         pairs, new = pair_catalog(settings(ctx).store(), strategy.value,
-                                  styles_per_pair=styles_per_pair, seed=seed,
-                                  weights=style_weights or None)
+                                  styles_per_pair=styles_per_pair, seed=seed, weights=weights)
     except ValueError as exc:
         raise fail(str(exc)) from None
     console.print(f"{len(pairs)} pair(s) by strategy {strategy.value}: {new} new, "

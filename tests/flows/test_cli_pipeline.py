@@ -1,0 +1,38 @@
+"""`stylebench pair`, `stylize` and `report` through the real command line."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from stylebench.cli.main import app
+
+runner = CliRunner()
+
+
+def test_pair_stylize_report_without_prefect(small_catalog, tmp_path):
+    d = small_catalog.url
+    result = runner.invoke(app, ["-d", d, "pair", "--strategy", "random", "-k", "2",
+                                 "--style-weights", "0.7,0.3", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "3 pair(s) by strategy random: 3 new" in result.output
+    pairs = small_catalog.read("pairs").to_pylist()
+    assert all(p["style_weights"] == [0.7, 0.3] for p in pairs)
+
+    bad = runner.invoke(app, ["-d", d, "pair", "--style-weights", "a,b"])
+    assert bad.exit_code == 1 and "--style-weights must be numbers" in bad.output
+    unknown = runner.invoke(app, ["-d", d, "stylize", "--method", "nope", "--no-prefect"])
+    assert unknown.exit_code == 1 and "unknown method 'nope'" in unknown.output
+
+    args = ["-d", d, "-q", "stylize", "--method", "gatys", "--size", "32", "--steps", "3",
+            "--no-prefect"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = small_catalog.query("select status, error from runs").to_pylist()
+    assert [r["status"] for r in runs] == ["ok"] * 3, runs
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "'planned': 0" in again.output
+
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["-d", d, "report", "-o", str(out)])
+    assert result.exit_code == 0 and (out / "index.html").is_file()
+    assert "report with 3 run(s)" in result.output
