@@ -42,6 +42,7 @@ class Settings:
     dpst_timed_steps: int = 50  # per stage, for the per-step time
     quality_size: int = 256
     quality_pairs: int = 4
+    quality_first: int = 0  # index into PAIRS of the first pair (to split the work)
     dpst_quality_steps: int = 600  # two stages of 300
     batch_size: int = 256
     batch_pairs: int = 16
@@ -122,7 +123,7 @@ def quality(s: Settings, cache: TransferCache) -> list[dict]:
     """dpst (two stages) vs photo-fast on photo pairs: style distance and luma SSIM."""
     ev = Evaluator(s.quality_size)
     rows = []
-    for content_name, style_name in PAIRS[: s.quality_pairs]:
+    for content_name, style_name in PAIRS[s.quality_first : s.quality_first + s.quality_pairs]:
         content, style = photo(content_name), photo(style_name)
         row = {"pair": f"{content_name} / {style_name}",
                "content_sd": ev.style_distance(resize(content, s.quality_size), style),
