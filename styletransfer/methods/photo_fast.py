@@ -37,6 +37,8 @@ PHOTO_FAST_DEFAULTS = {
 # A step that raises the loss above this multiple of the initial loss, or a non-finite loss,
 # ends the fit with status "diverged" (the best grid so far is kept), as in the engine's loop.
 EXPLOSION_FACTOR = 1e3
+# L-BFGS steps without any improvement after which the fit goes on with Adam.
+STALL_STEPS = 3
 
 
 _FLOAT_OPTIONS = ("smoothness", "tolerance")
@@ -135,6 +137,7 @@ def fit_grid(
     batch = contents.shape[0]
     memo: list[tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]] = []
     scale: list[Tensor] = []  # the initial loss per sample, once known
+    norm: list[float] = []  # the initial total, once known
 
     def evaluate() -> tuple[Tensor, dict[str, Tensor]]:
         for seen, total, grad, parts in memo:
@@ -151,6 +154,11 @@ def fit_grid(
         total = sum(parts.values()).sum()
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {float(total)}")
+        if not norm:
+            norm.append(float(total.detach()) or 1.0)
+        # The optimiser sees the loss relative to its start: O(1) values and gradients, which
+        # keeps L-BFGS' first step and line search from stalling on losses of order 1e8.
+        total = total / norm[0]
         total.backward()
         if not torch.isfinite(grid.grad).all():
             raise FloatingPointError("gradient became non-finite")
@@ -195,6 +203,13 @@ def fit_grid(
         if value < best:
             best, best_grid, best_parts = value, grid.detach().clone(), parts
         history.append(best)
+        if optimizer == "lbfgs" and len(history) > STALL_STEPS and history[-1 - STALL_STEPS] <= best:
+            # L-BFGS can stall on this objective (its line search stops moving the grid):
+            # carry on with Adam from the best grid.
+            optimizer = "adam"
+            with torch.no_grad():
+                grid.copy_(best_grid)
+            opt = torch.optim.Adam([grid], lr=lr)
         elapsed = time.perf_counter() - start
         for i in range(batch):
             curves[i].append(_row(step, elapsed, parts, i))
