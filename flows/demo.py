@@ -42,8 +42,8 @@ def run_demo(
     report_dir: str | Path,
     *,
     size: int = 128,
-    steps: int = 80,
-    fast_steps: int = 120,
+    steps: int = 50,
+    fast_steps: int = 80,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Import, curate, pair, train a small fast network, stylise with every method, report."""

@@ -140,7 +140,7 @@ def demo(
     output: Path = typer.Option(Path("stylebench-report"), "--output", "-o",
                                 help="Report directory [default: ./stylebench-report]."),
     size: int = typer.Option(128, help="Output size in pixels [default: 128]."),
-    steps: int = typer.Option(80, help="Optimisation steps per run [default: 80]."),
+    steps: int = typer.Option(50, help="Optimisation steps per run [default: 50]."),
 ) -> None:
     """The whole pipeline offline on photos shipped with scikit-image: import, curate, pair,
     train a small fast network, stylise with every method, record, report."""
