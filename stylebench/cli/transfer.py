@@ -71,6 +71,9 @@ def transfer(
     two_stage: bool = typer.Option(
         None, "--two-stage/--one-stage", help="dpst: Luan et al.'s two-stage schedule "
         "(default: one stage)."),
+    levels: int = typer.Option(
+        1, "--levels", min=1, max=4, help="gatys, dpst: coarse-to-fine levels; 3 optimises at "
+        "1/4 and 1/2 of the size first [default: 1, off]."),
     content_mask: Path = typer.Option(
         None, help="dpst: colour label image of the content's segments.", exists=True),
     style_masks: list[Path] = typer.Option(
@@ -107,7 +110,7 @@ def transfer(
             photoreal_weight=photoreal_weight,
             style_weights=_floats(style_weights, "--style-weights"), size=size, steps=steps,
             optimizer=optimizer, lr=lr, init=init, seed=seed, preserve_color=preserve_color,
-            mixed_precision=not no_mixed_precision, two_stage=two_stage, model=model,
+            mixed_precision=not no_mixed_precision, two_stage=two_stage, levels=levels, model=model,
             device=device, extra=extra,
         ).validate()
     except (ValueError, TypeError) as exc:

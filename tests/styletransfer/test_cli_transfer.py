@@ -35,6 +35,10 @@ def test_transfer_writes_the_image_and_metrics(tmp_path, astronaut, coffee):
     assert record["status"] == "ok" and record["method"] == "gatys"
     assert record["config"]["style_layers"] == ["relu1_1", "relu2_1"]
     assert len(record["curve"]) == 4 and record["seconds"]["total"] > 0
+    coarse = runner.invoke(app, ["-q", "transfer", content, style, "-o", str(out), "--size", "32",
+                                 "--steps", "7", "--levels", "2", "--metrics", str(metrics)])
+    assert coarse.exit_code == 0, coarse.output
+    assert json.loads(metrics.read_text())["config"]["levels"] == 2
 
 
 def test_transfer_reports_bad_settings_clearly(tmp_path, astronaut, coffee, monkeypatch):
