@@ -103,5 +103,5 @@ def run_demo(
     prefix = "stylebench" + ("" if data_dir is None else f" --data-dir {data_dir}")
     say("Try:")
     for q in EXAMPLE_QUERIES:
-        say(f'  {prefix} query "{q}"')
+        say(f'  {prefix} query "{q}"', soft_wrap=True, highlight=False)
     return {"report": str(report.index), "runs": report.runs}
