@@ -46,7 +46,7 @@ def get_method(name: str) -> MethodFn:
 
 
 # The built-in methods register themselves on import.
+from styletransfer import fast as _fast  # noqa: E402,F401
 from styletransfer.methods import dpst as _dpst  # noqa: E402,F401
 from styletransfer.methods import gatys as _gatys  # noqa: E402,F401
 from styletransfer.methods import photo_fast as _photo_fast  # noqa: E402,F401
-from styletransfer import fast as _fast  # noqa: E402,F401
