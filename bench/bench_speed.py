@@ -25,11 +25,24 @@ from styletransfer.losses import gram_matrix, style_loss
 
 # Content/style photo pairs from scikit-image's bundled data.
 # (Each ships with scikit-image; stereo_motorcycle is the left view of a stereo pair.)
-PAIRS = (("astronaut", "coffee"), ("chelsea", "hubble_deep_field"), ("rocket", "retina"),
-         ("stereo_motorcycle", "immunohistochemistry"), ("coffee", "astronaut"),
-         ("retina", "chelsea"))
-BATCH_CONTENTS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle",
-                  "hubble_deep_field", "immunohistochemistry", "retina")
+PAIRS = (
+    ("astronaut", "coffee"),
+    ("chelsea", "hubble_deep_field"),
+    ("rocket", "retina"),
+    ("stereo_motorcycle", "immunohistochemistry"),
+    ("coffee", "astronaut"),
+    ("retina", "chelsea"),
+)
+BATCH_CONTENTS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "stereo_motorcycle",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+)
 LUAN_STEPS = 1000  # per stage: Luan et al. run 1000 steps without, then 1000 with, the Laplacian
 GIB = 1024**3
 
@@ -52,9 +65,18 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = Settings(speed_size=128, dpst_timed_steps=4, quality_size=96, quality_pairs=4,
-                 dpst_quality_steps=16, batch_size=96, batch_pairs=8, batch_steps=10,
-                 memory_sizes=(128, 256), memory_steps=2)
+QUICK = Settings(
+    speed_size=128,
+    dpst_timed_steps=4,
+    quality_size=96,
+    quality_pairs=4,
+    dpst_quality_steps=16,
+    batch_size=96,
+    batch_pairs=8,
+    batch_steps=10,
+    memory_sizes=(128, 256),
+    memory_steps=2,
+)
 
 
 def photo(name: str) -> Image.Image:
@@ -79,8 +101,9 @@ class Evaluator:
         with torch.no_grad():
             out = self.encoder(to_tensor(output))
             ref = self.encoder(to_tensor(resize(style, self.size)))
-            return sum(float(style_loss(gram_matrix(out[k]), gram_matrix(ref[k])))
-                       for k in self.layers)
+            return sum(
+                float(style_loss(gram_matrix(out[k]), gram_matrix(ref[k]))) for k in self.layers
+            )
 
     @staticmethod
     def ssim(output: Image.Image, content: Image.Image) -> float:
@@ -98,11 +121,15 @@ def _time(fn):
 def speed(s: Settings, cache: TransferCache) -> dict[str, float]:
     """photo-fast whole vs dpst's per-step time in each stage at ``speed_size``."""
     content, style = photo("astronaut"), photo("coffee")
-    fast, fast_s = _time(lambda: transfer(content, style, TransferConfig(
-        method="photo-fast", size=s.speed_size), cache=cache))
+    fast, fast_s = _time(
+        lambda: transfer(
+            content, style, TransferConfig(method="photo-fast", size=s.speed_size), cache=cache
+        )
+    )
     base = TransferConfig(method="dpst", size=s.speed_size, steps=s.dpst_timed_steps)
-    stage1, stage1_s = _time(lambda: transfer(content, style, base.with_(photoreal_weight=0.0),
-                                              cache=cache))
+    stage1, stage1_s = _time(
+        lambda: transfer(content, style, base.with_(photoreal_weight=0.0), cache=cache)
+    )
     stage2, _ = _time(lambda: transfer(content, style, base, cache=cache))
     per1 = stage1.seconds["optimize"] / max(stage1.steps, 1)
     per2 = stage2.seconds["optimize"] / max(stage2.steps, 1)
@@ -114,9 +141,18 @@ def speed(s: Settings, cache: TransferCache) -> dict[str, float]:
         array = to_tensor(resize(content, s.speed_size))[0].permute(1, 2, 0).double().numpy()
         _, lap_s = _time(lambda: matting_laplacian(array))
     dpst_s = stage1.seconds["prepare"] + lap_s + LUAN_STEPS * (per1 + per2)
-    return {"fast_s": fast_s, "fast_steps": fast.steps, "fast_status": fast.status,
-            "per1": per1, "per2": per2, "steps1": stage1.steps, "steps2": stage2.steps,
-            "lap_s": lap_s, "dpst_s": dpst_s, "stage1_s": stage1_s}
+    return {
+        "fast_s": fast_s,
+        "fast_steps": fast.steps,
+        "fast_status": fast.status,
+        "per1": per1,
+        "per2": per2,
+        "steps1": stage1.steps,
+        "steps2": stage2.steps,
+        "lap_s": lap_s,
+        "dpst_s": dpst_s,
+        "stage1_s": stage1_s,
+    }
 
 
 def quality(s: Settings, cache: TransferCache) -> list[dict]:
@@ -125,16 +161,23 @@ def quality(s: Settings, cache: TransferCache) -> list[dict]:
     rows = []
     for content_name, style_name in PAIRS[s.quality_first : s.quality_first + s.quality_pairs]:
         content, style = photo(content_name), photo(style_name)
-        row = {"pair": f"{content_name} / {style_name}",
-               "content_sd": ev.style_distance(resize(content, s.quality_size), style),
-               "content_ssim": 1.0}
+        row = {
+            "pair": f"{content_name} / {style_name}",
+            "content_sd": ev.style_distance(resize(content, s.quality_size), style),
+            "content_ssim": 1.0,
+        }
         for name, cfg in (
-            ("dpst", TransferConfig(method="dpst", size=s.quality_size,
-                                    steps=s.dpst_quality_steps, two_stage=True)),
+            (
+                "dpst",
+                TransferConfig(
+                    method="dpst", size=s.quality_size, steps=s.dpst_quality_steps, two_stage=True
+                ),
+            ),
             ("fast", TransferConfig(method="photo-fast", size=s.quality_size)),
         ):
             result, seconds = _time(
-                lambda c=content, st=style, cfg=cfg: transfer(c, st, cfg, cache=cache))
+                lambda c=content, st=style, cfg=cfg: transfer(c, st, cfg, cache=cache)
+            )
             row[f"{name}_sd"] = ev.style_distance(result.image, style)
             row[f"{name}_ssim"] = ev.ssim(result.image, content)
             row[f"{name}_s"] = seconds
@@ -157,9 +200,12 @@ def batching(s: Settings) -> dict[str, float]:
         transfer(contents[0], style, cfg.with_(steps=1), cache=warm)
     jobs = [(contents[i % len(contents)], styles[k]) for k in range(2) for i in range(per_style)]
     _, one_s = _time(lambda: [transfer(c, st, cfg, cache=warm) for c, st in jobs])
-    _, batch_s = _time(lambda: [
-        transfer_batch([c for c, st in jobs if st is style], style, cfg, cache=warm)
-        for style in styles])
+    _, batch_s = _time(
+        lambda: [
+            transfer_batch([c for c, st in jobs if st is style], style, cfg, cache=warm)
+            for style in styles
+        ]
+    )
     return {"one_s": one_s, "batch_s": batch_s, "pairs": len(jobs)}
 
 
@@ -183,9 +229,13 @@ _MEMORY_SCRIPT = textwrap.dedent("""
 
 def memory(method: str, size: int, steps: int) -> float:
     """Peak resident memory (GiB) of one transfer in a fresh process."""
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, method, str(size), str(steps)],
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, method, str(size), str(steps)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"memory run {method} {size} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])["peak_kib"] * 1024 / GIB
@@ -246,7 +296,8 @@ def quality_section(s: Settings, cache: TransferCache) -> list[str]:
         lines.append(
             f"| {r['pair']} | {r['content_sd']:.4g} | {r['dpst_sd']:.4g}{status} | "
             f"{r['fast_sd']:.4g} | {x:.2f} | {r['dpst_ssim']:.3f} | {r['fast_ssim']:.3f} | "
-            f"{r['dpst_s']:.0f} | {r['fast_s']:.1f} |")
+            f"{r['dpst_s']:.0f} | {r['fast_s']:.1f} |"
+        )
     lines += [
         "",
         f"Style distance no more than 10% worse than dpst's on every pair: {_verdict(sd_ok)} "
@@ -273,8 +324,11 @@ def batch_section(s: Settings) -> list[str]:
 
 def memory_section(s: Settings) -> list[str]:
     """(d) peak memory per method and size, each in a fresh process."""
-    mem = {(m, size): memory(m, size, s.memory_steps)
-           for size in s.memory_sizes for m in ("photo-fast", "gatys", "dpst")}
+    mem = {
+        (m, size): memory(m, size, s.memory_steps)
+        for size in s.memory_sizes
+        for m in ("photo-fast", "gatys", "dpst")
+    }
     baseline = memory("none", 64, 0)
     big = max(s.memory_sizes)
     lines = [
@@ -286,8 +340,9 @@ def memory_section(s: Settings) -> list[str]:
         "| --- | " + " | ".join("---" for _ in s.memory_sizes) + " |",
     ]
     for m in ("photo-fast", "gatys", "dpst"):
-        lines.append(f"| {m} | " + " | ".join(f"{mem[(m, size)]:.2f}"
-                                              for size in s.memory_sizes) + " |")
+        lines.append(
+            f"| {m} | " + " | ".join(f"{mem[(m, size)]:.2f}" for size in s.memory_sizes) + " |"
+        )
     lbfgs_gib = 2 * 100 * 3 * big * big * 4 / GIB
     lines += [
         "",
@@ -302,8 +357,9 @@ def memory_section(s: Settings) -> list[str]:
 SECTIONS = ("speed", "quality", "batch", "memory")
 
 
-def run(quick: bool = False, settings: Settings | None = None,
-        sections: tuple[str, ...] = SECTIONS) -> str:
+def run(
+    quick: bool = False, settings: Settings | None = None, sections: tuple[str, ...] = SECTIONS
+) -> str:
     s = settings or (QUICK if quick else FULL)
     cache = TransferCache()
     parts = []
@@ -319,29 +375,41 @@ def run(quick: bool = False, settings: Settings | None = None,
         else:
             raise ValueError(f"unknown section {name!r}; the sections are: {', '.join(SECTIONS)}")
         if name == "quality":
-            parts.append(["(b) gatys vs the `pastiche` package: see the section of "
-                          "`bench/bench_gatys.py`."])
+            parts.append(
+                ["(b) gatys vs the `pastiche` package: see the section of `bench/bench_gatys.py`."]
+            )
     lines = ["## Speed: photo-fast vs dpst, side by side", ""]
     for part in parts:
         lines += part + [""]
     if settings is not None and settings not in (FULL, QUICK):
-        changed = {k: v for k, v in dataclasses.asdict(settings).items()
-                   if v != getattr(FULL, k)}
+        changed = {k: v for k, v in dataclasses.asdict(settings).items() if v != getattr(FULL, k)}
         lines.append(f"_Run with settings changed from the full run's: {changed}._")
     if quick:
-        lines.append("_Quick mode: sizes and steps far below the targets' settings; the "
-                     "verdicts above are not the issue's targets._")
+        lines.append(
+            "_Quick mode: sizes and steps far below the targets' settings; the "
+            "verdicts above are not the issue's targets._"
+        )
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_speed", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--only", nargs="*", choices=SECTIONS, default=list(SECTIONS),
-                        help="sections to run (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="sections to run (default: all)",
+    )
     names = sorted(f.name for f in dataclasses.fields(Settings))
-    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                        help=f"override settings: {', '.join(names)}")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"override settings: {', '.join(names)}",
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     for item in args.set:

@@ -21,18 +21,20 @@ MODELS = np.array(["vgg19", "vgg16", "resnet101"])
 
 def _runs_batch(rng: np.random.Generator, start: int, n: int) -> pa.Table:
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    return pa.table({
-        "run_id": [f"r{start + i}" for i in range(n)],
-        "method": METHODS[rng.integers(0, len(METHODS), n)],
-        "feature_model": MODELS[rng.integers(0, len(MODELS), n)],
-        "status": np.where(rng.random(n) < 0.97, "ok", "failed"),
-        "height": rng.choice([256, 512, 1024], n).astype("int32"),
-        "width": rng.choice([256, 512, 1024], n).astype("int32"),
-        "steps": rng.integers(100, 2000, n).astype("int32"),
-        "seconds_total": rng.gamma(2.0, 10.0, n),
-        "loss_total": rng.gamma(2.0, 1e4, n),
-        "started_at": [t0 + timedelta(seconds=int(s)) for s in rng.integers(0, 10**7, n)],
-    })
+    return pa.table(
+        {
+            "run_id": [f"r{start + i}" for i in range(n)],
+            "method": METHODS[rng.integers(0, len(METHODS), n)],
+            "feature_model": MODELS[rng.integers(0, len(MODELS), n)],
+            "status": np.where(rng.random(n) < 0.97, "ok", "failed"),
+            "height": rng.choice([256, 512, 1024], n).astype("int32"),
+            "width": rng.choice([256, 512, 1024], n).astype("int32"),
+            "steps": rng.integers(100, 2000, n).astype("int32"),
+            "seconds_total": rng.gamma(2.0, 10.0, n),
+            "loss_total": rng.gamma(2.0, 1e4, n),
+            "started_at": [t0 + timedelta(seconds=int(s)) for s in rng.integers(0, 10**7, n)],
+        }
+    )
 
 
 def _time(fn, repeat: int = 3) -> float:
@@ -56,19 +58,35 @@ def run(quick: bool = False) -> str:
         for f in range(files):
             store.append("runs", _runs_batch(rng, f * per, per))
         write_s = time.perf_counter() - start
-        group_by = ("select method, feature_model, count(*) as n, avg(seconds_total) as s, "
-                    "median(loss_total) as l from runs where status = 'ok' group by 1, 2")
+        group_by = (
+            "select method, feature_model, count(*) as n, avg(seconds_total) as s, "
+            "median(loss_total) as l from runs where status = 'ok' group by 1, 2"
+        )
         result = store.query(group_by)
         assert result.column("n").to_numpy().sum() > 0.9 * rows
         cold = _time(lambda: store.query(group_by), repeat=1)
         warm = _time(lambda: store.query(group_by))
-        cli = [sys.executable, "-m", "stylebench.cli.main", "-q", "-d", root, "query", group_by,
-               "-f", "csv", "-o", os.path.join(root, "out.csv")]
+        cli = [
+            sys.executable,
+            "-m",
+            "stylebench.cli.main",
+            "-q",
+            "-d",
+            root,
+            "query",
+            group_by,
+            "-f",
+            "csv",
+            "-o",
+            os.path.join(root, "out.csv"),
+        ]
         cli_s = _time(lambda: subprocess.run(cli, check=True, capture_output=True), repeat=2)
         # Compaction: many tiny appends (one per finished run) into a handful of files.
         for i in range(small_files):
-            store.append("loss_curves", [{"run_id": f"c{i}", "step": s, "loss_total": 1.0 / (s + 1)}
-                                         for s in range(5)])
+            store.append(
+                "loss_curves",
+                [{"run_id": f"c{i}", "step": s, "loss_total": 1.0 / (s + 1)} for s in range(5)],
+            )
         before_rows = store.read("loss_curves").num_rows
         start = time.perf_counter()
         compacted = store.compact("loss_curves")

@@ -106,11 +106,15 @@ def plan(
         """SELECT pair_id, any_value(content_id) AS content_id, any_value(style_ids) AS style_ids,
                   any_value(style_weights) AS style_weights, min(created_at) AS created_at
            FROM pairs WHERE ? IS NULL OR strategy = ?
-           GROUP BY pair_id ORDER BY created_at, pair_id""", [strategy, strategy]
+           GROUP BY pair_id ORDER BY created_at, pair_id""",
+        [strategy, strategy],
     ).to_pylist()
     if limit is not None:
         pairs = pairs[:limit]
-    paths = {r["image_id"]: r["path"] for r in store.query("SELECT image_id, path FROM catalog").to_pylist()}
+    paths = {
+        r["image_id"]: r["path"]
+        for r in store.query("SELECT image_id, path FROM catalog").to_pylist()
+    }
     done = _done(store)
     items = []
     for config in configs:

@@ -16,7 +16,8 @@ def accepted(store: Store, role: str) -> list[dict]:
     """Accepted images of ``role``: image_id and path, oldest first."""
     return store.query(
         "SELECT image_id, path FROM catalog WHERE role = ? AND status = 'accepted' "
-        "ORDER BY fetched_at, image_id", [role]
+        "ORDER BY fetched_at, image_id",
+        [role],
     ).to_pylist()
 
 

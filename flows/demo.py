@@ -32,8 +32,10 @@ def sample_photos() -> tuple[list[str], list[str]]:
     paths = {name: folder / name for name in (*CONTENT_PHOTOS, *STYLE_PHOTOS)}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"scikit-image's sample photos are missing: {', '.join(missing)}; "
-                                "reinstall scikit-image")
+        raise FileNotFoundError(
+            f"scikit-image's sample photos are missing: {', '.join(missing)}; "
+            "reinstall scikit-image"
+        )
     return [str(paths[n]) for n in CONTENT_PHOTOS], [str(paths[n]) for n in STYLE_PHOTOS]
 
 
@@ -56,8 +58,11 @@ def run_demo(
     say = console.print
     say(f"[bold]stylebench demo[/] in {store.display('')}")
     contents, styles = sample_photos()
-    spec = {"name": "demo", "imports": [{"source": p, "role": "content"} for p in contents]
-            + [{"source": p, "role": "style"} for p in styles]}
+    spec = {
+        "name": "demo",
+        "imports": [{"source": p, "role": "content"} for p in contents]
+        + [{"source": p, "role": "style"} for p in styles],
+    }
     build_dataset(spec, data_dir=data_dir)
     accepted = store.query(
         "select role, count(*) as n from catalog where status = 'accepted' group by 1 order by 1"
@@ -66,35 +71,59 @@ def run_demo(
     say(f"1/6 imported and curated: {counts}")
 
     single = pair_images(strategy="all", data_dir=data_dir)
-    blended = pair_images(strategy="all", styles_per_pair=2, style_weights=[0.7, 0.3],
-                          data_dir=data_dir)
+    blended = pair_images(
+        strategy="all", styles_per_pair=2, style_weights=[0.7, 0.3], data_dir=data_dir
+    )
     say(f"2/6 paired: {single['pairs']} single-style and {blended['pairs']} two-style pairs")
 
-    style_ids = [r["image_id"] for r in store.query(
-        "select image_id from catalog where role = 'style' and status = 'accepted' "
-        "order by image_id").to_pylist()]
-    trained = train_fast(styles=style_ids, name=FAST_MODEL, steps=fast_steps, batch_size=2,
-                         size=min(size, 128), checkpoint_every=max(fast_steps // 2, 1),
-                         data_dir=data_dir)
-    say(f"3/6 trained the fast network {FAST_MODEL!r}: {trained['steps']} steps in "
-        f"{trained['seconds']} s")
+    style_ids = [
+        r["image_id"]
+        for r in store.query(
+            "select image_id from catalog where role = 'style' and status = 'accepted' "
+            "order by image_id"
+        ).to_pylist()
+    ]
+    trained = train_fast(
+        styles=style_ids,
+        name=FAST_MODEL,
+        steps=fast_steps,
+        batch_size=2,
+        size=min(size, 128),
+        checkpoint_every=max(fast_steps // 2, 1),
+        data_dir=data_dir,
+    )
+    say(
+        f"3/6 trained the fast network {FAST_MODEL!r}: {trained['steps']} steps in "
+        f"{trained['seconds']} s"
+    )
 
     optimised = stylize_nightly(
-        {"name": "demo-optimised", "methods": list(OPTIMISED_METHODS), "batch_size": 3,
-         "settings": {"size": size, "steps": steps}},
+        {
+            "name": "demo-optimised",
+            "methods": list(OPTIMISED_METHODS),
+            "batch_size": 3,
+            "settings": {"size": size, "steps": steps},
+        },
         data_dir=data_dir,
     )
     fast = stylize_nightly(
-        {"name": "demo-fast", "methods": ["fast"], "batch_size": 9,
-         "settings": {"size": size, "model": FAST_MODEL}},
+        {
+            "name": "demo-fast",
+            "methods": ["fast"],
+            "batch_size": 9,
+            "settings": {"size": size, "model": FAST_MODEL},
+        },
         data_dir=data_dir,
     )
-    say(f"4/6 stylised: {optimised['ok'] + fast['ok']} ok, "
+    say(
+        f"4/6 stylised: {optimised['ok'] + fast['ok']} ok, "
         f"{optimised['failed'] + fast['failed']} failed, "
-        f"{optimised['diverged'] + fast['diverged']} diverged")
+        f"{optimised['diverged'] + fast['diverged']} diverged"
+    )
 
-    matrix = loss_matrix(feature_models=["vgg19"], size=size, experiment_id="demo",
-                         data_dir=data_dir)
+    matrix = loss_matrix(
+        feature_models=["vgg19"], size=size, experiment_id="demo", data_dir=data_dir
+    )
     say(f"5/6 loss matrix of {matrix['models'][0]['images']} images under vgg19")
 
     report = build_report(store, report_dir)

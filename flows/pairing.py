@@ -26,11 +26,15 @@ class Pair:
 
 def pair_id_for(content_id: str, style_ids: Sequence[str], weights: Sequence[float]) -> str:
     """A stable id: the same content, styles and weights always make the same pair."""
-    key = content_id + "|" + ",".join(f"{s}:{w:.6g}" for s, w in zip(style_ids, weights, strict=True))
+    key = (
+        content_id + "|" + ",".join(f"{s}:{w:.6g}" for s, w in zip(style_ids, weights, strict=True))
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _make(content: str, styles: Sequence[str], weights: Sequence[float] | None, strategy: str) -> Pair:
+def _make(
+    content: str, styles: Sequence[str], weights: Sequence[float] | None, strategy: str
+) -> Pair:
     styles = tuple(styles)
     if weights is None:
         weights = tuple(1.0 / len(styles) for _ in styles)
@@ -38,7 +42,9 @@ def _make(content: str, styles: Sequence[str], weights: Sequence[float] | None, 
         raise ValueError(f"{len(weights)} style weights for {len(styles)} styles")
     total = float(sum(weights))
     if total <= 0 or any(w < 0 for w in weights):
-        raise ValueError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+        raise ValueError(
+            f"style weights must be non-negative with a positive sum, got {list(weights)}"
+        )
     norm = tuple(float(w) / total for w in weights)
     return Pair(pair_id_for(content, styles, norm), content, styles, norm, strategy)
 
@@ -134,4 +140,6 @@ def make_pairs(
         if embeddings is None:
             raise ValueError("the similar strategy needs image embeddings")
         return pair_similar(contents, styles, embeddings, k, weights)
-    raise ValueError(f"unknown pairing strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    raise ValueError(
+        f"unknown pairing strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+    )

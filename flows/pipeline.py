@@ -168,15 +168,23 @@ def stylize_items(data_dir: str | None, items: list[dict[str, Any]]) -> dict[str
     work = [WorkItem.from_dict(i) for i in items]
     pending = without_done(store, work)
     if len(pending) < len(work):
-        logger.info("%d item(s) were recorded ok meanwhile; skipping them", len(work) - len(pending))
+        logger.info(
+            "%d item(s) were recorded ok meanwhile; skipping them", len(work) - len(pending)
+        )
     outcome = run_batch(
         store,
         pending,
         accelerator_slot=accelerator_slot,
-        on_item=lambda item, status: logger.info("%s %s: %s", item.pair_id, item.config_hash[:8], status),
+        on_item=lambda item, status: logger.info(
+            "%s %s: %s", item.pair_id, item.config_hash[:8], status
+        ),
     )
-    return {"ok": outcome.ok, "failed": outcome.failed, "diverged": outcome.diverged,
-            "seconds": round(outcome.seconds, 2)}
+    return {
+        "ok": outcome.ok,
+        "failed": outcome.failed,
+        "diverged": outcome.diverged,
+        "seconds": round(outcome.seconds, 2),
+    }
 
 
 @flow(name="stylize-batch", log_prints=True)
@@ -208,10 +216,17 @@ def stylize_nightly(
     configs = expand_configs(spec)
     items = plan(store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit)
     batches = make_batches(items, spec.batch_size)
-    logger.info("%d pending item(s) in %d batch(es) for %d config(s)", len(items), len(batches), len(configs))
+    logger.info(
+        "%d pending item(s) in %d batch(es) for %d config(s)",
+        len(items),
+        len(batches),
+        len(configs),
+    )
     total = BatchOutcome()
     if distribute and batches:
-        _run_distributed(batches, data_dir, batch_deployment, gpus or [], wait_timeout_s, poll_seconds)
+        _run_distributed(
+            batches, data_dir, batch_deployment, gpus or [], wait_timeout_s, poll_seconds
+        )
     else:
         for batch in batches:
             result = stylize_items(data_dir, [i.to_dict() for i in batch])
@@ -230,7 +245,10 @@ def stylize_nightly(
         by_method,
         notes=f"{len(items)} item(s) planned in {len(batches)} batch(es); {len(remaining)} still pending.",
     )
-    counts = {s: sum(r["runs"] for r in by_method if r["status"] == s) for s in ("ok", "failed", "diverged")}
+    counts = {
+        s: sum(r["runs"] for r in by_method if r["status"] == s)
+        for s in ("ok", "failed", "diverged")
+    }
     if not distribute:
         counts = {"ok": total.ok, "failed": total.failed, "diverged": total.diverged}
     return {"planned": len(items), "batches": len(batches), "pending": len(remaining), **counts}
@@ -253,11 +271,16 @@ def cancel_unstarted_runs(deployment: str) -> int:
         target = client.read_deployment_by_name(deployment)
         runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[target.id])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-                type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING]))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])
+                )
+            ),
         )
         for run in runs:
-            client.set_flow_run_state(run.id, Cancelled(message="superseded by a new plan"), force=True)
+            client.set_flow_run_state(
+                run.id, Cancelled(message="superseded by a new plan"), force=True
+            )
     return len(runs)
 
 
@@ -282,8 +305,10 @@ def _run_distributed(
         routing: dict[str, Any] = {}
         if gpus:
             gpu = str(gpus[n % len(gpus)])
-            routing = {"work_queue_name": f"gpu-{gpu}",
-                       "job_variables": {"env": {"CUDA_VISIBLE_DEVICES": gpu}}}
+            routing = {
+                "work_queue_name": f"gpu-{gpu}",
+                "job_variables": {"env": {"CUDA_VISIBLE_DEVICES": gpu}},
+            }
         run = run_deployment(
             deployment,
             parameters={"items": [i.to_dict() for i in batch], "data_dir": data_dir},
@@ -300,8 +325,9 @@ def _run_distributed(
             if all(s is not None and s.is_final() for s in states):
                 break
             if time.monotonic() > deadline:
-                logger.warning("stopped waiting after %.0f s; a rerun finishes what is left",
-                               wait_timeout_s)
+                logger.warning(
+                    "stopped waiting after %.0f s; a rerun finishes what is left", wait_timeout_s
+                )
                 return
             time.sleep(poll_seconds)
     failed = [i for i, s in zip(ids, states, strict=True) if not s.is_completed()]
@@ -327,7 +353,8 @@ def loss_matrix(
     store = Store(data_dir)
     rows = store.query(
         "SELECT image_id, path FROM catalog WHERE status = 'accepted' AND (? IS NULL OR role = ?) "
-        "ORDER BY role, image_id LIMIT ?", [role, role, int(limit)]
+        "ORDER BY role, image_id LIMIT ?",
+        [role, role, int(limit)],
     ).to_pylist()
     paths = [str(store.local_path(r["path"])) for r in rows]
     experiment_id = experiment_id or uuid.uuid4().hex[:12]
@@ -335,9 +362,14 @@ def loss_matrix(
     for model in feature_models or ["vgg19"]:
         matrix = compute(paths, model, size=size)
         store.append("loss_matrix", matrix.rows(experiment_id))
-        summary.append({"feature_model": model, "images": len(paths),
-                        "mean_style_loss": round(_mean_offdiag(matrix.style), 6),
-                        "mean_content_loss": round(_mean_offdiag(matrix.content), 6)})
+        summary.append(
+            {
+                "feature_model": model,
+                "images": len(paths),
+                "mean_style_loss": round(_mean_offdiag(matrix.style), 6),
+                "mean_content_loss": round(_mean_offdiag(matrix.content), 6),
+            }
+        )
     _summary_artifacts("loss-matrix", f"Loss matrix {experiment_id}", summary)
     return {"experiment_id": experiment_id, "models": summary}
 
@@ -367,17 +399,33 @@ def train_fast(
 
     logger = get_run_logger()
     store = Store(data_dir)
-    config = TrainConfig(steps=steps, batch_size=batch_size, size=size,
-                         feature_model=feature_model, checkpoint_every=checkpoint_every)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        size=size,
+        feature_model=feature_model,
+        checkpoint_every=checkpoint_every,
+    )
     every = max(1, steps // 20)
 
     def on_step(info: Any) -> None:
         if info.step % every == 0 or info.step == steps:
             logger.info("step %d/%d loss %.4g", info.step, steps, info.losses["total"])
 
-    result = train_on_catalog(store, resolve_styles(store, styles), content_images(store), name,
-                              config, device=device, on_step=on_step)
-    summary = {"model": name, "steps": result.meta.steps, "seconds": round(result.seconds, 1),
-               **{f"loss_{k}": round(v, 6) for k, v in result.meta.final_losses.items()}}
+    result = train_on_catalog(
+        store,
+        resolve_styles(store, styles),
+        content_images(store),
+        name,
+        config,
+        device=device,
+        on_step=on_step,
+    )
+    summary = {
+        "model": name,
+        "steps": result.meta.steps,
+        "seconds": round(result.seconds, 1),
+        **{f"loss_{k}": round(v, 6) for k, v in result.meta.final_losses.items()},
+    }
     _summary_artifacts("train-fast", f"Fast model {name}", [summary])
     return summary

@@ -61,7 +61,9 @@ def _plot_curves(curves: list[dict[str, Any]], methods: dict[str, str], path: Pa
         steps = np.array([p[0] for p in points])
         values = np.array([p[1] for p in points])
         first = values[0] if values[0] > 0 else (np.abs(values).max() or 1.0)
-        series[methods[run_id]].append(np.interp(np.linspace(0, 1, 50), steps / max(steps[-1], 1), values / first))
+        series[methods[run_id]].append(
+            np.interp(np.linspace(0, 1, 50), steps / max(steps[-1], 1), values / first)
+        )
     if not series:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4))
@@ -94,8 +96,11 @@ def _plot_times(rows: list[dict[str, Any]], path: Path) -> bool:
     for j, size in enumerate(sizes):
         means = []
         for m in methods:
-            vals = [r["seconds_total"] for r in ok
-                    if r["method"] == m and max(r["height"] or 0, r["width"] or 0) == size]
+            vals = [
+                r["seconds_total"]
+                for r in ok
+                if r["method"] == m and max(r["height"] or 0, r["width"] or 0) == size
+            ]
             means.append(float(np.mean(vals)) if vals else 0.0)
         ax.bar(np.arange(len(methods)) + j * width, means, width, label=f"{size} px")
     ax.set_xticks(np.arange(len(methods)) + width * (len(sizes) - 1) / 2, methods)
@@ -137,24 +142,37 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
     runs = store.query(
         "SELECT * FROM runs ORDER BY finished_at DESC NULLS LAST LIMIT ?", [int(limit)]
     ).to_pylist()
-    catalog = {r["image_id"]: r for r in store.query(
-        "SELECT image_id, path, query, engine, license, creator FROM catalog").to_pylist()}
+    catalog = {
+        r["image_id"]: r
+        for r in store.query(
+            "SELECT image_id, path, query, engine, license, creator FROM catalog"
+        ).to_pylist()
+    }
     gallery = []
     for r in runs:
         content = catalog.get(r["content_id"] or "", {})
-        gallery.append({
-            "run": r,
-            "content": _thumb(store, content.get("path"), assets, f"img-{r['content_id']}"),
-            "styles": [_thumb(store, catalog.get(s, {}).get("path"), assets, f"img-{s}")
-                       for s in (r["style_ids"] or [])],
-            "output": _thumb(store, r["output_path"], assets, f"out-{r['run_id']}"),
-            "settings": _settings(r["config"]),
-        })
+        gallery.append(
+            {
+                "run": r,
+                "content": _thumb(store, content.get("path"), assets, f"img-{r['content_id']}"),
+                "styles": [
+                    _thumb(store, catalog.get(s, {}).get("path"), assets, f"img-{s}")
+                    for s in (r["style_ids"] or [])
+                ],
+                "output": _thumb(store, r["output_path"], assets, f"out-{r['run_id']}"),
+                "settings": _settings(r["config"]),
+            }
+        )
     plots = []
     run_ids = [r["run_id"] for r in runs]
-    curves = store.query(
-        "SELECT run_id, step, loss_total FROM loss_curves WHERE list_contains(?, run_id)", [run_ids]
-    ).to_pylist() if run_ids else []
+    curves = (
+        store.query(
+            "SELECT run_id, step, loss_total FROM loss_curves WHERE list_contains(?, run_id)",
+            [run_ids],
+        ).to_pylist()
+        if run_ids
+        else []
+    )
     if _plot_curves(curves, {r["run_id"]: r["method"] for r in runs}, assets / "curves.png"):
         plots.append(("Loss curves", "assets/curves.png"))
     if _plot_times(runs, assets / "times.png"):
@@ -193,6 +211,16 @@ def _settings(config: str | None) -> str:
         values = json.loads(config)
     except json.JSONDecodeError:
         return html.escape(config[:200])
-    keep = ("feature_model", "size", "steps", "optimizer", "content_weight", "style_weight",
-            "tv_weight", "photoreal_weight", "style_weights", "model")
+    keep = (
+        "feature_model",
+        "size",
+        "steps",
+        "optimizer",
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "photoreal_weight",
+        "style_weights",
+        "model",
+    )
     return ", ".join(f"{k}={values[k]}" for k in keep if values.get(k) not in (None, 0, 0.0))

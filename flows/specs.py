@@ -103,7 +103,9 @@ def expand_configs(spec: ExperimentSpec) -> list[Any]:
             f"valid settings: {', '.join(sorted(fields))}"
         )
     if "method" in spec.settings or "method" in spec.grid:
-        raise SpecError(f"experiment {spec.name!r}: give methods in 'methods', not in settings/grid")
+        raise SpecError(
+            f"experiment {spec.name!r}: give methods in 'methods', not in settings/grid"
+        )
     keys = sorted(spec.grid)
     configs = []
     for method in spec.methods:

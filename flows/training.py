@@ -38,16 +38,19 @@ def resolve_styles(store: Store, refs: Sequence[str]) -> Images:
             labels.append(path.stem)
             continue
         if not _IMAGE_ID.match(ref):
-            raise ValueError(f"style {ref!r} is neither an existing file nor an image id "
-                             "(6 to 64 hex digits); see `stylebench images --role style`")
+            raise ValueError(
+                f"style {ref!r} is neither an existing file nor an image id "
+                "(6 to 64 hex digits); see `stylebench images --role style`"
+            )
         rows = store.query(
             "select image_id, path from catalog where starts_with(image_id, ?)", [ref]
         ).to_pylist()
         if not rows:
             raise ValueError(f"no image with id {ref!r} in the catalog; see `stylebench images`")
         if len({r["image_id"] for r in rows}) > 1:
-            raise ValueError(f"image id prefix {ref!r} is ambiguous ({len(rows)} images): "
-                             "give more digits")
+            raise ValueError(
+                f"image id prefix {ref!r} is ambiguous ({len(rows)} images): give more digits"
+            )
         paths.append(store.local_path(rows[0]["path"]))
         ids.append(rows[0]["image_id"])
         labels.append(rows[0]["image_id"][:12])
@@ -59,8 +62,9 @@ def content_images(store: Store, folder: Path | None = None) -> Images:
     if folder is not None:
         if not folder.is_dir():
             raise ValueError(f"--content-dir {folder} is not a directory")
-        paths = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not paths:
             raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
         ids = [p.relative_to(folder).as_posix() for p in paths]
@@ -75,8 +79,11 @@ def content_images(store: Store, folder: Path | None = None) -> Images:
             "(`stylebench scrape ... --role content`, `stylebench accept ID`), "
             "or train on a folder with --content-dir DIR"
         )
-    return Images([store.local_path(r["path"]) for r in rows], [r["image_id"] for r in rows],
-                  [r["image_id"][:12] for r in rows])
+    return Images(
+        [store.local_path(r["path"]) for r in rows],
+        [r["image_id"] for r in rows],
+        [r["image_id"][:12] for r in rows],
+    )
 
 
 def model_dir(store: Store, name: str) -> tuple[Path, bool]:
@@ -90,8 +97,10 @@ def model_dir(store: Store, name: str) -> tuple[Path, bool]:
 
 def check_model_name(name: str) -> str:
     if not MODEL_NAME.match(name):
-        raise ValueError(f"model name {name!r} must be letters, digits, '.', '_', '+' "
-                         "or '-' (up to 100): pass --name")
+        raise ValueError(
+            f"model name {name!r} must be letters, digits, '.', '_', '+' "
+            "or '-' (up to 100): pass --name"
+        )
     return name
 
 
@@ -118,13 +127,25 @@ def train_on_catalog(
     torch_device = select_device(device)
     if torch_device.type == "cpu":
         configure_threads()
-    encoder = load_encoder(config.feature_model, config.content_layers + config.style_layers,
-                           weights=weights, device=torch_device)
+    encoder = load_encoder(
+        config.feature_model,
+        config.content_layers + config.style_layers,
+        weights=weights,
+        device=torch_device,
+    )
     out_dir, remote = model_dir(store, name)
     result = train(
-        contents.paths, styles.paths, encoder, config, out_dir, name=name,
-        style_labels=styles.labels, dataset_ids=contents.ids, device=torch_device,
-        resume=resume, on_step=on_step,
+        contents.paths,
+        styles.paths,
+        encoder,
+        config,
+        out_dir,
+        name=name,
+        style_labels=styles.labels,
+        dataset_ids=contents.ids,
+        device=torch_device,
+        resume=resume,
+        on_step=on_step,
     )
     if remote:
         for file in ("model.safetensors", "model.json"):
@@ -140,14 +161,17 @@ def local_models_dir(store: Store, name: str) -> Path:
         for file in ("model.safetensors", "model.json"):
             relpath = f"models/{name}/{file}"
             if not store.exists(relpath):
-                raise ValueError(f"no model {name!r} in {store.display('models')}: train it with "
-                                 "`stylebench train-fast --name NAME`")
+                raise ValueError(
+                    f"no model {name!r} in {store.display('models')}: train it with "
+                    "`stylebench train-fast --name NAME`"
+                )
             (local / file).write_bytes(store.read_bytes(relpath))
     return local.parent
 
 
-def model_style_weights(models_dir: Path, name: str, style_ids: Sequence[str],
-                        weights: Sequence[float]) -> tuple[float, ...]:
+def model_style_weights(
+    models_dir: Path, name: str, style_ids: Sequence[str], weights: Sequence[float]
+) -> tuple[float, ...]:
     """Blend weights over a model's styles that reproduce a pair's styles and weights.
 
     A model records the sha256 of each style image, which is the catalog's image id.
@@ -156,13 +180,17 @@ def model_style_weights(models_dir: Path, name: str, style_ids: Sequence[str],
 
     meta_path = models_dir / name / "model.json"
     if not meta_path.is_file():
-        raise ValueError(f"no model {name!r} under {models_dir}: train it with "
-                         "`stylebench train-fast --name NAME`")
+        raise ValueError(
+            f"no model {name!r} under {models_dir}: train it with "
+            "`stylebench train-fast --name NAME`"
+        )
     styles = [s["sha256"] for s in json.loads(meta_path.read_text())["styles"]]
     missing = [s for s in style_ids if s not in styles]
     if missing:
-        raise ValueError(f"model {name!r} was not trained on style image(s) "
-                         f"{', '.join(m[:12] for m in missing)}; its styles are "
-                         f"{', '.join(s[:12] for s in styles)}")
+        raise ValueError(
+            f"model {name!r} was not trained on style image(s) "
+            f"{', '.join(m[:12] for m in missing)}; its styles are "
+            f"{', '.join(s[:12] for s in styles)}"
+        )
     by_id = dict(zip(style_ids, weights, strict=True))
     return tuple(float(by_id.get(s, 0.0)) for s in styles)

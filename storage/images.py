@@ -72,7 +72,9 @@ def local_path(loc: Location, relpath: str) -> Path:
     """
     if loc.is_local:
         return Path(loc.join(relpath))
-    target = cache_dir() / "remote" / sha256(loc.display(relpath).encode())[:16] / Path(relpath).name
+    target = (
+        cache_dir() / "remote" / sha256(loc.display(relpath).encode())[:16] / Path(relpath).name
+    )
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".tmp-{uuid.uuid4().hex}")

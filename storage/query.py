@@ -120,5 +120,6 @@ def read_table(loc: Location, table: str) -> pa.Table:
         conn.close()
     ordered = schema.names + [c for c in data.column_names if c not in schema.names]
     data = data.select(ordered)
-    return data.cast(pa.schema([schema.field(n) if n in schema.names else data.schema.field(n)
-                                for n in ordered]))
+    return data.cast(
+        pa.schema([schema.field(n) if n in schema.names else data.schema.field(n) for n in ordered])
+    )

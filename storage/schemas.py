@@ -130,6 +130,4 @@ def schema_for(table: str) -> pa.Schema:
     try:
         return SCHEMAS[table]
     except KeyError:
-        raise ValueError(
-            f"unknown table {table!r}; the tables are: {', '.join(TABLES)}"
-        ) from None
+        raise ValueError(f"unknown table {table!r}; the tables are: {', '.join(TABLES)}") from None

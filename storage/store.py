@@ -90,8 +90,13 @@ class Store:
             raise ValueError(f"status must be 'accepted' or 'rejected', got {status!r}")
         now = datetime.now(timezone.utc)
         rows = [
-            {"image_id": i, "status": status, "reason": reason, "decided_by": decided_by,
-             "decided_at": now}
+            {
+                "image_id": i,
+                "status": status,
+                "reason": reason,
+                "decided_by": decided_by,
+                "decided_at": now,
+            }
             for i in image_ids
         ]
         self.append("curation", rows)

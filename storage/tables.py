@@ -77,8 +77,9 @@ def _write_atomic(
         merged = dict(data.schema.metadata or {})
         merged.update(metadata)
         data = data.replace_schema_metadata(merged)
-    return loc.write_atomic(f"{directory}/{name}",
-                            lambda fh: pq.write_table(data, fh, compression="zstd"))
+    return loc.write_atomic(
+        f"{directory}/{name}", lambda fh: pq.write_table(data, fh, compression="zstd")
+    )
 
 
 def append(loc: Location, table: str, rows: pa.Table | Iterable[Mapping[str, Any]]) -> str | None:
@@ -200,7 +201,9 @@ def read_files(loc: Location, table: str, paths: list[str]) -> pa.Table:
     for path in paths:
         with loc.fs.open(path, "rb") as fh:
             part = pq.read_table(fh)
-        parts.append(to_arrow(table, part.select([c for c in part.column_names if c in schema.names])))
+        parts.append(
+            to_arrow(table, part.select([c for c in part.column_names if c in schema.names]))
+        )
     if not parts:
         return schema.empty_table()
     return pa.concat_tables(parts)

@@ -42,7 +42,9 @@ class TransferConfig:
 
     method: str = "gatys"
     feature_model: str = "vgg19"
-    weights: str | None = None  # None: the network's default (vgg19: bundled), a path, "torchvision"
+    weights: str | None = (
+        None  # None: the network's default (vgg19: bundled), a path, "torchvision"
+    )
     content_layers: tuple[str, ...] | None = None
     style_layers: tuple[str, ...] | None = None
     content_layer_weights: tuple[float, ...] | None = None  # default: 1 each
@@ -189,8 +191,12 @@ class TransferConfig:
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the resolved settings, the device left out."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED
-                   and not (k in _HASHED_UNLESS_DEFAULT and v == _HASHED_UNLESS_DEFAULT[k])}
+        payload = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in _NOT_HASHED
+            and not (k in _HASHED_UNLESS_DEFAULT and v == _HASHED_UNLESS_DEFAULT[k])
+        }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 

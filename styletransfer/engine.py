@@ -166,8 +166,7 @@ LossFn = Callable[[Tensor], dict[str, Tensor]]  # image [B,3,H,W] -> weighted te
 
 def _row(step: int, elapsed: float, parts: dict[str, Tensor], i: int) -> dict[str, float]:
     terms = {name: float(parts[name][i]) if name in parts else 0.0 for name in LOSS_TERMS}
-    row: dict[str, float] = {"step": step, "elapsed_s": elapsed,
-                             "loss_total": sum(terms.values())}
+    row: dict[str, float] = {"step": step, "elapsed_s": elapsed, "loss_total": sum(terms.values())}
     row.update({f"loss_{name}": value for name, value in terms.items()})
     return row
 
@@ -222,8 +221,14 @@ def optimize(
             return torch.optim.LBFGS(
                 # max_eval bounds the line search of each one-iteration step (torch's default,
                 # 5/4 of max_iter, would leave it no evaluation at all).
-                [y], lr=1.0, max_iter=1, max_eval=1 + LINE_SEARCH_EVALS, history_size=100,
-                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=1e-12,
+                [y],
+                lr=1.0,
+                max_iter=1,
+                max_eval=1 + LINE_SEARCH_EVALS,
+                history_size=100,
+                line_search_fn="strong_wolfe",
+                tolerance_grad=0.0,
+                tolerance_change=1e-12,
             )
         return torch.optim.Adam([y], lr=lr)
 
@@ -238,8 +243,15 @@ def optimize(
     try:
         initial, parts = evaluate()
     except _NonFinite as exc:
-        return OptimizeResult(init.detach().clone(), "diverged", str(exc),
-                              [{} for _ in range(batch)], curves, 0, time.perf_counter() - start)
+        return OptimizeResult(
+            init.detach().clone(),
+            "diverged",
+            str(exc),
+            [{} for _ in range(batch)],
+            curves,
+            0,
+            time.perf_counter() - start,
+        )
     best_value, best_y, best_parts = float(initial), y.detach().clone(), parts
     elapsed = time_offset + time.perf_counter() - start
     for i in range(batch):
@@ -322,8 +334,7 @@ def optimize(
     ]
     for row in losses:
         row["total"] = sum(row[name] for name in LOSS_TERMS)
-    return OptimizeResult(images, status, error, losses, curves, done,
-                          time.perf_counter() - start)
+    return OptimizeResult(images, status, error, losses, curves, done, time.perf_counter() - start)
 
 
 @contextlib.contextmanager

@@ -243,7 +243,11 @@ def _fill_vgg19_from_bundle(body: nn.Sequential, convs: dict[str, tuple[Tensor, 
 def _torchvision_weights(name: str):
     import torchvision.models as tvm
 
-    enum = {"vgg16": tvm.VGG16_Weights, "vgg19": tvm.VGG19_Weights, "resnet101": tvm.ResNet101_Weights}
+    enum = {
+        "vgg16": tvm.VGG16_Weights,
+        "vgg19": tvm.VGG19_Weights,
+        "resnet101": tvm.ResNet101_Weights,
+    }
     return enum[name].IMAGENET1K_V1
 
 
@@ -260,8 +264,8 @@ def _cached_torchvision_state(name: str) -> tuple[dict[str, Tensor], str]:
             f"no weights for {name}: torchvision's file is not in the torch hub cache and "
             f"cannot be downloaded here. Place {path.name} (from "
             f"{_torchvision_weights(name).url}) at {path}, or pass --weights PATH to a "
-            f"local copy of it" + ("; vgg19 also works offline with its bundled weights"
-                                   if name != "vgg19" else "")
+            f"local copy of it"
+            + ("; vgg19 also works offline with its bundled weights" if name != "vgg19" else "")
         )
     return _load_state(path), f"torchvision:{path}"
 
@@ -322,7 +326,9 @@ def load_encoder(
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
-            raise WeightsUnavailable(f"the weights are not a torchvision resnet101 state dict: {exc}") from exc
+            raise WeightsUnavailable(
+                f"the weights are not a torchvision resnet101 state dict: {exc}"
+            ) from exc
         body = nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names))
         preprocess = ImageNetPreprocess()
     encoder = Encoder(name, preprocess, body, layers, label)

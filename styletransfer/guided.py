@@ -88,7 +88,10 @@ def guided_filter(guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1
 
 
 def guided_upsample(
-    guide_low: Tensor, target_low: Tensor, guide_high: Tensor, radius: int = 2,
+    guide_low: Tensor,
+    target_low: Tensor,
+    guide_high: Tensor,
+    radius: int = 2,
     eps: float = 1e-4,
 ) -> Tensor:
     """Carry a low-resolution colour map to full resolution (the fast guided filter of He & Sun).
@@ -155,8 +158,9 @@ def slice_grid(grid: Tensor, guide: Tensor) -> Tensor:
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     gz = guide[:, 0].to(grid.dtype).clamp(0, 1) * 2 - 1  # [B, H, W]
     coords = torch.stack([gx.expand(n, h, w), gy.expand(n, h, w), gz], dim=-1)  # [B, H, W, 3]
-    sliced = F.grid_sample(grid, coords[:, None], mode="bilinear", padding_mode="border",
-                           align_corners=True)  # [B, K, 1, H, W]
+    sliced = F.grid_sample(
+        grid, coords[:, None], mode="bilinear", padding_mode="border", align_corners=True
+    )  # [B, K, 1, H, W]
     return sliced[:, :, 0]
 
 
@@ -198,6 +202,7 @@ def laplacian_smooth(
     flat = image.reshape(h * w, c).astype(np.float64)
     out = np.empty_like(flat)
     for k in range(c):
-        out[:, k], _ = spla.cg(system, strength * flat[:, k], x0=flat[:, k], rtol=1e-8,
-                               maxiter=2000)
+        out[:, k], _ = spla.cg(
+            system, strength * flat[:, k], x0=flat[:, k], rtol=1e-8, maxiter=2000
+        )
     return out.reshape(h, w, c)

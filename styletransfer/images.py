@@ -93,7 +93,9 @@ def recolour(luminance_result: torch.Tensor, content: torch.Tensor) -> torch.Ten
 
 
 def label_masks(
-    content_mask: Image.Image, style_mask: Image.Image, content_size: tuple[int, int],
+    content_mask: Image.Image,
+    style_mask: Image.Image,
+    content_size: tuple[int, int],
     style_size: tuple[int, int],
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Colour label images -> one (content [1,1,H,W], style [1,1,h,w]) pair per shared colour.

@@ -35,7 +35,9 @@ def masked_gram_matrix(features: Tensor, mask: Tensor, eps: float = 1e-8) -> Ten
     """
     b, c, h, w = features.shape
     if mask.shape[-2:] != (h, w):
-        raise ValueError(f"mask is {tuple(mask.shape[-2:])}, features are {(h, w)}: resize it first")
+        raise ValueError(
+            f"mask is {tuple(mask.shape[-2:])}, features are {(h, w)}: resize it first"
+        )
     masked = (features.float() * mask.float()).reshape(b, c, h * w)  # [B, C, HW]
     area = mask.float().reshape(b, -1).sum(1).clamp_min(eps).view(b, 1, 1)
     return torch.bmm(masked, masked.transpose(1, 2)) / (c * area)
@@ -85,7 +87,11 @@ class _QuadraticForm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, laplacian: Tensor) -> Tensor:  # x: [N, C]
         x64 = x.detach().double()
-        lx = torch.sparse.mm(laplacian, x64) if laplacian.layout != torch.strided else laplacian @ x64
+        lx = (
+            torch.sparse.mm(laplacian, x64)
+            if laplacian.layout != torch.strided
+            else laplacian @ x64
+        )
         ctx.save_for_backward(lx)
         ctx.dtype = x.dtype
         return (x64 * lx).sum()

@@ -28,9 +28,14 @@ class LossMatrix:
     def rows(self, experiment_id: str) -> list[dict]:
         """Rows of the ``loss_matrix`` table."""
         return [
-            {"experiment_id": experiment_id, "feature_model": self.feature_model,
-             "image_a": a, "image_b": b, "content_loss": self.content[i][j],
-             "style_loss": self.style[i][j]}
+            {
+                "experiment_id": experiment_id,
+                "feature_model": self.feature_model,
+                "image_a": a,
+                "image_b": b,
+                "content_loss": self.content[i][j],
+                "style_loss": self.style[i][j],
+            }
             for i, a in enumerate(self.images)
             for j, b in enumerate(self.images)
         ]
@@ -82,10 +87,14 @@ def loss_matrix(
     style = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(n):
-            content[i][j] = float(sum(content_loss(feats[i][la], feats[j][la])
-                                      for la in content_layers) / len(content_layers))
-            style[i][j] = float(sum(style_loss(grams[i][la], grams[j][la])
-                                    for la in style_layers) / len(style_layers))
+            content[i][j] = float(
+                sum(content_loss(feats[i][la], feats[j][la]) for la in content_layers)
+                / len(content_layers)
+            )
+            style[i][j] = float(
+                sum(style_loss(grams[i][la], grams[j][la]) for la in style_layers)
+                / len(style_layers)
+            )
     return LossMatrix(
         feature_model=feature_model,
         images=tuple(file_id(p) for p in images),
@@ -105,8 +114,9 @@ def plot_heatmaps(matrices: Sequence[LossMatrix], path: str | Path) -> Path:
 
     rows = len(matrices)
     n = len(matrices[0].labels)
-    fig, axes = plt.subplots(rows, 2, figsize=(4 + 0.6 * n * 2, 1.5 + 0.5 * n * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, 2, figsize=(4 + 0.6 * n * 2, 1.5 + 0.5 * n * rows), squeeze=False
+    )
     for r, m in enumerate(matrices):
         for c, (name, values) in enumerate((("content", m.content), ("style", m.style))):
             ax = axes[r][c]

@@ -50,8 +50,9 @@ def resize_to(image: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False,
-                         antialias=shrink).clamp(0, 1)
+    return F.interpolate(
+        image, size=size, mode="bilinear", align_corners=False, antialias=shrink
+    ).clamp(0, 1)
 
 
 def _scaled(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
@@ -67,7 +68,8 @@ def level_input(inp: MethodInput, level: Level) -> MethodInput:
     if scale >= 1.0:
         return dataclasses.replace(inp, config=config)
     return dataclasses.replace(
-        inp, config=config,
+        inp,
+        config=config,
         contents=resize_to(inp.contents, _scaled(inp.contents.shape, scale)),
         styles=[resize_to(s, _scaled(s.shape, scale)) for s in inp.styles],
     )
@@ -89,13 +91,18 @@ def coarse_to_fine(inp: MethodInput, levels: int, run_level: LevelRunner) -> lis
         if init is not None:
             init = resize_to(init, tuple(sub.contents.shape[-2:]))
         if inp.callback is not None:
-            sub = dataclasses.replace(sub, callback=_offset_callback(inp.callback, step_offset,
-                                                                     time_offset))
+            sub = dataclasses.replace(
+                sub, callback=_offset_callback(inp.callback, step_offset, time_offset)
+            )
         outputs = run_level(sub, init)
-        joined = outputs if joined is None else [
-            _join(before, after, step_offset, time_offset)
-            for before, after in zip(joined, outputs, strict=True)
-        ]
+        joined = (
+            outputs
+            if joined is None
+            else [
+                _join(before, after, step_offset, time_offset)
+                for before, after in zip(joined, outputs, strict=True)
+            ]
+        )
         init = torch.cat([o.image for o in outputs], dim=0)
         step_offset = joined[0].steps
         time_offset = max((row["elapsed_s"] for row in joined[0].curve), default=0.0)
@@ -107,22 +114,31 @@ def coarse_to_fine(inp: MethodInput, levels: int, run_level: LevelRunner) -> lis
 
 def _offset_callback(callback, step_offset: int, time_offset: float):
     def shifted(row: dict) -> None:
-        callback({**row, "step": row["step"] + step_offset,
-                  "elapsed_s": row["elapsed_s"] + time_offset})
+        callback(
+            {**row, "step": row["step"] + step_offset, "elapsed_s": row["elapsed_s"] + time_offset}
+        )
 
     return shifted
 
 
-def _join(before: MethodOutput, after: MethodOutput, step_offset: int,
-          time_offset: float) -> MethodOutput:
+def _join(
+    before: MethodOutput, after: MethodOutput, step_offset: int, time_offset: float
+) -> MethodOutput:
     # The finer level's step-0 row re-evaluates the upsampled start: left out so steps stay unique.
     curve = before.curve + [
         {**row, "step": row["step"] + step_offset, "elapsed_s": row["elapsed_s"] + time_offset}
-        for row in after.curve if row["step"] > 0
+        for row in after.curve
+        if row["step"] > 0
     ]
     seconds = dict(before.seconds)
     for key, value in after.seconds.items():
         seconds[key] = seconds.get(key, 0.0) + value
-    return MethodOutput(image=after.image, status=after.status, error=after.error,
-                        losses=after.losses, curve=curve, seconds=seconds,
-                        steps=before.steps + after.steps)
+    return MethodOutput(
+        image=after.image,
+        status=after.status,
+        error=after.error,
+        losses=after.losses,
+        curve=curve,
+        seconds=seconds,
+        steps=before.steps + after.steps,
+    )

@@ -92,8 +92,9 @@ def transfer(
     Raises ValueError for invalid settings or inputs and WeightsUnavailable when the feature
     network's weights cannot be had; a failure during the run is returned as status "failed".
     """
-    return transfer_batch([content], styles, config, masks=[masks] if masks else None,
-                          callback=callback, cache=cache)[0]
+    return transfer_batch(
+        [content], styles, config, masks=[masks] if masks else None, callback=callback, cache=cache
+    )[0]
 
 
 def transfer_batch(
@@ -140,11 +141,22 @@ def transfer_batch(
     for indices in groups.values():
         for chunk_start in range(0, len(indices), max_batch):
             chunk = indices[chunk_start : chunk_start + max_batch]
-            for i, res in zip(chunk, _run_group(
-                method, [content_imgs[i] for i in chunk], style_imgs, blend, cfg, device,
-                cache, masks[chunk[0]] if len(chunk) == 1 else None, callback,
-                load_seconds / len(contents),
-            ), strict=True):
+            for i, res in zip(
+                chunk,
+                _run_group(
+                    method,
+                    [content_imgs[i] for i in chunk],
+                    style_imgs,
+                    blend,
+                    cfg,
+                    device,
+                    cache,
+                    masks[chunk[0]] if len(chunk) == 1 else None,
+                    callback,
+                    load_seconds / len(contents),
+                ),
+                strict=True,
+            ):
                 results[i] = res
     return [r for r in results if r is not None]
 
@@ -157,8 +169,9 @@ def _mask_inputs(masks, content: Image.Image, styles: list[Image.Image]):
         raise ValueError(f"{len(style_masks)} style mask(s) for {len(styles)} style image(s)")
     cmask = open_rgb(masks.content)
     smasks = [open_rgb(m) for m in style_masks]
-    per_style = [label_masks(cmask, sm, content.size, st.size) for sm, st in zip(
-        smasks, styles, strict=True)]
+    per_style = [
+        label_masks(cmask, sm, content.size, st.size) for sm, st in zip(smasks, styles, strict=True)
+    ]
     colours = len(per_style[0])
     if any(len(p) != colours for p in per_style):
         raise ValueError("every style mask must share the same label colours with the content mask")
@@ -167,8 +180,9 @@ def _mask_inputs(masks, content: Image.Image, styles: list[Image.Image]):
     return segments, key
 
 
-def _run_group(method, contents, styles, blend, cfg, device, cache, masks, callback,
-               load_seconds) -> list[TransferResult]:
+def _run_group(
+    method, contents, styles, blend, cfg, device, cache, masks, callback, load_seconds
+) -> list[TransferResult]:
     start = time.perf_counter()
     width, height = contents[0].size
     batch = torch.cat([to_tensor(c) for c in contents]).to(device)
@@ -188,9 +202,17 @@ def _run_group(method, contents, styles, blend, cfg, device, cache, masks, callb
         segments, mask_key = _mask_inputs(masks, contents[0], styles)
         mask_segments = [[(cm.to(device), [sm.to(device) for sm in sms]) for cm, sms in segments]]
     inp = MethodInput(
-        contents=batch, content_keys=content_keys, styles=style_tensors, style_keys=style_keys,
-        style_blend=blend, config=cfg, device=device, cache=cache, masks=mask_segments,
-        mask_keys=[mask_key] if mask_key else None, callback=callback,
+        contents=batch,
+        content_keys=content_keys,
+        styles=style_tensors,
+        style_keys=style_keys,
+        style_blend=blend,
+        config=cfg,
+        device=device,
+        cache=cache,
+        masks=mask_segments,
+        mask_keys=[mask_key] if mask_key else None,
+        callback=callback,
     )
     n = len(contents)
     try:
@@ -202,10 +224,22 @@ def _run_group(method, contents, styles, blend, cfg, device, cache, masks, callb
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return [
             TransferResult(
-                image=c, status="failed", error=error, device=str(device), height=height,
-                width=width, steps=0, config=cfg, losses=_zero_losses(), curve=[],
-                seconds={"total": total / n, "prepare": total / n, "optimize": 0.0,
-                         "laplacian": 0.0},
+                image=c,
+                status="failed",
+                error=error,
+                device=str(device),
+                height=height,
+                width=width,
+                steps=0,
+                config=cfg,
+                losses=_zero_losses(),
+                curve=[],
+                seconds={
+                    "total": total / n,
+                    "prepare": total / n,
+                    "optimize": 0.0,
+                    "laplacian": 0.0,
+                },
             )
             for c in contents
         ]
@@ -223,9 +257,19 @@ def _run_group(method, contents, styles, blend, cfg, device, cache, masks, callb
         }
         losses = _zero_losses()
         losses.update(out.losses)
-        results.append(TransferResult(
-            image=to_pil(image), status=out.status, error=out.error, device=str(device),
-            height=height, width=width, steps=out.steps, seconds=seconds, losses=losses,
-            curve=out.curve, config=cfg,
-        ))
+        results.append(
+            TransferResult(
+                image=to_pil(image),
+                status=out.status,
+                error=out.error,
+                device=str(device),
+                height=height,
+                width=width,
+                steps=out.steps,
+                seconds=seconds,
+                losses=losses,
+                curve=out.curve,
+                config=cfg,
+            )
+        )
     return results

@@ -30,13 +30,20 @@ def _render(result, limit: int) -> Table:
 
 def query(
     ctx: typer.Context,
-    sql: str = typer.Argument(..., help="SQL over the tables (DuckDB dialect), e.g. "
-                              "\"select method, count(*) from runs group by 1\"."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f",
-                                     help="Output format [default: table on the terminal]."),
-    output: Path = typer.Option(None, "--output", "-o",
-                                help="File to write (required for parquet; csv/json print to "
-                                     "stdout without it)."),
+    sql: str = typer.Argument(
+        ...,
+        help="SQL over the tables (DuckDB dialect), e.g. "
+        '"select method, count(*) from runs group by 1".',
+    ),
+    fmt: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", "-f", help="Output format [default: table on the terminal]."
+    ),
+    output: Path = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="File to write (required for parquet; csv/json print to stdout without it).",
+    ),
     limit: int = typer.Option(100, help="Rows shown in table format [default: 100]."),
 ) -> None:
     """Run SQL over the tables: images, curation, pairs, runs, loss_curves, loss_matrix
@@ -51,7 +58,9 @@ def query(
     if fmt is OutputFormat.table:
         console.print(_render(result, limit))
         shown = min(limit, result.num_rows)
-        console.print(f"[dim]{result.num_rows} row(s){'' if shown == result.num_rows else f', {shown} shown'}[/]")
+        console.print(
+            f"[dim]{result.num_rows} row(s){'' if shown == result.num_rows else f', {shown} shown'}[/]"
+        )
         return
     if fmt is OutputFormat.parquet:
         if output is None:

@@ -147,8 +147,15 @@ def train_fast(
 
         try:
             result = train_on_catalog(
-                store, styles, contents, model_name, config, weights=weights,
-                device=device, resume=not restart, on_step=on_step,
+                store,
+                styles,
+                contents,
+                model_name,
+                config,
+                weights=weights,
+                device=device,
+                resume=not restart,
+                on_step=on_step,
             )
         except KeyboardInterrupt:
             err_console.print(
@@ -156,8 +163,13 @@ def train_fast(
                 f"{out_dir / 'checkpoints'} are kept; rerun the same command to resume"
             )
             raise typer.Exit(130) from None
-        except (FastModelError, ImageLoadError, FloatingPointError, WeightsUnavailable,
-                ValueError) as exc:
+        except (
+            FastModelError,
+            ImageLoadError,
+            FloatingPointError,
+            WeightsUnavailable,
+            ValueError,
+        ) as exc:
             raise fail(str(exc)) from None
     meta = result.meta
     if result.resumed_from:

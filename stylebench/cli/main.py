@@ -39,8 +39,12 @@ def root(
         "[default: ./stylebench-data].",
         show_default=False,
     ),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging (-vv: debug)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors; no progress bars."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="More logging (-vv: debug)."
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only warnings and errors; no progress bars."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),

@@ -18,8 +18,11 @@ class Strategy(str, Enum):
 
 def build_dataset(
     ctx: typer.Context,
-    spec: Path = typer.Argument(..., help="Dataset spec (YAML): queries per role, engines, counts, "
-                                "filters, local imports. See examples/dataset.yaml."),
+    spec: Path = typer.Argument(
+        ...,
+        help="Dataset spec (YAML): queries per role, engines, counts, "
+        "filters, local imports. See examples/dataset.yaml.",
+    ),
 ) -> None:
     """Scrape and import everything a dataset spec asks for, then curate (a Prefect flow)."""
     from flows.specs import DatasetSpec, SpecError, load_spec
@@ -37,14 +40,20 @@ def build_dataset(
 
 def pair(
     ctx: typer.Context,
-    strategy: Strategy = typer.Option(Strategy.all, help="all: every content with every style "
-                                      "(set); random: k styles per content, seeded; similar: the "
-                                      "k styles nearest in colour."),
-    styles_per_pair: int = typer.Option(1, "--styles-per-pair", "-k", min=1,
-                                        help="Styles blended on each content image."),
-    style_weights: str = typer.Option(None, "--style-weights",
-                                      help="Blend weights, one per style in a pair, e.g. "
-                                           "'0.7,0.3' [default: equal]."),
+    strategy: Strategy = typer.Option(
+        Strategy.all,
+        help="all: every content with every style "
+        "(set); random: k styles per content, seeded; similar: the "
+        "k styles nearest in colour.",
+    ),
+    styles_per_pair: int = typer.Option(
+        1, "--styles-per-pair", "-k", min=1, help="Styles blended on each content image."
+    ),
+    style_weights: str = typer.Option(
+        None,
+        "--style-weights",
+        help="Blend weights, one per style in a pair, e.g. '0.7,0.3' [default: equal].",
+    ),
     seed: int = typer.Option(0, help="Seed of the random strategy."),
 ) -> None:
     """Pair accepted content images with accepted style images; record the new pairs."""
@@ -56,31 +65,48 @@ def pair(
             try:
                 weights = [float(w) for w in style_weights.replace(",", " ").split()]
             except ValueError:
-                raise ValueError(f"--style-weights must be numbers like 0.7,0.3, got "
-                                 f"{style_weights!r}") from None
-        pairs, new = pair_catalog(settings(ctx).store(), strategy.value,
-                                  styles_per_pair=styles_per_pair, seed=seed, weights=weights)
+                raise ValueError(
+                    f"--style-weights must be numbers like 0.7,0.3, got {style_weights!r}"
+                ) from None
+        pairs, new = pair_catalog(
+            settings(ctx).store(),
+            strategy.value,
+            styles_per_pair=styles_per_pair,
+            seed=seed,
+            weights=weights,
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
-    console.print(f"{len(pairs)} pair(s) by strategy {strategy.value}: {new} new, "
-                  f"{len(pairs) - new} already recorded")
+    console.print(
+        f"{len(pairs)} pair(s) by strategy {strategy.value}: {new} new, "
+        f"{len(pairs) - new} already recorded"
+    )
 
 
 def stylize(
     ctx: typer.Context,
-    experiment: Path = typer.Option(None, "--experiment", "-e",
-                                    help="Experiment YAML (methods x a grid of settings); see "
-                                         "examples/experiment.yaml. Without it, the options below "
-                                         "make a one-config experiment."),
-    method: list[str] = typer.Option(["gatys"], "--method", "-m", help="Method(s) [default: gatys]."),
+    experiment: Path = typer.Option(
+        None,
+        "--experiment",
+        "-e",
+        help="Experiment YAML (methods x a grid of settings); see "
+        "examples/experiment.yaml. Without it, the options below "
+        "make a one-config experiment.",
+    ),
+    method: list[str] = typer.Option(
+        ["gatys"], "--method", "-m", help="Method(s) [default: gatys]."
+    ),
     size: int = typer.Option(256, help="Longest output side in pixels [default: 256]."),
     steps: int = typer.Option(300, help="Optimisation steps [default: 300]."),
     feature_model: str = typer.Option("vgg19", help="Feature network [default: vgg19]."),
     batch_size: int = typer.Option(4, help="Work items per batch [default: 4]."),
     limit: int = typer.Option(None, help="At most this many pairs."),
-    use_prefect: bool = typer.Option(True, "--prefect/--no-prefect",
-                                     help="Run as a Prefect flow (ephemeral server unless "
-                                          "PREFECT_API_URL is set) or directly [default: prefect]."),
+    use_prefect: bool = typer.Option(
+        True,
+        "--prefect/--no-prefect",
+        help="Run as a Prefect flow (ephemeral server unless "
+        "PREFECT_API_URL is set) or directly [default: prefect].",
+    ),
 ) -> None:
     """Stylise every pending (pair, config); skips what is already recorded ok; records runs."""
     from flows.specs import ExperimentSpec, SpecError, expand_configs, load_spec
@@ -90,10 +116,16 @@ def stylize(
         if experiment is not None:
             spec = load_spec(experiment, ExperimentSpec)
         else:
-            spec = load_spec({"name": "cli", "methods": method, "batch_size": batch_size,
-                              "settings": {"size": size, "steps": steps,
-                                           "feature_model": feature_model},
-                              "pairs": {"limit": limit}}, ExperimentSpec)
+            spec = load_spec(
+                {
+                    "name": "cli",
+                    "methods": method,
+                    "batch_size": batch_size,
+                    "settings": {"size": size, "steps": steps, "feature_model": feature_model},
+                    "pairs": {"limit": limit},
+                },
+                ExperimentSpec,
+            )
         configs = expand_configs(spec)
     except SpecError as exc:
         raise fail(str(exc)) from None
@@ -117,15 +149,23 @@ def _stylize_directly(st, spec, configs) -> dict:
         task = bar.add_task("stylising", total=len(items))
         for batch in make_batches(items, spec.batch_size):
             total.add(run_batch(store, batch, on_item=lambda *_: bar.advance(task)))
-    return {"planned": len(items), "ok": total.ok, "failed": total.failed,
-            "diverged": total.diverged, "seconds": round(total.seconds, 1)}
+    return {
+        "planned": len(items),
+        "ok": total.ok,
+        "failed": total.failed,
+        "diverged": total.diverged,
+        "seconds": round(total.seconds, 1),
+    }
 
 
 def report(
     ctx: typer.Context,
-    output: Path = typer.Option(Path("stylebench-report"), "--output", "-o",
-                                help="Directory for index.html and its assets "
-                                     "[default: ./stylebench-report]."),
+    output: Path = typer.Option(
+        Path("stylebench-report"),
+        "--output",
+        "-o",
+        help="Directory for index.html and its assets [default: ./stylebench-report].",
+    ),
     limit: int = typer.Option(200, help="Latest runs shown in the gallery [default: 200]."),
 ) -> None:
     """Write a static HTML report: gallery, loss curves, times, loss-matrix heatmaps."""
@@ -137,8 +177,12 @@ def report(
 
 def demo(
     ctx: typer.Context,
-    output: Path = typer.Option(Path("stylebench-report"), "--output", "-o",
-                                help="Report directory [default: ./stylebench-report]."),
+    output: Path = typer.Option(
+        Path("stylebench-report"),
+        "--output",
+        "-o",
+        help="Report directory [default: ./stylebench-report].",
+    ),
     size: int = typer.Option(128, help="Output size in pixels [default: 128]."),
     steps: int = typer.Option(50, help="Optimisation steps per run [default: 50]."),
 ) -> None:

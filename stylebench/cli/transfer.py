@@ -34,57 +34,87 @@ def transfer(
     ctx: typer.Context,
     content: Path = typer.Argument(..., help="Content image.", exists=True, dir_okay=False),
     styles: list[Path] = typer.Argument(
-        None, help="Style image(s); several are blended by --style-weights. Optional for "
-        "feed-forward methods whose model fixes the style.", exists=True, dir_okay=False),
+        None,
+        help="Style image(s); several are blended by --style-weights. Optional for "
+        "feed-forward methods whose model fixes the style.",
+        exists=True,
+        dir_okay=False,
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the PNG result."),
-    method: str = typer.Option("gatys", "--method", "-m",
-                               help="gatys, dpst, or another registered method."),
+    method: str = typer.Option(
+        "gatys", "--method", "-m", help="gatys, dpst, or another registered method."
+    ),
     size: int = typer.Option(256, help="Longest side of the output in pixels."),
     steps: int = typer.Option(500, help="Optimiser steps."),
     style_weights: list[str] = typer.Option(
-        None, "--style-weights", help="Blend weight per style, e.g. '0.7,0.3' (default: equal)."),
+        None, "--style-weights", help="Blend weight per style, e.g. '0.7,0.3' (default: equal)."
+    ),
     feature_model: str = typer.Option(
-        "vgg19", "--feature-model", "-f", help="vgg19, vgg16 or resnet101."),
+        "vgg19", "--feature-model", "-f", help="vgg19, vgg16 or resnet101."
+    ),
     weights: str = typer.Option(
-        None, "--weights", help="Feature network weights: a local file, or 'torchvision' "
-        "(default: vgg19's bundled Caffe weights; torchvision's cached file otherwise)."),
+        None,
+        "--weights",
+        help="Feature network weights: a local file, or 'torchvision' "
+        "(default: vgg19's bundled Caffe weights; torchvision's cached file otherwise).",
+    ),
     content_layers: list[str] = typer.Option(
-        None, "--content-layers", help="Content layers, e.g. relu4_2 (default: the network's)."),
+        None, "--content-layers", help="Content layers, e.g. relu4_2 (default: the network's)."
+    ),
     style_layers: list[str] = typer.Option(
-        None, "--style-layers",
-        help="Style layers, e.g. relu1_1,relu2_1,relu3_1 (default: the network's)."),
+        None,
+        "--style-layers",
+        help="Style layers, e.g. relu1_1,relu2_1,relu3_1 (default: the network's).",
+    ),
     content_layer_weights: list[str] = typer.Option(
-        None, "--content-layer-weights", help="One weight per content layer (default: 1 each)."),
+        None, "--content-layer-weights", help="One weight per content layer (default: 1 each)."
+    ),
     style_layer_weights: list[str] = typer.Option(
-        None, "--style-layer-weights", help="One weight per style layer (default: 1 each)."),
+        None, "--style-layer-weights", help="One weight per style layer (default: 1 each)."
+    ),
     content_weight: float = typer.Option(None, help="Content loss weight (default: method's)."),
     style_weight: float = typer.Option(None, help="Style loss weight (default: method's)."),
     tv_weight: float = typer.Option(None, help="Total-variation weight (default: method's)."),
     photoreal_weight: float = typer.Option(
-        None, help="Matting-Laplacian weight (dpst) (default: method's)."),
+        None, help="Matting-Laplacian weight (dpst) (default: method's)."
+    ),
     init: str = typer.Option("content", help="Start from 'content' or 'noise'."),
     seed: int = typer.Option(0, help="Random seed."),
     preserve_color: bool = typer.Option(
-        False, "--preserve-color", help="Transfer luminance only; keep the content's colours."),
+        False, "--preserve-color", help="Transfer luminance only; keep the content's colours."
+    ),
     optimizer: str = typer.Option("lbfgs", help="lbfgs or adam."),
     lr: float = typer.Option(None, help="Adam learning rate (default: 0.02)."),
     two_stage: bool = typer.Option(
-        None, "--two-stage/--one-stage", help="dpst: Luan et al.'s two-stage schedule "
-        "(default: one stage)."),
+        None,
+        "--two-stage/--one-stage",
+        help="dpst: Luan et al.'s two-stage schedule (default: one stage).",
+    ),
     levels: int = typer.Option(
-        1, "--levels", min=1, max=4, help="gatys, dpst: coarse-to-fine levels; 3 optimises at "
-        "1/4 and 1/2 of the size first [default: 1, off]."),
+        1,
+        "--levels",
+        min=1,
+        max=4,
+        help="gatys, dpst: coarse-to-fine levels; 3 optimises at "
+        "1/4 and 1/2 of the size first [default: 1, off].",
+    ),
     content_mask: Path = typer.Option(
-        None, help="dpst: colour label image of the content's segments.", exists=True),
+        None, help="dpst: colour label image of the content's segments.", exists=True
+    ),
     style_masks: list[Path] = typer.Option(
-        None, "--style-mask", help="dpst: colour label image per style (repeat the option).",
-        exists=True),
+        None,
+        "--style-mask",
+        help="dpst: colour label image per style (repeat the option).",
+        exists=True,
+    ),
     no_mixed_precision: bool = typer.Option(
-        False, "--no-mixed-precision", help="Run the network in float32 even where bf16 exists."),
+        False, "--no-mixed-precision", help="Run the network in float32 even where bf16 exists."
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     model: str = typer.Option(None, "--model", help="Feed-forward methods: the trained model."),
     metrics: Path = typer.Option(
-        None, "--metrics", help="Write settings, per-step losses and timings to this JSON file."),
+        None, "--metrics", help="Write settings, per-step losses and timings to this JSON file."
+    ),
 ) -> None:
     """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
     import styletransfer
@@ -102,16 +132,31 @@ def transfer(
             raise fail(str(exc)) from None
     try:
         config = TransferConfig(
-            method=method, feature_model=feature_model, weights=weights,
-            content_layers=_names(content_layers), style_layers=_names(style_layers),
+            method=method,
+            feature_model=feature_model,
+            weights=weights,
+            content_layers=_names(content_layers),
+            style_layers=_names(style_layers),
             content_layer_weights=_floats(content_layer_weights, "--content-layer-weights"),
             style_layer_weights=_floats(style_layer_weights, "--style-layer-weights"),
-            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+            content_weight=content_weight,
+            style_weight=style_weight,
+            tv_weight=tv_weight,
             photoreal_weight=photoreal_weight,
-            style_weights=_floats(style_weights, "--style-weights"), size=size, steps=steps,
-            optimizer=optimizer, lr=lr, init=init, seed=seed, preserve_color=preserve_color,
-            mixed_precision=not no_mixed_precision, two_stage=two_stage, levels=levels, model=model,
-            device=device, extra=extra,
+            style_weights=_floats(style_weights, "--style-weights"),
+            size=size,
+            steps=steps,
+            optimizer=optimizer,
+            lr=lr,
+            init=init,
+            seed=seed,
+            preserve_color=preserve_color,
+            mixed_precision=not no_mixed_precision,
+            two_stage=two_stage,
+            levels=levels,
+            model=model,
+            device=device,
+            extra=extra,
         ).validate()
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
@@ -124,12 +169,14 @@ def transfer(
         task = bar.add_task(f"{method} {content.name}", total=steps)
 
         def on_step(info: dict) -> None:
-            bar.update(task, completed=info["step"],
-                       description=f"{method} loss {info['loss_total']:.4g}")
+            bar.update(
+                task, completed=info["step"], description=f"{method} loss {info['loss_total']:.4g}"
+            )
 
         try:
-            result = styletransfer.transfer(content, list(styles or []), config, masks=masks,
-                                            callback=on_step)
+            result = styletransfer.transfer(
+                content, list(styles or []), config, masks=masks, callback=on_step
+            )
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None
     if result.status != "failed":
@@ -151,25 +198,32 @@ def transfer(
 
 def loss_matrix(
     ctx: typer.Context,
-    images: list[Path] = typer.Argument(..., help="Two or more images.", exists=True,
-                                        dir_okay=False),
+    images: list[Path] = typer.Argument(
+        ..., help="Two or more images.", exists=True, dir_okay=False
+    ),
     feature_models: list[str] = typer.Option(
-        ["vgg19"], "--feature-model", "-f",
-        help="Feature network(s): repeat or comma-separate to compare, e.g. -f vgg16 -f "
-        "resnet101."),
+        ["vgg19"],
+        "--feature-model",
+        "-f",
+        help="Feature network(s): repeat or comma-separate to compare, e.g. -f vgg16 -f resnet101.",
+    ),
     layers: list[str] = typer.Option(
-        None, "--layers", help="Layers for both losses (default: the network's content and "
-        "style layers)."),
-    content_layers: list[str] = typer.Option(None, "--content-layers",
-                                             help="Content-loss layers (overrides --layers)."),
-    style_layers: list[str] = typer.Option(None, "--style-layers",
-                                           help="Style-loss layers (overrides --layers)."),
+        None,
+        "--layers",
+        help="Layers for both losses (default: the network's content and style layers).",
+    ),
+    content_layers: list[str] = typer.Option(
+        None, "--content-layers", help="Content-loss layers (overrides --layers)."
+    ),
+    style_layers: list[str] = typer.Option(
+        None, "--style-layers", help="Style-loss layers (overrides --layers)."
+    ),
     weights: str = typer.Option(None, "--weights", help="Weights file (one network only)."),
     size: int = typer.Option(256, help="Images are resized to SIZE x SIZE."),
-    output: Path = typer.Option(Path("loss-matrix.png"), "--output", "-o",
-                                help="Heatmap PNG."),
-    experiment_id: str = typer.Option(None, "--experiment-id",
-                                      help="Id of the rows (default: a new random id)."),
+    output: Path = typer.Option(Path("loss-matrix.png"), "--output", "-o", help="Heatmap PNG."),
+    experiment_id: str = typer.Option(
+        None, "--experiment-id", help="Id of the rows (default: a new random id)."
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
 ) -> None:
     """Content and style loss between every pair of IMAGES, written to the loss_matrix table
@@ -189,13 +243,18 @@ def loss_matrix(
         for model in models:
             task = bar.add_task(f"{model} features", total=len(images))
             try:
-                matrices.append(compute(
-                    [str(p) for p in images], model,
-                    content_layers=_names(content_layers) or _names(layers),
-                    style_layers=_names(style_layers) or _names(layers),
-                    weights=weights, size=size, device=device,
-                    on_image=lambda n, task=task: bar.update(task, completed=n + 1),
-                ))
+                matrices.append(
+                    compute(
+                        [str(p) for p in images],
+                        model,
+                        content_layers=_names(content_layers) or _names(layers),
+                        style_layers=_names(style_layers) or _names(layers),
+                        weights=weights,
+                        size=size,
+                        device=device,
+                        on_image=lambda n, task=task: bar.update(task, completed=n + 1),
+                    )
+                )
             except (ValueError, WeightsUnavailable) as exc:
                 raise fail(str(exc)) from None
     store = settings(ctx).store()

@@ -46,7 +46,10 @@ def _resize_mask(mask: Tensor, like: Tensor) -> Tensor:
 
 
 def style_targets(
-    inp: MethodInput, encoder: Encoder, index: int, style_masks: Sequence[Tensor] | None = None,
+    inp: MethodInput,
+    encoder: Encoder,
+    index: int,
+    style_masks: Sequence[Tensor] | None = None,
     mask_key: str | None = None,
 ) -> list[dict[str, Tensor]]:
     """Gram targets of style ``index``: one dict per segment (one segment without masks).
@@ -56,8 +59,16 @@ def style_targets(
     cfg = inp.config
     style = inp.styles[index]
     dtype = autocast_dtype(inp.device, cfg.mixed_precision)
-    key = (inp.style_keys[index], cfg.feature_model, str(cfg.weights), cfg.style_layers,
-           tuple(style.shape[-2:]), str(dtype), str(inp.device), mask_key)
+    key = (
+        inp.style_keys[index],
+        cfg.feature_model,
+        str(cfg.weights),
+        cfg.style_layers,
+        tuple(style.shape[-2:]),
+        str(dtype),
+        str(inp.device),
+        mask_key,
+    )
 
     def compute() -> list[dict[str, Tensor]]:
         with torch.no_grad(), autocast(inp.device, dtype):
@@ -65,8 +76,10 @@ def style_targets(
         if style_masks is None:
             return [{layer: gram_matrix(feats[layer]) for layer in cfg.style_layers}]
         return [
-            {layer: masked_gram_matrix(feats[layer], _resize_mask(m, feats[layer]))
-             for layer in cfg.style_layers}
+            {
+                layer: masked_gram_matrix(feats[layer], _resize_mask(m, feats[layer]))
+                for layer in cfg.style_layers
+            }
             for m in style_masks
         ]
 
@@ -83,8 +96,11 @@ def laplacians(inp: MethodInput, contents: Tensor, keys: Sequence[str]) -> list[
             array = image.permute(1, 2, 0).double().cpu().numpy()
             return to_torch(matting_laplacian(array, inp.config.matting_eps), inp.device)
 
-        out.append(inp.cache.get_or_compute("laplacian", (key, h, w, inp.config.matting_eps,
-                                                          str(inp.device)), compute))
+        out.append(
+            inp.cache.get_or_compute(
+                "laplacian", (key, h, w, inp.config.matting_eps, str(inp.device)), compute
+            )
+        )
     return out
 
 
@@ -169,9 +185,16 @@ def run_neural(
     if cfg.levels > 1:
         from styletransfer.multires import coarse_to_fine
 
-        return coarse_to_fine(inp, cfg.levels, lambda sub, start: run_neural(
-            dataclasses.replace(sub, config=sub.config.with_(levels=1)), photoreal=photoreal,
-            two_stage=two_stage, init=start))
+        return coarse_to_fine(
+            inp,
+            cfg.levels,
+            lambda sub, start: run_neural(
+                dataclasses.replace(sub, config=sub.config.with_(levels=1)),
+                photoreal=photoreal,
+                two_stage=two_stage,
+                init=start,
+            ),
+        )
     seconds: dict[str, float] = {}
     batch = inp.contents.shape[0]
     with timer(seconds, "prepare"):
@@ -198,33 +221,67 @@ def run_neural(
         init = inp.contents
 
     def loss(with_photoreal: bool) -> PerceptualLoss:
-        return PerceptualLoss(encoder, cfg, inp.device, inp.contents, targets, inp.style_blend,
-                              content_masks, laps, photoreal=with_photoreal)
+        return PerceptualLoss(
+            encoder,
+            cfg,
+            inp.device,
+            inp.contents,
+            targets,
+            inp.style_blend,
+            content_masks,
+            laps,
+            photoreal=with_photoreal,
+        )
 
     start = time.perf_counter()
     if two_stage and photoreal:
         first = cfg.steps // 2
         fn = loss(False)
-        stage1 = optimize(init, fn, steps=first, optimizer=cfg.optimizer, lr=cfg.lr,
-                          callback=inp.callback, on_stall=fn.to_float32)
+        stage1 = optimize(
+            init,
+            fn,
+            steps=first,
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            callback=inp.callback,
+            on_stall=fn.to_float32,
+        )
         result = stage1
         if stage1.status == "ok":
             fn = loss(True)
-            result = optimize(stage1.images, fn, steps=cfg.steps - first,
-                              optimizer=cfg.optimizer, lr=cfg.lr, callback=inp.callback,
-                              step_offset=first, time_offset=stage1.seconds,
-                              on_stall=fn.to_float32)
+            result = optimize(
+                stage1.images,
+                fn,
+                steps=cfg.steps - first,
+                optimizer=cfg.optimizer,
+                lr=cfg.lr,
+                callback=inp.callback,
+                step_offset=first,
+                time_offset=stage1.seconds,
+                on_stall=fn.to_float32,
+            )
             result.curves = [a + b for a, b in zip(stage1.curves, result.curves, strict=True)]
             result.steps += stage1.steps
     else:
         fn = loss(photoreal)
-        result = optimize(init, fn, steps=cfg.steps, optimizer=cfg.optimizer, lr=cfg.lr,
-                          callback=inp.callback, on_stall=fn.to_float32)
+        result = optimize(
+            init,
+            fn,
+            steps=cfg.steps,
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            callback=inp.callback,
+            on_stall=fn.to_float32,
+        )
     seconds["optimize"] = time.perf_counter() - start
     return [
         MethodOutput(
-            image=result.images[i : i + 1], status=result.status, error=result.error,
-            losses=result.losses[i], curve=result.curves[i], seconds=dict(seconds),
+            image=result.images[i : i + 1],
+            status=result.status,
+            error=result.error,
+            losses=result.losses[i],
+            curve=result.curves[i],
+            seconds=dict(seconds),
             steps=result.steps,
         )
         for i in range(batch)

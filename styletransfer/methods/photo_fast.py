@@ -75,8 +75,9 @@ class PhotoFastOptions:
                 f"{', '.join(names)}"
             )
         try:
-            opts = cls(**{k: (float(v) if k in _FLOAT_OPTIONS else int(v))
-                          for k, v in values.items()})
+            opts = cls(
+                **{k: (float(v) if k in _FLOAT_OPTIONS else int(v)) for k, v in values.items()}
+            )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"photo-fast options must be numbers: {exc}") from exc
         if opts.fit_size < 32:
@@ -101,8 +102,12 @@ def _downsize(image: Tensor, longest: int) -> Tensor:
 
 def _row(step: int, elapsed: float, parts: dict[str, Tensor], i: int) -> dict[str, float]:
     terms = {name: float(parts[name][i]) if name in parts else 0.0 for name in LOSS_TERMS}
-    return {"step": step, "elapsed_s": elapsed, "loss_total": sum(terms.values()),
-            **{f"loss_{name}": value for name, value in terms.items()}}
+    return {
+        "step": step,
+        "elapsed_s": elapsed,
+        "loss_total": sum(terms.values()),
+        **{f"loss_{name}": value for name, value in terms.items()},
+    }
 
 
 @dataclass
@@ -118,9 +123,16 @@ class GridFit:
 
 
 def fit_grid(
-    grid0: Tensor, contents: Tensor, loss_fn: Callable[[Tensor], dict[str, Tensor]], *,
-    steps: int, optimizer: str = "lbfgs", lr: float = 0.02, smoothness: float = 0.0,
-    tolerance: float = 1e-3, patience: int = 20,
+    grid0: Tensor,
+    contents: Tensor,
+    loss_fn: Callable[[Tensor], dict[str, Tensor]],
+    *,
+    steps: int,
+    optimizer: str = "lbfgs",
+    lr: float = 0.02,
+    smoothness: float = 0.0,
+    tolerance: float = 1e-3,
+    patience: int = 20,
     callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> GridFit:
     """Minimise ``loss_fn(image)`` over the bilateral grid that maps ``contents`` to the image.
@@ -169,16 +181,23 @@ def fit_grid(
 
     if optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [grid], lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe",
-            tolerance_grad=0.0, tolerance_change=1e-12)
+            [grid],
+            lr=1.0,
+            max_iter=1,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=1e-12,
+        )
     else:
         opt = torch.optim.Adam([grid], lr=lr)
     curves: list[list[dict[str, float]]] = [[] for _ in range(batch)]
     try:
         total, parts = evaluate()
     except FloatingPointError as exc:
-        return GridFit(grid0, "diverged", str(exc), [_losses({}, i) for i in range(batch)],
-                       curves, 0)
+        return GridFit(
+            grid0, "diverged", str(exc), [_losses({}, i) for i in range(batch)], curves, 0
+        )
     initial = best = float(total)
     best_grid, best_parts, history = grid.detach().clone(), parts, [best]
     for i in range(batch):
@@ -203,7 +222,11 @@ def fit_grid(
         if value < best:
             best, best_grid, best_parts = value, grid.detach().clone(), parts
         history.append(best)
-        if optimizer == "lbfgs" and len(history) > STALL_STEPS and history[-1 - STALL_STEPS] <= best:
+        if (
+            optimizer == "lbfgs"
+            and len(history) > STALL_STEPS
+            and history[-1 - STALL_STEPS] <= best
+        ):
             # L-BFGS can stall on this objective (its line search stops moving the grid):
             # carry on with Adam from the best grid.
             optimizer = "adam"
@@ -217,8 +240,9 @@ def fit_grid(
             callback({"step": step, "elapsed_s": elapsed, "loss_total": value})
         if len(history) > patience and history[-1 - patience] - best <= tolerance * abs(best):
             break
-    return GridFit(best_grid, status, error, [_losses(best_parts, i) for i in range(batch)],
-                   curves, done)
+    return GridFit(
+        best_grid, status, error, [_losses(best_parts, i) for i in range(batch)], curves, done
+    )
 
 
 def _losses(parts: dict[str, Tensor], i: int) -> dict[str, float]:
@@ -239,7 +263,8 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
     with timer(seconds, "prepare"):
         encoder = get_encoder(inp)
         small = dataclasses.replace(
-            inp, contents=_downsize(inp.contents, opts.fit_size),
+            inp,
+            contents=_downsize(inp.contents, opts.fit_size),
             styles=[_downsize(s, opts.fit_size) for s in inp.styles],
         )
         content_masks = style_masks = None
@@ -253,8 +278,17 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
             if inp.masks is not None:
                 style_masks = [sms[s] for _, sms in inp.masks[0]]
             targets.append(style_targets(small, encoder, s, style_masks, mask_key))
-        loss_fn = PerceptualLoss(encoder, cfg, inp.device, small.contents, targets,
-                                 inp.style_blend, content_masks, None, photoreal=False)
+        loss_fn = PerceptualLoss(
+            encoder,
+            cfg,
+            inp.device,
+            small.contents,
+            targets,
+            inp.style_blend,
+            content_masks,
+            None,
+            photoreal=False,
+        )
     start = time.perf_counter()
     h, w = inp.contents.shape[-2:]
     gh = max(2, round(opts.grid * h / max(h, w)))
@@ -263,16 +297,31 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
     if cfg.init == "noise":
         generator = torch.Generator().manual_seed(cfg.seed)
         grid0 = grid0 + 0.1 * torch.randn(grid0.shape, generator=generator).to(inp.device)
-    fit = fit_grid(grid0, small.contents, loss_fn, steps=cfg.steps, optimizer=cfg.optimizer,
-                   lr=cfg.lr, smoothness=opts.smoothness, tolerance=opts.tolerance,
-                   patience=opts.patience, callback=inp.callback)
+    fit = fit_grid(
+        grid0,
+        small.contents,
+        loss_fn,
+        steps=cfg.steps,
+        optimizer=cfg.optimizer,
+        lr=cfg.lr,
+        smoothness=opts.smoothness,
+        tolerance=opts.tolerance,
+        patience=opts.patience,
+        callback=inp.callback,
+    )
     with torch.no_grad():
         images = to_image(apply_grid(fit.grid, inp.contents)).clamp(0, 1)
     seconds["optimize"] = time.perf_counter() - start
     return [
-        MethodOutput(image=images[i : i + 1], status=fit.status, error=fit.error,
-                     losses=fit.losses[i], curve=fit.curves[i], seconds=dict(seconds),
-                     steps=fit.steps)
+        MethodOutput(
+            image=images[i : i + 1],
+            status=fit.status,
+            error=fit.error,
+            losses=fit.losses[i],
+            curve=fit.curves[i],
+            seconds=dict(seconds),
+            steps=fit.steps,
+        )
         for i in range(batch)
     ]
 

@@ -15,8 +15,13 @@ runner = CliRunner()
 
 def _seed(data_dir):
     store = Store(data_dir)
-    store.append("runs", [{"run_id": "1", "method": "gatys", "seconds_total": 2.0},
-                          {"run_id": "2", "method": "dpst", "seconds_total": 4.0}])
+    store.append(
+        "runs",
+        [
+            {"run_id": "1", "method": "gatys", "seconds_total": 2.0},
+            {"run_id": "2", "method": "dpst", "seconds_total": 4.0},
+        ],
+    )
     store.append("runs", [{"run_id": "3", "method": "gatys", "seconds_total": 4.0}])
     return store
 
@@ -37,11 +42,21 @@ def test_query_formats(data_dir, tmp_path):
     shown = runner.invoke(app, ["-d", data_dir, "query", sql])
     assert shown.exit_code == 0 and "gatys" in shown.output and "dpst" in shown.output
     out = tmp_path / "r.json"
-    assert runner.invoke(app, ["-d", data_dir, "query", sql, "-f", "json", "-o", str(out)]).exit_code == 0
-    assert json.loads(out.read_text()) == [{"method": "dpst", "n": 1, "s": 4.0},
-                                           {"method": "gatys", "n": 2, "s": 3.0}]
+    assert (
+        runner.invoke(app, ["-d", data_dir, "query", sql, "-f", "json", "-o", str(out)]).exit_code
+        == 0
+    )
+    assert json.loads(out.read_text()) == [
+        {"method": "dpst", "n": 1, "s": 4.0},
+        {"method": "gatys", "n": 2, "s": 3.0},
+    ]
     pq_out = tmp_path / "r.parquet"
-    assert runner.invoke(app, ["-d", data_dir, "query", sql, "-f", "parquet", "-o", str(pq_out)]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["-d", data_dir, "query", sql, "-f", "parquet", "-o", str(pq_out)]
+        ).exit_code
+        == 0
+    )
     assert pq.read_table(pq_out).num_rows == 2
     csv = runner.invoke(app, ["-d", data_dir, "query", sql, "-f", "csv"])
     assert csv.output.splitlines()[0] == '"method","n","s"'
@@ -57,7 +72,9 @@ def test_query_bad_sql_is_a_friendly_error(data_dir):
 def test_info_and_compact(data_dir):
     store = _seed(data_dir)
     info = runner.invoke(app, ["-d", data_dir, "info"])
-    assert info.exit_code == 0 and "runs" in info.output and data_dir in info.output.replace("\n", "")
+    assert (
+        info.exit_code == 0 and "runs" in info.output and data_dir in info.output.replace("\n", "")
+    )
     result = runner.invoke(app, ["-d", data_dir, "compact", "runs"])
     assert result.exit_code == 0 and "2 file(s) -> 1" in result.output
     assert store.read("runs").num_rows == 3

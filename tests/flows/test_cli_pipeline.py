@@ -11,8 +11,22 @@ runner = CliRunner()
 
 def test_pair_stylize_report_without_prefect(small_catalog, tmp_path):
     d = small_catalog.url
-    result = runner.invoke(app, ["-d", d, "pair", "--strategy", "random", "-k", "2",
-                                 "--style-weights", "0.7,0.3", "--seed", "3"])
+    result = runner.invoke(
+        app,
+        [
+            "-d",
+            d,
+            "pair",
+            "--strategy",
+            "random",
+            "-k",
+            "2",
+            "--style-weights",
+            "0.7,0.3",
+            "--seed",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3 pair(s) by strategy random: 3 new" in result.output
     pairs = small_catalog.read("pairs").to_pylist()
@@ -23,8 +37,19 @@ def test_pair_stylize_report_without_prefect(small_catalog, tmp_path):
     unknown = runner.invoke(app, ["-d", d, "stylize", "--method", "nope", "--no-prefect"])
     assert unknown.exit_code == 1 and "unknown method 'nope'" in unknown.output
 
-    args = ["-d", d, "-q", "stylize", "--method", "gatys", "--size", "32", "--steps", "3",
-            "--no-prefect"]
+    args = [
+        "-d",
+        d,
+        "-q",
+        "stylize",
+        "--method",
+        "gatys",
+        "--size",
+        "32",
+        "--steps",
+        "3",
+        "--no-prefect",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     runs = small_catalog.query("select status, error from runs").to_pylist()

@@ -8,11 +8,17 @@ from flows.batch import WorkItem, make_batches, plan, run_batch
 from flows.catalog import pair_catalog
 from flows.specs import ExperimentSpec, expand_configs, load_spec
 
-TINY = {"name": "tiny", "methods": ["gatys"], "batch_size": 2,
-        "settings": {"size": 32, "steps": 4, "optimizer": "adam"}}
+TINY = {
+    "name": "tiny",
+    "methods": ["gatys"],
+    "batch_size": 2,
+    "settings": {"size": 32, "steps": 4, "optimizer": "adam"},
+}
 
 
-def test_stylize_nightly_records_every_pair_once_and_a_rerun_adds_nothing(prefect_harness, small_catalog):
+def test_stylize_nightly_records_every_pair_once_and_a_rerun_adds_nothing(
+    prefect_harness, small_catalog
+):
     from flows.pipeline import pair_images, stylize_nightly
 
     store = small_catalog
@@ -22,8 +28,15 @@ def test_stylize_nightly_records_every_pair_once_and_a_rerun_adds_nothing(prefec
     assert again["new"] == 0 and store.read("pairs").num_rows == 6
 
     first = stylize_nightly(TINY, data_dir=store.url)
-    assert first["planned"] == 6 and first["batches"] == 3 and first["ok"] == 6 and first["pending"] == 0
-    runs = store.query("select pair_id, config_hash, status, output_path, seconds_total from runs").to_pylist()
+    assert (
+        first["planned"] == 6
+        and first["batches"] == 3
+        and first["ok"] == 6
+        and first["pending"] == 0
+    )
+    runs = store.query(
+        "select pair_id, config_hash, status, output_path, seconds_total from runs"
+    ).to_pylist()
     assert len(runs) == 6 and len({(r["pair_id"], r["config_hash"]) for r in runs}) == 6
     assert all(r["status"] == "ok" and store.exists(r["output_path"]) for r in runs)
     curves = store.query("select count(distinct run_id) as n from loss_curves").to_pylist()[0]["n"]
@@ -38,8 +51,9 @@ def test_a_failing_item_is_a_row_and_the_batch_carries_on(small_catalog):
     pair_catalog(store, "all")
     configs = expand_configs(load_spec(TINY, ExperimentSpec))
     items = plan(store, configs)
-    broken = WorkItem(**{**items[0].to_dict(), "pair_id": "broken",
-                         "style_paths": ("images/00/missing.png",)})
+    broken = WorkItem(
+        **{**items[0].to_dict(), "pair_id": "broken", "style_paths": ("images/00/missing.png",)}
+    )
     outcome = run_batch(store, [broken, items[1]])
     assert (outcome.ok, outcome.failed) == (1, 1)
     rows = {r["pair_id"]: r for r in store.read("runs").to_pylist()}
@@ -76,7 +90,10 @@ def test_build_dataset_imports_a_folder(prefect_harness, tmp_path):
     for s in (21, 22):
         _picture(s, size=300).save(folder / f"p{s}.png")
     data_dir = str(tmp_path / "data")
-    rows = build_dataset({"name": "t", "imports": [{"source": str(folder), "role": "content"}]},
-                         data_dir=data_dir)
+    rows = build_dataset(
+        {"name": "t", "imports": [{"source": str(folder), "role": "content"}]}, data_dir=data_dir
+    )
     assert rows[0]["accepted"] == 2
-    assert Store(data_dir).query("select count(*) as n from catalog where status = 'accepted'").to_pylist() == [{"n": 2}]
+    assert Store(data_dir).query(
+        "select count(*) as n from catalog where status = 'accepted'"
+    ).to_pylist() == [{"n": 2}]

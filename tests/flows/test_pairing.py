@@ -14,7 +14,9 @@ STYLES = ["s1", "s2", "s3", "s4"]
 def test_all_pairs_every_content_with_every_style():
     pairs = pair_all(CONTENTS, STYLES)
     assert len(pairs) == 12
-    assert {(p.content_id, p.style_ids) for p in pairs} == {(c, (s,)) for c in CONTENTS for s in STYLES}
+    assert {(p.content_id, p.style_ids) for p in pairs} == {
+        (c, (s,)) for c in CONTENTS for s in STYLES
+    }
     assert all(p.style_weights == (1.0,) for p in pairs)
 
 
@@ -47,7 +49,11 @@ def test_similar_picks_the_nearest_colours():
     blue[..., 2] = 250
     reddish = red.copy()
     reddish[:2] = blue[:2]
-    emb = {"c": colour_embedding(reddish), "s_red": colour_embedding(red), "s_blue": colour_embedding(blue)}
+    emb = {
+        "c": colour_embedding(reddish),
+        "s_red": colour_embedding(red),
+        "s_blue": colour_embedding(blue),
+    }
     [pair] = pair_similar(["c"], ["s_blue", "s_red"], emb, k=1)
     assert pair.style_ids == ("s_red",)
     [pair2] = pair_similar(["c"], ["s_blue", "s_red"], emb, k=2)
@@ -57,11 +63,16 @@ def test_similar_picks_the_nearest_colours():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"strategy": "best", "contents": CONTENTS, "styles": STYLES}, "choose one of all, random, similar"),
+        (
+            {"strategy": "best", "contents": CONTENTS, "styles": STYLES},
+            "choose one of all, random, similar",
+        ),
         ({"strategy": "all", "contents": [], "styles": STYLES}, "no accepted content images"),
         ({"strategy": "all", "contents": CONTENTS, "styles": STYLES, "k": 5}, "only 4 style image"),
-        ({"strategy": "all", "contents": CONTENTS, "styles": STYLES, "k": 2, "weights": [1]},
-         "1 style weights for 2 styles"),
+        (
+            {"strategy": "all", "contents": CONTENTS, "styles": STYLES, "k": 2, "weights": [1]},
+            "1 style weights for 2 styles",
+        ),
     ],
 )
 def test_bad_requests_say_what_is_wrong(kwargs, message):

@@ -66,24 +66,43 @@ class Server:
     def __init__(self, home: Path, env: dict[str, str]):
         self.port = _free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
-        self.env = {**env, "PREFECT_HOME": str(home), "PREFECT_API_URL": self.api,
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONUNBUFFERED": "1",
-                    "PREFECT_WORKER_QUERY_SECONDS": "2"}
+        self.env = {
+            **env,
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+        }
         self.logs = home / "logs"
         self.logs.mkdir(parents=True)
         self.procs: list[subprocess.Popen] = []
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([PREFECT, *args], cwd=REPO, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [PREFECT, *args],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run([PREFECT, "--no-prompt", *args], cwd=REPO, env=self.env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        done = subprocess.run(
+            [PREFECT, "--no-prompt", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, (
+            f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        )
         return done.stdout
 
     def post(self, path: str, body: dict) -> object:
@@ -109,7 +128,9 @@ class Server:
             if value:
                 return value
             time.sleep(every)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; logs in {self.logs}")
+        raise AssertionError(
+            f"timed out after {timeout:.0f} s waiting for {what}; logs in {self.logs}"
+        )
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -150,13 +171,22 @@ def test_nightly_on_two_workers_survives_a_killed_worker(server, tmp_path):
     pairs, _ = pair_catalog(store, "all")
     assert len(pairs) == 12
     experiment = tmp_path / "experiment.yaml"
-    experiment.write_text(yaml.safe_dump({
-        "name": "e2e", "methods": ["gatys"], "batch_size": 2,
-        "settings": {"size": 32, "steps": 10, "optimizer": "adam"},
-    }))
+    experiment.write_text(
+        yaml.safe_dump(
+            {
+                "name": "e2e",
+                "methods": ["gatys"],
+                "batch_size": 2,
+                "settings": {"size": 32, "steps": 10, "optimizer": "adam"},
+            }
+        )
+    )
 
-    env = {"STYLEBENCH_PROJECT_DIR": str(REPO), "STYLEBENCH_DATA": data_dir,
-           "STYLEBENCH_TIMEZONE": "UTC"}
+    env = {
+        "STYLEBENCH_PROJECT_DIR": str(REPO),
+        "STYLEBENCH_DATA": data_dir,
+        "STYLEBENCH_TIMEZONE": "UTC",
+    }
     server.env.update(env)
     server.cli("work-pool", "create", "stylebench", "--type", "process")
     for queue in ("gpu-0", "gpu-1"):  # a worker polling a queue that does not exist gets nothing
@@ -164,7 +194,13 @@ def test_nightly_on_two_workers_survives_a_killed_worker(server, tmp_path):
     server.cli("deploy", "--all")
     deployments = requests.post(f"{server.api}/deployments/filter", json={}, timeout=30).json()
     by_name = {d["name"]: d for d in deployments}
-    assert {"build-dataset", "stylize-nightly", "stylize-batch", "loss-matrix", "train-fast"} <= set(by_name)
+    assert {
+        "build-dataset",
+        "stylize-nightly",
+        "stylize-batch",
+        "loss-matrix",
+        "train-fast",
+    } <= set(by_name)
     nightly = by_name["stylize-nightly"]
     assert nightly["schedules"][0]["schedule"]["cron"] == "0 1 * * *"
     assert nightly["schedules"][0]["schedule"]["timezone"] == "UTC"
@@ -172,34 +208,55 @@ def test_nightly_on_two_workers_survives_a_killed_worker(server, tmp_path):
 
     worker_args = ("worker", "start", "--pool", "stylebench", "--type", "process")
     killed = server.spawn("worker-a", *worker_args, "--name", "a", "--work-queue", "gpu-0")
-    server.spawn("worker-b", *worker_args, "--name", "b", "--work-queue", "default",
-                 "--work-queue", "gpu-1")
-    params = {"experiment": str(experiment), "data_dir": data_dir, "gpus": ["0", "1"],
-              "wait_timeout_s": 20}
+    server.spawn(
+        "worker-b", *worker_args, "--name", "b", "--work-queue", "default", "--work-queue", "gpu-1"
+    )
+    params = {
+        "experiment": str(experiment),
+        "data_dir": data_dir,
+        "gpus": ["0", "1"],
+        "wait_timeout_s": 20,
+    }
     server.run_deployment("stylize-nightly/stylize-nightly", params)
 
     # Kill worker a, with its flow-run processes, while its first batch is running.
     running = server.wait_for(
-        lambda: server.flow_runs(work_queue_name={"any_": ["gpu-0"]},
-                                 state={"type": {"any_": ["RUNNING"]}}),
-        240, "a batch on gpu-0 to start")
+        lambda: server.flow_runs(
+            work_queue_name={"any_": ["gpu-0"]}, state={"type": {"any_": ["RUNNING"]}}
+        ),
+        240,
+        "a batch on gpu-0 to start",
+    )
     time.sleep(2)
     _kill_tree(killed)
     assert server.state(running[0]["id"]) == "RUNNING"  # died mid-batch: nobody reported an end
 
     # Worker b finishes its share; gpu-0's other batches wait for a worker that is gone.
     server.wait_for(
-        lambda: len(server.flow_runs(work_queue_name={"any_": ["gpu-1"]},
-                                     state={"type": {"any_": ["COMPLETED"]}})) == 3,
-        300, "worker b's three batches")
+        lambda: (
+            len(
+                server.flow_runs(
+                    work_queue_name={"any_": ["gpu-1"]}, state={"type": {"any_": ["COMPLETED"]}}
+                )
+            )
+            == 3
+        ),
+        300,
+        "worker b's three batches",
+    )
     first_ok = store.query("select count(*) as n from runs where status = 'ok'").to_pylist()[0]["n"]
     assert 6 <= first_ok < 12
 
     # A new worker a, a rerun: the rest is planned afresh, nothing is done twice.
     server.spawn("worker-a2", *worker_args, "--name", "a2", "--work-queue", "gpu-0")
-    rerun = server.run_deployment("stylize-nightly/stylize-nightly", {**params, "wait_timeout_s": 600})
-    server.wait_for(lambda: server.state(rerun) in ("COMPLETED", "FAILED", "CRASHED"), 400,
-                    "the rerun to finish")
+    rerun = server.run_deployment(
+        "stylize-nightly/stylize-nightly", {**params, "wait_timeout_s": 600}
+    )
+    server.wait_for(
+        lambda: server.state(rerun) in ("COMPLETED", "FAILED", "CRASHED"),
+        400,
+        "the rerun to finish",
+    )
     assert server.state(rerun) == "COMPLETED"
 
     runs = store.query("select pair_id, config_hash, status, output_path from runs").to_pylist()

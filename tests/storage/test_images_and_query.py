@@ -38,7 +38,9 @@ def test_query_errors_list_the_tables(data_dir):
 
 def test_catalog_view_joins_images_with_their_latest_status(data_dir):
     store = Store(data_dir)
-    store.append("images", [{"image_id": "a", "role": "content"}, {"image_id": "b", "role": "style"}])
+    store.append(
+        "images", [{"image_id": "a", "role": "content"}, {"image_id": "b", "role": "style"}]
+    )
     store.append("images", [{"image_id": "a", "role": "content", "query": "again"}])
     store.decide(["a"], "accepted", None)
     rows = {r["image_id"]: r for r in store.query("select * from catalog").to_pylist()}

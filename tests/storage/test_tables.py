@@ -66,7 +66,9 @@ def test_eight_concurrent_writers_lose_no_rows(location):
     for p in procs:
         assert p.wait(timeout=600) == 0
     store = Store(location)
-    result = store.query("select method, count(*) as n, count(distinct run_id) as d from runs group by 1")
+    result = store.query(
+        "select method, count(*) as n, count(distinct run_id) as d from runs group by 1"
+    )
     counts = {r["method"]: (r["n"], r["d"]) for r in result.to_pylist()}
     assert counts == {f"w{i}": (1000, 1000) for i in range(8)}
     assert store.read("runs").num_rows == 8000
@@ -91,8 +93,10 @@ def test_writer_killed_mid_write_leaves_no_partial_file(tmp_path):
     # Whatever was visible is whole: every listed file reads, batches are complete.
     for path in store.files("runs"):
         pq.read_table(path)
-    counts = {r["method"]: r["n"] for r in
-              store.query("select method, count(*) as n from runs group by 1").to_pylist()}
+    counts = {
+        r["method"]: r["n"]
+        for r in store.query("select method, count(*) as n from runs group by 1").to_pylist()
+    }
     assert counts["before"] == 100
     assert counts.get("killed", 0) % 400_000 == 0
     # A compaction afterwards keeps every visible row.

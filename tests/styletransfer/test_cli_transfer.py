@@ -26,17 +26,50 @@ def _save(images: dict[str, Image.Image], folder) -> list[str]:
 def test_transfer_writes_the_image_and_metrics(tmp_path, astronaut, coffee):
     content, style = _save({"content": astronaut, "style": coffee}, tmp_path)
     out, metrics = tmp_path / "out" / "result.png", tmp_path / "m.json"
-    result = runner.invoke(app, ["-q", "transfer", content, style, "-o", str(out), "--size", "32",
-                                 "--steps", "3", "--metrics", str(metrics),
-                                 "--style-layers", "relu1_1,relu2_1"])
+    result = runner.invoke(
+        app,
+        [
+            "-q",
+            "transfer",
+            content,
+            style,
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--steps",
+            "3",
+            "--metrics",
+            str(metrics),
+            "--style-layers",
+            "relu1_1,relu2_1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(out).size == (32, 32)
     record = json.loads(metrics.read_text())
     assert record["status"] == "ok" and record["method"] == "gatys"
     assert record["config"]["style_layers"] == ["relu1_1", "relu2_1"]
     assert len(record["curve"]) == 4 and record["seconds"]["total"] > 0
-    coarse = runner.invoke(app, ["-q", "transfer", content, style, "-o", str(out), "--size", "32",
-                                 "--steps", "7", "--levels", "2", "--metrics", str(metrics)])
+    coarse = runner.invoke(
+        app,
+        [
+            "-q",
+            "transfer",
+            content,
+            style,
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--steps",
+            "7",
+            "--levels",
+            "2",
+            "--metrics",
+            str(metrics),
+        ],
+    )
     assert coarse.exit_code == 0, coarse.output
     assert json.loads(metrics.read_text())["config"]["levels"] == 2
 
@@ -49,17 +82,33 @@ def test_transfer_reports_bad_settings_clearly(tmp_path, astronaut, coffee, monk
     layers = runner.invoke(app, ["transfer", content, style, "-o", out, "--style-layers", "x1"])
     assert layers.exit_code == 1 and "valid layers are" in layers.output
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    missing = runner.invoke(app, ["transfer", content, style, "-o", out, "-f", "vgg16",
-                                  "--size", "32", "--steps", "1"])
+    missing = runner.invoke(
+        app, ["transfer", content, style, "-o", out, "-f", "vgg16", "--size", "32", "--steps", "1"]
+    )
     assert missing.exit_code == 1 and "--weights" in missing.output
 
 
 def test_loss_matrix_writes_rows_and_a_heatmap(tmp_path, astronaut, coffee, chelsea):
     paths = _save({"a": astronaut, "b": coffee, "c": chelsea}, tmp_path)
     data_dir, heatmap = str(tmp_path / "data"), tmp_path / "heat.png"
-    result = runner.invoke(app, ["-q", "--data-dir", data_dir, "loss-matrix", *paths,
-                                 "--feature-model", "vgg19", "--size", "32", "-o", str(heatmap),
-                                 "--experiment-id", "exp1"])
+    result = runner.invoke(
+        app,
+        [
+            "-q",
+            "--data-dir",
+            data_dir,
+            "loss-matrix",
+            *paths,
+            "--feature-model",
+            "vgg19",
+            "--size",
+            "32",
+            "-o",
+            str(heatmap),
+            "--experiment-id",
+            "exp1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(heatmap).size[0] > 100
     rows = Store(data_dir).read("loss_matrix").to_pylist()

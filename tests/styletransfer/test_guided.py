@@ -30,7 +30,8 @@ def _random_image(seed: int, h: int = 20, w: int = 24, batch: int = 1) -> torch.
 def _colour_map(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(3, 3, generator=gen, dtype=torch.float64), torch.randn(
-        3, generator=gen, dtype=torch.float64)
+        3, generator=gen, dtype=torch.float64
+    )
 
 
 def test_box_filter_is_the_window_mean_clipped_at_borders():
@@ -113,7 +114,8 @@ def test_apply_grid_is_nearly_affine_in_small_windows_and_differentiable():
     image = _random_image(10, 32, 32)
     gen = torch.Generator().manual_seed(11)
     grid = identity_grid(1, 4, 4, 4).double() + 0.05 * torch.randn(
-        1, 12, 4, 4, 4, generator=gen, dtype=torch.float64)
+        1, 12, 4, 4, 4, generator=gen, dtype=torch.float64
+    )
     assert _relative_residual(image, apply_grid(grid, image)) < 0.1
     assert _relative_residual(image, torch.sin(20 * image)) > 0.5  # a non-affine map
     grid.requires_grad_(True)

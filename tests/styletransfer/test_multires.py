@@ -18,9 +18,14 @@ def _input(size: int = 64, steps: int = 14, callback=None) -> MethodInput:
     cfg = TransferConfig(method="gatys", size=size, steps=steps).resolved()
     return MethodInput(
         contents=torch.rand(2, 3, size, size // 2, generator=gen),
-        content_keys=["a", "b"], styles=[torch.rand(1, 3, size, size, generator=gen)],
-        style_keys=["s"], style_blend=(1.0,), config=cfg, device=torch.device("cpu"),
-        cache=TransferCache(), callback=callback,
+        content_keys=["a", "b"],
+        styles=[torch.rand(1, 3, size, size, generator=gen)],
+        style_keys=["s"],
+        style_blend=(1.0,),
+        config=cfg,
+        device=torch.device("cpu"),
+        cache=TransferCache(),
+        callback=callback,
     )
 
 
@@ -51,18 +56,32 @@ def _target_runner(calls: list):
 
     def run(sub: MethodInput, init):
         target = resize_to(sub.styles[0], tuple(sub.contents.shape[-2:]))
-        calls.append((tuple(sub.contents.shape[-2:]), sub.config.steps,
-                      None if init is None else tuple(init.shape[-2:])))
+        calls.append(
+            (
+                tuple(sub.contents.shape[-2:]),
+                sub.config.steps,
+                None if init is None else tuple(init.shape[-2:]),
+            )
+        )
 
         def loss(image):
             return {"style": (image - target).pow(2).flatten(1).mean(1)}
 
         start = sub.contents if init is None else init
-        res = optimize(start, loss, steps=sub.config.steps, optimizer="adam", lr=0.05,
-                       callback=sub.callback)
-        return [MethodOutput(image=res.images[i : i + 1], status=res.status, losses=res.losses[i],
-                             curve=res.curves[i], seconds={"optimize": res.seconds},
-                             steps=res.steps) for i in range(res.images.shape[0])]
+        res = optimize(
+            start, loss, steps=sub.config.steps, optimizer="adam", lr=0.05, callback=sub.callback
+        )
+        return [
+            MethodOutput(
+                image=res.images[i : i + 1],
+                status=res.status,
+                losses=res.losses[i],
+                curve=res.curves[i],
+                seconds={"optimize": res.seconds},
+                steps=res.steps,
+            )
+            for i in range(res.images.shape[0])
+        ]
 
     return run
 

@@ -17,8 +17,7 @@ FAST = {"fit_size": 48, "grid": 6, "bins": 4}
 
 
 def _config(**changes) -> TransferConfig:
-    base = {"method": "photo-fast", "size": 96, "steps": 12, "device": "cpu",
-            "extra": dict(FAST)}
+    base = {"method": "photo-fast", "size": 96, "steps": 12, "device": "cpu", "extra": dict(FAST)}
     base.update(changes)
     return TransferConfig(**base)
 
@@ -86,24 +85,36 @@ def test_deterministic_with_a_seed(astronaut, coffee, cache, stylised):
 
 def test_masks_and_two_blended_styles(astronaut, coffee, chelsea, cache):
     masks = SegmentationMasks(
-        content=_halves(astronaut.size), styles=[_halves(coffee.size, flip=True),
-                                                 _halves(chelsea.size)])
-    result = transfer(astronaut, [coffee, chelsea], _config(style_weights=(0.7, 0.3), steps=6),
-                      masks=masks, cache=cache)
+        content=_halves(astronaut.size),
+        styles=[_halves(coffee.size, flip=True), _halves(chelsea.size)],
+    )
+    result = transfer(
+        astronaut,
+        [coffee, chelsea],
+        _config(style_weights=(0.7, 0.3), steps=6),
+        masks=masks,
+        cache=cache,
+    )
     assert result.status == "ok", result.error
     array = np.asarray(result.image)
     assert array.shape == (96, 96, 3) and np.isfinite(array).all()
     assert np.isfinite(result.losses["total"]) and result.losses["style"] > 0
     assert _relative_residual(astronaut, result.image) < 0.25
     with pytest.raises(ValueError, match="share no label"):
-        transfer(astronaut, [coffee, chelsea], _config(steps=1), cache=cache,
-                 masks=SegmentationMasks(content=_halves(astronaut.size),
-                                         styles=[Image.new("RGB", coffee.size, (0, 255, 0))] * 2))
+        transfer(
+            astronaut,
+            [coffee, chelsea],
+            _config(steps=1),
+            cache=cache,
+            masks=SegmentationMasks(
+                content=_halves(astronaut.size),
+                styles=[Image.new("RGB", coffee.size, (0, 255, 0))] * 2,
+            ),
+        )
 
 
 def test_batch_and_full_resolution_slicing(astronaut, chelsea, coffee, cache):
-    results = transfer_batch([astronaut, chelsea], coffee, _config(size=128, steps=4),
-                             cache=cache)
+    results = transfer_batch([astronaut, chelsea], coffee, _config(size=128, steps=4), cache=cache)
     assert [r.status for r in results] == ["ok", "ok"]
     assert results[1].image.size == (128, 85)  # fitted at 48 px, applied at 128 px
     for content, result in zip([astronaut, chelsea], results, strict=True):
@@ -119,7 +130,8 @@ def test_options_are_checked_with_the_valid_keys():
 
 
 def test_noise_init_and_adam_stay_finite(astronaut, coffee, cache):
-    result = transfer(astronaut, coffee, _config(init="noise", optimizer="adam", lr=0.05,
-                                                 steps=5), cache=cache)
+    result = transfer(
+        astronaut, coffee, _config(init="noise", optimizer="adam", lr=0.05, steps=5), cache=cache
+    )
     assert result.status == "ok"
     assert torch.isfinite(to_tensor(result.image)).all()

@@ -38,13 +38,28 @@ def test_result_and_metrics_follow_the_design(astronaut, coffee, cache):
     assert result.image.mode == "RGB" and result.image.size == (32, 32)
     assert (result.height, result.width, result.steps) == (32, 32, 4)
     metrics = result.metrics()
-    assert list(metrics) == ["status", "method", "feature_model", "config", "device", "seconds",
-                             "losses", "curve"]
+    assert list(metrics) == [
+        "status",
+        "method",
+        "feature_model",
+        "config",
+        "device",
+        "seconds",
+        "losses",
+        "curve",
+    ]
     assert set(metrics["seconds"]) == {"total", "prepare", "optimize", "laplacian"}
     assert set(metrics["losses"]) == {"total", "content", "style", "tv", "photoreal"}
     assert [row["step"] for row in metrics["curve"]] == [0, 1, 2, 3, 4]
-    assert set(metrics["curve"][0]) == {"step", "elapsed_s", "loss_total", "loss_content",
-                                        "loss_style", "loss_tv", "loss_photoreal"}
+    assert set(metrics["curve"][0]) == {
+        "step",
+        "elapsed_s",
+        "loss_total",
+        "loss_content",
+        "loss_style",
+        "loss_tv",
+        "loss_photoreal",
+    }
     assert metrics["losses"]["photoreal"] == 0.0
     assert metrics["losses"]["total"] < metrics["curve"][0]["loss_total"]
     assert metrics["config"]["steps"] == 4
@@ -68,8 +83,9 @@ def test_batches_share_styles_and_keep_sizes(astronaut, coffee, chelsea, cache):
     assert all(r.status == "ok" for r in results)
     # each image has its own objective: the batch matches each image run alone closely
     alone = transfer(flipped, coffee, SMALL, cache=cache)
-    assert results[2].curve[0]["loss_total"] == pytest.approx(alone.curve[0]["loss_total"],
-                                                              rel=1e-4)
+    assert results[2].curve[0]["loss_total"] == pytest.approx(
+        alone.curve[0]["loss_total"], rel=1e-4
+    )
     assert results[0].losses["content"] != results[2].losses["content"]
 
 
@@ -84,8 +100,9 @@ def test_seeded_noise_init_is_deterministic(astronaut, coffee, cache):
 def test_style_blend_weights(astronaut, coffee, chelsea, cache):
     cfg = SMALL.with_(steps=0)
     single = transfer(astronaut, coffee, cfg, cache=cache)
-    blended = transfer(astronaut, [coffee, chelsea], cfg.with_(style_weights=(1.0, 0.0)),
-                       cache=cache)
+    blended = transfer(
+        astronaut, [coffee, chelsea], cfg.with_(style_weights=(1.0, 0.0)), cache=cache
+    )
     assert blended.losses["style"] == pytest.approx(single.losses["style"], rel=1e-5)
     even = transfer(astronaut, [coffee, chelsea], cfg, cache=cache)
     assert even.losses["style"] != pytest.approx(single.losses["style"], rel=1e-3)
@@ -97,8 +114,7 @@ def test_one_colour_masks_equal_no_masks_and_two_colours_run(astronaut, coffee, 
     cfg = TransferConfig(method="dpst", size=32, steps=0)
     plain = transfer(astronaut, coffee, cfg, cache=cache)
     white = Image.new("RGB", (40, 40), "white")
-    masked = transfer(astronaut, coffee, cfg, masks=SegmentationMasks(white, [white]),
-                      cache=cache)
+    masked = transfer(astronaut, coffee, cfg, masks=SegmentationMasks(white, [white]), cache=cache)
     assert masked.losses["style"] == pytest.approx(plain.losses["style"], rel=1e-4)
     halves = Image.new("RGB", (40, 40), "red")
     halves.paste((0, 0, 255), (0, 20, 40, 40))
@@ -131,8 +147,9 @@ def test_methods_come_from_the_registry(astronaut, coffee, cache):
     register_method("broken-test", broken)
     try:
         same = transfer(astronaut, [], TransferConfig(method="identity-test", size=32))
-        assert np.array_equal(np.asarray(same.image),
-                              np.asarray(astronaut.resize((32, 32), Image.Resampling.LANCZOS)))
+        assert np.array_equal(
+            np.asarray(same.image), np.asarray(astronaut.resize((32, 32), Image.Resampling.LANCZOS))
+        )
         failed = transfer(astronaut, coffee, TransferConfig(method="broken-test", size=32))
         assert failed.status == "failed" and "out of memory" in failed.error
     finally:
@@ -159,8 +176,9 @@ def test_gatys_lowers_the_style_loss_tenfold_at_128px(astronaut, coffee, cache):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["gatys", "dpst"])
 def test_2000_steps_at_64px_never_diverge(method, astronaut, coffee, cache):
-    result = transfer(astronaut, coffee, TransferConfig(method=method, size=64, steps=2000),
-                      cache=cache)
+    result = transfer(
+        astronaut, coffee, TransferConfig(method=method, size=64, steps=2000), cache=cache
+    )
     assert result.status == "ok", result.error
     totals = [row["loss_total"] for row in result.curve]
     assert all(np.isfinite(totals))
