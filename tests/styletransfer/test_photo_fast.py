@@ -135,3 +135,14 @@ def test_noise_init_and_adam_stay_finite(astronaut, coffee, cache):
     )
     assert result.status == "ok"
     assert torch.isfinite(to_tensor(result.image)).all()
+
+
+def test_coarse_to_fine_fit_carries_the_grid_and_numbers_steps_on(astronaut, coffee, cache):
+    result = transfer(astronaut, coffee, _config(steps=9, extra={**FAST, "levels": 2}), cache=cache)
+    assert result.status == "ok", result.error
+    steps = [row["step"] for row in result.curve]
+    assert steps == list(range(len(steps))) and 1 <= result.steps <= 9
+    assert result.curve[-1]["loss_style"] < result.curve[0]["loss_style"]
+    assert _relative_residual(astronaut, result.image) < 0.25
+    with pytest.raises(ValueError, match="levels must be >= 1"):
+        PhotoFastOptions.from_extra((("levels", 0),))
