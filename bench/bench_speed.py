@@ -187,7 +187,7 @@ def quality(s: Settings, cache: TransferCache) -> list[dict]:
     return rows
 
 
-def batching(s: Settings) -> dict[str, float]:
+def batching(s: Settings) -> dict[str, float | str]:
     """``batch_pairs`` photo-fast pairs sharing two styles: one batch per style vs one by one."""
     contents = [resize(photo(n), s.batch_size) for n in BATCH_CONTENTS]
     contents = [c.resize((s.batch_size, s.batch_size)) for c in contents]  # one size: one batch
@@ -209,27 +209,34 @@ def batching(s: Settings) -> dict[str, float]:
     return {"one_s": one_s, "batch_s": batch_s, "pairs": len(jobs), **network_batching(s)}
 
 
-def network_batching(s: Settings) -> dict[str, float]:
-    """Per-image time of a VGG19 forward and backward pass, batch of 8 vs one, bf16 autocast."""
+def network_batching(s: Settings) -> dict[str, float | str]:
+    """Per-image time of a VGG19 forward and backward pass, batch of 8 vs one, mixed precision."""
+    from styletransfer.engine import autocast, autocast_dtype, select_device
+
+    device = select_device("auto")
+    dtype = autocast_dtype(device, True)
     layers = default_layers("vgg19")
     encoder = load_encoder(
-        "vgg19", tuple(dict.fromkeys((*layers.content, *layers.style))), None, torch.device("cpu")
+        "vgg19", tuple(dict.fromkeys((*layers.content, *layers.style))), None, device
     )
-    out = {}
+    out: dict[str, float | str] = {}
     for size in sorted({s.batch_size, 2 * s.batch_size}):
         per_image = {}
         for batch in (1, 8):
-            x = torch.rand(batch, 3, size, size, requires_grad=True)
+            x = torch.rand(batch, 3, size, size, device=device, requires_grad=True)
 
             def step(x: torch.Tensor = x) -> None:
-                with torch.autocast("cpu", dtype=torch.bfloat16):
+                with autocast(device, dtype):
                     feats = encoder(x)
                 sum(v.float().pow(2).mean() for v in feats.values()).backward()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
 
             step()  # warm-up
             _, seconds = _time(lambda step=step: [step() for _ in range(3)])
             per_image[batch] = seconds / 3 / batch
         out[f"vgg_{size}"] = per_image[8] / per_image[1]
+    out["device"] = device.type
     return out
 
 
@@ -352,6 +359,13 @@ def batch_section(s: Settings) -> list[str]:
     vgg = ", ".join(
         f"{k.removeprefix('vgg_')} px: {v:.2f}x" for k, v in b.items() if k.startswith("vgg_")
     )
+    if b["device"] == "cpu":
+        verdict = (
+            f"This CPU ({torch.get_num_threads()} threads) gains little or nothing from "
+            "batching; a GPU, whose one-image passes leave most of it idle, is where batches pay."
+        )
+    else:
+        verdict = f"Measured on {b['device']}."
     return [
         f"(c) {b['pairs']} photo-fast pairs at {s.batch_size} px ({s.batch_steps} steps at "
         "most) sharing 2 styles: "
@@ -362,10 +376,8 @@ def batch_section(s: Settings) -> list[str]:
         "",
         "Why, on this machine: a batch saves only what the pairs share (the network, the style "
         "targets: cached either way) and gains only if the hardware runs a batch faster per "
-        "image. Per-image time of one VGG19 forward and backward pass (bf16 autocast, the "
-        f"work of every optimiser step) in a batch of 8 against one at a time: {vgg}. "
-        f"This CPU ({torch.get_num_threads()} threads) gains little or nothing from batching; "
-        "a GPU, whose one-image passes leave most of it idle, is where batches pay.",
+        "image. Per-image time of one VGG19 forward and backward pass (mixed precision, the "
+        f"work of every optimiser step) in a batch of 8 against one at a time: {vgg}. " + verdict,
     ]
 
 

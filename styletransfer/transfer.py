@@ -35,6 +35,12 @@ from styletransfer.images import (
 )
 from styletransfer.methods import get_method
 
+# On a CPU a stacked batch pays only while it is small: one VGG19 forward and backward pass
+# per image (bf16, 2 threads) took 0.82x the one-image time in batches of 8 at 96 px, 0.90x at
+# 128 px, but 1.17x at 192 px and 1.41x at 256 px (bench/bench_speed.py). So on a CPU a chunk
+# holds at most this many pixels (8 images of 128 x 128), and larger images run one at a time.
+CPU_BATCH_PIXELS = 8 * 128 * 128
+
 
 @dataclass(frozen=True)
 class SegmentationMasks:
@@ -111,7 +117,8 @@ def transfer_batch(
 
     Each image's objective is separate (the batch loss is their sum), so the batch only shares
     the work: one network, one set of style targets, batched convolutions. With masks, each
-    image runs alone. Seconds of a batch are shared out equally among its images.
+    image runs alone. Seconds of a batch are shared out equally among its images. A chunk holds
+    at most ``max_batch`` images, and on a CPU at most ``CPU_BATCH_PIXELS`` pixels.
     """
     config = (config or TransferConfig()).validate()
     cfg = config.resolved()
@@ -139,8 +146,12 @@ def transfer_batch(
         groups.setdefault(key, []).append(i)
     results: list[TransferResult | None] = [None] * len(contents)
     for indices in groups.values():
-        for chunk_start in range(0, len(indices), max_batch):
-            chunk = indices[chunk_start : chunk_start + max_batch]
+        width, height = content_imgs[indices[0]].size
+        limit = max_batch
+        if device.type == "cpu":
+            limit = max(1, min(max_batch, CPU_BATCH_PIXELS // (width * height)))
+        for chunk_start in range(0, len(indices), limit):
+            chunk = indices[chunk_start : chunk_start + limit]
             for i, res in zip(
                 chunk,
                 _run_group(

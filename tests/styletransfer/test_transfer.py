@@ -184,3 +184,25 @@ def test_2000_steps_at_64px_never_diverge(method, astronaut, coffee, cache):
     assert all(np.isfinite(totals))
     assert _rises(result.curve) <= 0.01
     assert result.losses["total"] < totals[0] / 5
+
+
+def test_cpu_batches_are_chunked_by_pixels(astronaut, coffee, cache, monkeypatch):
+    import importlib
+
+    module = importlib.import_module("styletransfer.transfer")  # the package's name is a function
+
+    sizes: list[int] = []
+    run_group = module._run_group
+
+    def spy(method, contents, *args, **kwargs):
+        sizes.append(len(contents))
+        return run_group(method, contents, *args, **kwargs)
+
+    monkeypatch.setattr(module, "_run_group", spy)
+    monkeypatch.setattr(module, "CPU_BATCH_PIXELS", 2 * 32 * 32)
+    results = transfer_batch([astronaut] * 3, coffee, SMALL.with_(device="cpu"), cache=cache)
+    assert [r.status for r in results] == ["ok"] * 3
+    assert sizes == [2, 1]
+    sizes.clear()
+    transfer_batch([astronaut] * 3, coffee, SMALL.with_(device="cpu"), cache=cache, max_batch=1)
+    assert sizes == [1, 1, 1]
