@@ -150,8 +150,8 @@ def fit_grid(
 
     ``smoothness`` times ``reference`` (per sample; default: the initial loss) times the grid's
     roughness is added to the ``tv`` term: it keeps neighbouring cells, and so the colour maps
-    of nearby pixels and of nearby luma values, alike. L-BFGS (strong-Wolfe line search, one iteration per step) or Adam;
-    evaluations are memoised by iterate. A non-finite or exploding loss ends the fit with status
+    of nearby pixels and of nearby luma values, alike. L-BFGS (strong-Wolfe line search, one
+    iteration per step) or Adam; evaluations are memoised by iterate. A non-finite or exploding loss ends the fit with status
     ``diverged``; the best grid seen is returned either way.
     """
     start = time.perf_counter() - time_offset
@@ -274,9 +274,9 @@ def _level_input(inp: MethodInput, longest: int) -> MethodInput:
 def photo_fast(inp: MethodInput) -> list[MethodOutput]:
     """Fit a bilateral grid of affine colour maps on small copies, apply it at full size.
 
-    The grid does not depend on the image size, so it is fitted coarse to fine: first on copies
-    at 1/2^(levels-1) of ``fit_size`` (most of the steps, at a fraction of the cost), then on
-    each next size up from the grid so far.
+    The grid does not depend on the image size, so with ``levels`` > 1 it is fitted coarse to
+    fine: first on copies at 1/2^(levels-1) of ``fit_size`` (most of the steps, at a fraction
+    of the cost), then on each next size up, starting from the grid so far.
     """
     from styletransfer.methods.neural import PerceptualLoss, get_encoder, style_targets
     from styletransfer.multires import MIN_LEVEL_SIZE, Level, plan_levels
