@@ -36,9 +36,10 @@ from styletransfer.images import (
 from styletransfer.methods import get_method
 
 # On a CPU a stacked batch pays only while it is small: one VGG19 forward and backward pass
-# per image (bf16, 2 threads) took 0.82x the one-image time in batches of 8 at 96 px, 0.90x at
-# 128 px, but 1.17x at 192 px and 1.41x at 256 px (bench/bench_speed.py). So on a CPU a chunk
-# holds at most this many pixels (8 images of 128 x 128), and larger images run one at a time.
+# per image (bf16, 2 threads) took 0.73-0.90x the one-image time in batches of 8 at 96 and
+# 128 px, but 1.16-1.24x at 192 px and 0.96-1.41x at 256 px (bench/bench_speed.py, repeated
+# runs). So on a CPU a chunk holds at most this many pixels (8 images of 128 x 128), and
+# larger images run one at a time.
 CPU_BATCH_PIXELS = 8 * 128 * 128
 
 
