@@ -17,3 +17,62 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 def data_dir(tmp_path):
     """A fresh local data directory."""
     return str(tmp_path / "data")
+
+
+class ProbeLog:
+    """Hostile-input and concurrency probes, tallied for the reliability summary.
+
+    A probe test takes the ``probe`` fixture and records what happened: whether the bad
+    input was refused with a reason, and how many stored rows it lost or duplicated.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    def record(
+        self,
+        name: str,
+        *,
+        rejected: bool,
+        reason: str | None = None,
+        rows_lost: int = 0,
+        rows_duplicated: int = 0,
+    ) -> None:
+        self.entries.append(
+            {
+                "name": name,
+                "rejected": bool(rejected),
+                "reason": reason,
+                "rows_lost": int(rows_lost),
+                "rows_duplicated": int(rows_duplicated),
+            }
+        )
+
+
+_PROBES = ProbeLog()
+
+
+@pytest.fixture
+def probe() -> ProbeLog:
+    """The session's probe tally (see ProbeLog)."""
+    return _PROBES
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    entries = _PROBES.entries
+    if not entries:
+        return
+    rejected = sum(e["rejected"] for e in entries)
+    lost = sum(e["rows_lost"] for e in entries)
+    duplicated = sum(e["rows_duplicated"] for e in entries)
+    terminalreporter.write_sep("-", "reliability probes")
+    terminalreporter.write_line(
+        f"{len(entries)} probes tried, {rejected} rejected with a reason, "
+        f"{lost} rows lost, {duplicated} rows duplicated"
+    )
+    out = os.environ.get("STYLEBENCH_PROBE_REPORT")
+    if out:
+        import json
+
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(entries, f, indent=1)
