@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-# Engines that answer plain HTTP clients (or need only a free key), named in messages.
-WORKING_ENGINES = "bing, duckduckgo, openverse, wikimedia (or flickr with FLICKR_API_KEY)"
+# Engines that answer plain HTTP clients (or need only an identity or key), named in messages.
+WORKING_ENGINES = (
+    "bing, duckduckgo, openverse, met, artic, cleveland, wikimedia (with STYLEBENCH_CONTACT), "
+    "flickr (with FLICKR_API_KEY)"
+)
 
 
 class ScraperError(Exception):
@@ -40,6 +43,18 @@ class LayoutChanged(EngineError):
 
 class MissingApiKey(EngineError):
     """The engine needs an API key that is not set."""
+
+
+class MissingContact(MissingApiKey):
+    """The engine's usage policy wants the operator's contact details, and none are set."""
+
+
+class QuotaExhausted(Blocked):
+    """The engine's published request quota is used up; the message says when it frees."""
+
+
+class Discontinued(EngineError):
+    """The engine's service has closed; the message names engines that work."""
 
 
 class ApiError(EngineError):

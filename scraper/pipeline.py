@@ -28,6 +28,7 @@ from scraper import curate, validate
 from scraper.curate import CurationConfig, Deduper, Features
 from scraper.download import Client, DownloadConfig, read_local
 from scraper.engines import Result, search
+from scraper.engines.base import dropped_of, user_agent
 from scraper.errors import DownloadError, InvalidImage
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ class ScrapeSummary:
     image_ids: tuple[str, ...] = ()  # accepted, in rank order
     skipped: int = 0  # already in the catalog from an earlier run
     batch_id: str = ""
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)  # left out by the parser
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
 
     @property
     def rejected(self) -> int:
@@ -76,6 +82,7 @@ class ScrapeSummary:
         for title, counts in (
             ("rejected", self.rejected_by_reason),
             ("failed", self.failed_by_reason),
+            ("dropped by the engine's parser", self.dropped_by_reason),
         ):
             if counts:
                 parts = ", ".join(
@@ -237,6 +244,9 @@ def _land(
             "license": r.license,
             "license_url": r.license_url,
             "creator": r.creator,
+            "title": r.title,
+            "date": r.date,
+            "size_taken": r.size_taken,
             "fetched_at": now,
             "batch_id": batch_id,
         }
@@ -328,12 +338,17 @@ def scrape(
     """
     validate_role(role)
     download = download or DownloadConfig()
+    # the operator's contact (STYLEBENCH_CONTACT) goes into the images' requests too
+    download = replace(download, user_agent=user_agent(download.user_agent))
     curation = curation or CurationConfig(min_side=min_side)
     client = Client(download)  # one rate limiter for the search pages and the images
     results = search(engine, client, query, max_n, tuple(licenses or ()))
-    log.info("%s: %d result(s) for %r", engine, len(results), query)
+    dropped = dropped_of(results)
+    log.info(
+        "%s: %d result(s) for %r, %d dropped", engine, len(results), query, sum(dropped.values())
+    )
     candidates = [Candidate(r.image_url, r) for r in results]
-    return _land(
+    summary = _land(
         store,
         candidates,
         role=role,
@@ -344,6 +359,7 @@ def scrape(
         retry_failed=retry_failed,
         progress=progress,
     )
+    return replace(summary, dropped_by_reason=dropped)
 
 
 def expand_sources(sources: Iterable[str]) -> list[Candidate]:

@@ -32,6 +32,9 @@ IMAGES = pa.schema(
         ("is_grayscale", pa.bool_()),
         ("fetched_at", TS),
         ("batch_id", pa.string()),
+        ("title", pa.string()),  # as the source gives it
+        ("date", pa.string()),  # the work's date as the source states it ("ca. 1660")
+        ("size_taken", pa.string()),  # the rendition fetched ("original", "large 2048", ...)
     ]
 )
 

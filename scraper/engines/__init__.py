@@ -11,11 +11,23 @@ from __future__ import annotations
 from types import ModuleType
 
 from scraper.download import Client
-from scraper.engines import baidu, bing, duckduckgo, flickr, google, openverse, wikimedia
-from scraper.engines.base import LICENSES, Result, validate_licenses
+from scraper.engines import (
+    artic,
+    baidu,
+    bing,
+    cleveland,
+    duckduckgo,
+    flickr,
+    google,
+    met,
+    openverse,
+    wikimedia,
+)
+from scraper.engines.base import LICENSES, Result, Results, validate_licenses
 
 ENGINES: dict[str, ModuleType] = {
-    m.NAME: m for m in (google, bing, duckduckgo, baidu, flickr, openverse, wikimedia)
+    m.NAME: m
+    for m in (google, bing, duckduckgo, baidu, flickr, openverse, wikimedia, met, artic, cleveland)
 }
 
 
@@ -29,12 +41,12 @@ def engine_module(name: str) -> ModuleType:
 
 def search(
     engine: str, client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()
-) -> list[Result]:
+) -> Results:
     """Up to ``max_n`` ranked results, or a typed EngineError (never an empty success
-    when the engine was blocked)."""
+    when the engine was blocked). ``dropped`` counts, by reason, what the parsers left out."""
     if not query.strip():
         raise ValueError("the query is empty; give the words to search for")
     return engine_module(engine).search(client, query, max_n, validate_licenses(licenses))
 
 
-__all__ = ["ENGINES", "LICENSES", "Result", "engine_module", "search"]
+__all__ = ["ENGINES", "LICENSES", "Result", "Results", "engine_module", "search"]

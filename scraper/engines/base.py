@@ -1,4 +1,4 @@
-"""What every engine shares: the Result record, base URLs, licences and the paging loop."""
+"""What every engine shares: the Result record, drop counts, base URLs, licences, paging."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from scraper.download import Client, Fetched
+from scraper.download import USER_AGENT, Client, Fetched
 from scraper.errors import (
     Blocked,
     DownloadError,
     EngineError,
     LayoutChanged,
+    MissingContact,
     UnsupportedOption,
 )
+from stylebench import __version__
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,34 @@ class Result:
     height: int | None = None
     thumbnail_url: str | None = None
     rank: int = 0  # 1-based position in the engine's answer
+    date: str | None = None  # the work's date as the source states it ("ca. 1660")
+    size_taken: str | None = None  # which rendition was chosen, when the source offers several
+
+
+class Results(list[Result]):
+    """A parser's results, plus how many items it dropped and why (``dropped[reason]``).
+
+    ``more`` is False when the answer says it is the last page, None when it does not say.
+    """
+
+    def __init__(
+        self,
+        items: Iterable[Result] = (),
+        dropped: Mapping[str, int] | None = None,
+        more: bool | None = None,
+    ):
+        super().__init__(items)
+        self.dropped: Counter[str] = Counter(dropped or {})
+        self.more = more
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` items left out, with a short stable reason code."""
+        self.dropped[reason] += n
+
+
+def dropped_of(results: object) -> dict[str, int]:
+    """The drop counts a parser or search attached to ``results`` ({} for a plain list)."""
+    return dict(getattr(results, "dropped", None) or {})
 
 
 def base_url(engine: str, default: str) -> str:
@@ -81,10 +112,55 @@ def license_code(text: str | None) -> str | None:
     return None
 
 
-def keep_licensed(results: list[Result], licenses: tuple[str, ...]) -> list[Result]:
+def keep_licensed(results: list[Result], licenses: tuple[str, ...]) -> Results:
+    """The results under one of ``licenses``; the others are counted as ``license-filtered``."""
+    out = Results(results, dropped_of(results), getattr(results, "more", None))
     if not licenses:
-        return results
-    return [r for r in results if license_code(r.license) in licenses]
+        return out
+    kept = [r for r in results if license_code(r.license) in licenses]
+    if len(kept) < len(results):
+        out.drop("license-filtered", len(results) - len(kept))
+    out[:] = kept
+    return out
+
+
+ENV_CONTACT = "STYLEBENCH_CONTACT"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL = re.compile(r"^https?://[^\s/]+\.[^\s]+$")
+
+
+def contact(required_by: str | None = None) -> str | None:
+    """``$STYLEBENCH_CONTACT`` (the operator's e-mail or URL), validated.
+
+    With ``required_by`` (an engine name) a missing contact raises MissingContact.
+    """
+    value = os.environ.get(ENV_CONTACT, "").strip()
+    if value and not (_EMAIL.match(value) or _URL.match(value)):
+        raise ValueError(
+            f"{ENV_CONTACT}={value!r} is neither an e-mail address nor an http(s) URL; "
+            "give one where site operators can reach you, e.g. you@example.org"
+        )
+    if not value and required_by:
+        raise MissingContact(
+            required_by,
+            f"its User-Agent policy wants a way to reach the operator: set {ENV_CONTACT} to "
+            "your e-mail address or a URL (e.g. export STYLEBENCH_CONTACT=you@example.org); "
+            "it goes into the User-Agent header",
+        )
+    return value or None
+
+
+def user_agent(base: str, required_by: str | None = None) -> str:
+    """``base`` with the operator's contact in it, in the form Wikimedia's policy asks for:
+    ``client/version (contact) library/version``."""
+    import requests
+
+    who = contact(required_by)
+    if not who or who in base:
+        return base
+    if base == USER_AGENT:
+        return f"stylebench/{__version__} ({who}) python-requests/{requests.__version__}"
+    return f"{base} ({who})"
 
 
 def load_json(engine: str, body: bytes) -> object:
@@ -96,22 +172,37 @@ def load_json(engine: str, body: bytes) -> object:
         raise LayoutChanged(engine, f"expected JSON, got {head!r}") from None
 
 
+def as_int(value: object) -> int | None:
+    """``value`` as an int (APIs send numbers, numeric strings or nothing), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number > 0 else None
+
+
 def ranked(results: list[Result], start: int) -> list[Result]:
     return [replace(r, rank=start + i) for i, r in enumerate(results)]
 
 
 def collect(
     engine: str, max_n: int, fetch_page: Callable[[int, int], list[Result]], page_size: int
-) -> list[Result]:
+) -> Results:
     """Call ``fetch_page(offset, count)`` page by page until ``max_n`` unique results or none new.
 
     A page may hold fewer results than ``count`` after licence filtering, so offsets advance
-    by whole pages, not by results kept.
+    by whole pages, not by results kept, and a page whose items were all dropped does not end
+    the search. What the parsers dropped is summed in the answer's ``dropped``; a page that
+    only repeats earlier results (some APIs answer the last page again past the end) ends it
+    and is not counted twice.
     """
     if max_n < 1:
         raise ValueError(f"max_n must be >= 1, got {max_n}")
     seen: set[str] = set()
     out: list[Result] = []
+    dropped: Counter[str] = Counter()
     for page_no in range(MAX_PAGES):
         try:
             page = fetch_page(page_no * page_size, page_size)
@@ -121,20 +212,29 @@ def collect(
                 break
             raise
         fresh = [r for r in page if r.image_url not in seen]
+        if page and not fresh:
+            break  # the same page again
+        dropped.update(dropped_of(page))
         for r in fresh:
             seen.add(r.image_url)
         out.extend(fresh)
-        if not fresh or len(out) >= max_n:
+        if len(out) >= max_n or getattr(page, "more", None) is False:
             break
-    return ranked(out[:max_n], 1)
+        if not fresh and not dropped_of(page):
+            break
+    return Results(ranked(out[:max_n], 1), dropped)
 
 
 def fetch(
-    client: Client, engine: str, url: str, params: dict[str, str | int] | None = None
+    client: Client,
+    engine: str,
+    url: str,
+    params: Mapping[str, str | int] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Fetched:
     """GET a search page through the hardened client; HTTP failures become EngineErrors."""
     try:
-        fetched = client.get(url, params=params, raise_for_status=False)
+        fetched = client.get(url, params=params, headers=headers, raise_for_status=False)
     except DownloadError as exc:
         raise EngineError(
             engine, f"request to {url} failed ({exc}); is the engine reachable?"

@@ -1,4 +1,9 @@
-"""DuckDuckGo images: a search page carries a ``vqd`` token, then ``i.js`` answers JSON."""
+"""DuckDuckGo images: a search page carries a ``vqd`` token, then ``i.js`` answers JSON.
+
+The token comes in a script (``vqd="4-…"``), a URL (``&vqd=4-…``) or, on
+html.duckduckgo.com, a hidden form input. DuckDuckGo's bot check (its "anomaly" page) can
+arrive in place of either answer, and is reported as a block wherever it arrives.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import re
 from scraper.download import Client
 from scraper.engines.base import (
     Result,
+    Results,
+    as_int,
     base_url,
     collect,
     fetch,
@@ -20,41 +27,60 @@ DEFAULT_URL = "https://duckduckgo.com"
 PAGE_SIZE = 100  # i.js pages hold about 100 results
 
 _VQD = re.compile(rb"""vqd\s*[=:]\s*["']?([0-9][0-9-]+)""")
+_VQD_INPUT = re.compile(
+    rb"""<input\b(?=[^>]*\bname\s*=\s*["']?vqd\b)[^>]*\bvalue\s*=\s*["']?([0-9][0-9-]+)""",
+    re.I,
+)
+# The bot-check page's structure (class names, its script and form), in every language.
+_BLOCK_MARKERS = (b"anomaly-modal", b"anomaly.js", b"challenge-form", b"captcha")
+BLOCKED = "DuckDuckGo flagged the request as an anomaly (bot check); slow down or try later"
+
+
+def is_block_page(body: bytes) -> bool:
+    lowered = body.lower()
+    return any(m in lowered for m in _BLOCK_MARKERS)
 
 
 def parse_vqd(body: bytes) -> str:
     """The ``vqd`` token of a search page, or Blocked/LayoutChanged."""
-    m = _VQD.search(body)
+    m = _VQD.search(body) or _VQD_INPUT.search(body)
     if m:
         return m.group(1).decode()
-    if b"anomaly" in body.lower() or b"captcha" in body.lower():
-        raise Blocked(NAME, "DuckDuckGo flagged the request as an anomaly (bot check)")
+    if is_block_page(body) or b"anomaly" in body.lower():
+        raise Blocked(NAME, BLOCKED)
     raise LayoutChanged(NAME, "no vqd token in the search page")
 
 
-def parse(body: bytes) -> list[Result]:
+def parse(body: bytes) -> Results:
     """The results of one ``i.js`` JSON answer ([] when it has none)."""
+    if body.lstrip()[:1] == b"<" and is_block_page(body):
+        raise Blocked(NAME, BLOCKED)
     data = load_json(NAME, body)
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise LayoutChanged(NAME, "i.js answer has no 'results' list")
-    out = []
+    out = Results()
     for item in data["results"]:
         if not isinstance(item, dict) or not item.get("image"):
-            raise LayoutChanged(NAME, "an i.js result has no 'image'")
+            out.drop("no-image-url")
+            continue
         out.append(
             Result(
                 image_url=item["image"],
                 page_url=item.get("url"),
                 title=item.get("title"),
-                width=item.get("width"),
-                height=item.get("height"),
+                width=as_int(item.get("width")),
+                height=as_int(item.get("height")),
                 thumbnail_url=item.get("thumbnail"),
             )
         )
+    if data["results"] and not out:
+        raise LayoutChanged(NAME, "no i.js result has an 'image'")
+    if not data.get("next"):
+        out.more = False if data["results"] else None
     return out
 
 
-def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> list[Result]:
+def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> Results:
     refuse_licenses(NAME, licenses)
     root = base_url(NAME, DEFAULT_URL)
     vqd = parse_vqd(

@@ -1,11 +1,15 @@
 """Google Images: the Custom Search JSON API when keyed, else the HTML page and its walls.
 
 With ``GOOGLE_API_KEY`` and ``GOOGLE_CSE_ID`` set, searches go to the Custom Search
-JSON API (``searchType=image``; base URL ``$STYLEBENCH_GOOGLE_API_URL``). Without
-them the HTML route is tried (``$STYLEBENCH_GOOGLE_URL``); since January 2025 Google
-answers plain HTTP clients with a JavaScript-only page, a consent page or a /sorry
-captcha, and each of those is reported as such, naming engines that work. Never an
-empty success.
+JSON API (``searchType=image``; base URL ``$STYLEBENCH_GOOGLE_API_URL``). The API refuses
+new projects and closes on 2027-01-01: from that day the engine fails at once, naming
+engines that work. Without a key the HTML route is tried (``$STYLEBENCH_GOOGLE_URL``);
+since January 2025 Google answers plain HTTP clients with a JavaScript-only page, a consent
+page or a /sorry captcha, and each of those is reported as such, naming engines that work.
+Never an empty success.
+
+Walls are recognised by the page's structure (form ids, script and redirect URLs), never by
+its words, which Google translates into the visitor's language.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
+from datetime import date, datetime, timezone
 
 from scraper.download import Client
 from scraper.engines.base import (
     Result,
+    Results,
+    as_int,
     base_url,
     collect,
     load_json,
@@ -28,6 +36,7 @@ from scraper.errors import (
     Blocked,
     Captcha,
     Consent,
+    Discontinued,
     DownloadError,
     EngineError,
     JsWall,
@@ -40,10 +49,32 @@ DEFAULT_API_URL = "https://www.googleapis.com"
 API_PAGE_SIZE = 10  # the API's maximum per request
 API_MAX_RESULTS = 100  # start + num may not pass 100
 ENV_KEY, ENV_CX = "GOOGLE_API_KEY", "GOOGLE_CSE_ID"
+API_CLOSES = date(2027, 1, 1)
 ADVICE = (
-    f"set {ENV_KEY} and {ENV_CX} to use the Custom Search JSON API, "
+    f"set {ENV_KEY} and {ENV_CX} to use the Custom Search JSON API (existing projects only: "
+    f"it refuses new ones and closes on {API_CLOSES.isoformat()}), "
     f"or use an engine that works: {WORKING}"
 )
+CLOSED = (
+    f"Google's Custom Search JSON API closed on {API_CLOSES.isoformat()} (it had refused new "
+    "projects before that), and Google Images answers plain HTTP clients with a JavaScript "
+    f"wall or a captcha; use an engine that works: {WORKING}"
+)
+
+
+def _utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+# The day the engine believes it is; tests replace it to step past the API's closing date.
+today: Callable[[], date] = _utc_today
+
+# Structural markers, the same in every language Google serves.
+_CAPTCHA_MARKERS = ("/sorry/index", 'id="captcha-form"', "g-recaptcha", "recaptcha/")
+_CONSENT_MARKERS = ("consent.google.", "consent.youtube.")
+_JS_MARKERS = ("/httpservice/retry/enablejs", "enablejs?sei=")
+# The result containers of a Google results page (web: #rso, #search; images: #islrg).
+_RESULT_MARKERS = ('id="rso"', 'id="islrg"', 'id="islmp"')
 
 _IMAGE_URL = re.compile(
     r'\["(https?://[^"\\]+?\.(?:jpe?g|png|webp|gif)[^"\\]*)",(\d+),(\d+)\]', re.I
@@ -51,7 +82,7 @@ _IMAGE_URL = re.compile(
 _OU = re.compile(r'"ou":"(https?://[^"]+)"')
 
 
-def parse_api(body: bytes) -> list[Result]:
+def parse_api(body: bytes) -> Results:
     """One Custom Search API answer; [] when the search has no results."""
     data = load_json(NAME, body)
     if not isinstance(data, dict):
@@ -66,45 +97,61 @@ def parse_api(body: bytes) -> list[Result]:
         raise ApiError(NAME, f"Custom Search API error {code}: {err.get('message')}")
     items = data.get("items")
     if items is None:
-        return []
-    out = []
+        return Results()
+    if not isinstance(items, list):
+        raise LayoutChanged(NAME, "API 'items' is not a list")
+    out = Results()
     for item in items:
-        image = item.get("image") or {}
-        if not item.get("link"):
-            raise LayoutChanged(NAME, "an API item has no 'link'")
+        if not isinstance(item, dict) or not item.get("link"):
+            out.drop("no-image-url")
+            continue
+        image = item.get("image") if isinstance(item.get("image"), dict) else {}
         out.append(
             Result(
                 image_url=item["link"],
                 page_url=image.get("contextLink"),
                 title=item.get("title"),
-                width=image.get("width"),
-                height=image.get("height"),
+                width=as_int(image.get("width")),
+                height=as_int(image.get("height")),
                 thumbnail_url=image.get("thumbnailLink"),
             )
         )
+    if items and not out:
+        raise LayoutChanged(NAME, "no API item has a 'link'")
     return out
 
 
-def classify_html(body: bytes, final_url: str = "") -> None:
-    """Raise the wall Google put up instead of results, if any."""
-    text = body.decode("utf-8", "replace").lower()
-    if "/sorry/" in final_url or "/sorry/index" in text or "unusual traffic" in text:
-        raise Captcha(NAME, f'Google answered with a /sorry captcha ("unusual traffic"); {ADVICE}')
-    if "consent.google" in final_url or "consent.google" in text or "before you continue" in text:
-        raise Consent(NAME, f"Google answered with a cookie-consent page; {ADVICE}")
-    js_markers = (
-        "enablejs",
-        "please click here if you are not redirected",
-        "turn on javascript",
-        "enable javascript",
+def _has_results(text: str) -> bool:
+    if any(m in text for m in _RESULT_MARKERS):
+        return True
+    return bool(_OU.search(text)) or any(
+        "gstatic.com" not in m.group(1) for m in _IMAGE_URL.finditer(text)
     )
-    if any(m in text for m in js_markers):
+
+
+def classify_html(body: bytes, final_url: str = "") -> None:
+    """Raise the wall Google put up instead of results, if any.
+
+    A results page that also carries a consent dialog or a ``noscript`` redirect (EU visitors
+    see both) is a results page, not a wall.
+    """
+    text = body.decode("utf-8", "replace")
+    lowered = text.lower()
+    if "/sorry/" in final_url or any(m.lower() in lowered for m in _CAPTCHA_MARKERS):
+        raise Captcha(NAME, f"Google answered with a /sorry captcha (unusual traffic); {ADVICE}")
+    if "consent.google." in final_url:
+        raise Consent(NAME, f"Google redirected to its cookie-consent page; {ADVICE}")
+    if _has_results(text):
+        return
+    if any(m in lowered for m in _CONSENT_MARKERS):
+        raise Consent(NAME, f"Google answered with a cookie-consent page; {ADVICE}")
+    if any(m in lowered for m in _JS_MARKERS):
         raise JsWall(
             NAME, f"Google answered with a JavaScript-only page (no results in HTML); {ADVICE}"
         )
 
 
-def parse_html(body: bytes, final_url: str = "") -> list[Result]:
+def parse_html(body: bytes, final_url: str = "") -> Results:
     """Results embedded in an image-search page, or the typed wall Google answered with."""
     classify_html(body, final_url)
     text = body.decode("utf-8", "replace")
@@ -121,10 +168,17 @@ def parse_html(body: bytes, final_url: str = "") -> list[Result]:
         ]
     if not results:
         raise LayoutChanged(NAME, f"no image results found in the HTML page; {ADVICE}")
-    return results
+    return Results(results)
 
 
-def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> list[Result]:
+def check_open(day: date | None = None) -> None:
+    """Raise Discontinued from the API's closing date on (``day`` defaults to ``today()``)."""
+    if (day or today()) >= API_CLOSES:
+        raise Discontinued(NAME, CLOSED)
+
+
+def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> Results:
+    check_open()
     refuse_licenses(NAME, licenses)
     key, cx = os.environ.get(ENV_KEY), os.environ.get(ENV_CX)
     if key and cx:
@@ -161,4 +215,6 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
     if fetched.status >= 400:
         raise Blocked(NAME, f"HTTP {fetched.status} from {fetched.final_url}; {ADVICE}")
     results = parse_html(fetched.body, fetched.final_url)
-    return collect(NAME, max_n, lambda offset, count: results if offset == 0 else [], len(results))
+    return collect(
+        NAME, max_n, lambda offset, count: results if offset == 0 else Results(), len(results)
+    )

@@ -1,14 +1,36 @@
-"""Openverse's image API (openly licensed works, no key needed for light use)."""
+"""Openverse's image API (openly licensed works, no key needed for light use).
+
+Anonymous clients may make 20 requests a minute and 200 a day, and page no deeper than 240
+results: requests go through a budget kept across processes (``scraper.engines.quota``), and
+a query asking for more than 240 results gets 240, with a warning saying so.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from scraper.download import Client
-from scraper.engines.base import Result, base_url, collect, fetch, keep_licensed, load_json
+from scraper.engines.base import (
+    Result,
+    Results,
+    as_int,
+    base_url,
+    collect,
+    fetch,
+    keep_licensed,
+    load_json,
+)
+from scraper.engines.quota import RequestBudget
 from scraper.errors import LayoutChanged
+
+log = logging.getLogger(__name__)
 
 NAME = "openverse"
 DEFAULT_URL = "https://api.openverse.org"
 PAGE_SIZE = 20  # the anonymous maximum
+MAX_DEPTH = 240  # results an anonymous client may page through
+LIMITS = ((20, 60.0), (200, 86400.0))  # anonymous: 20 a minute, 200 a day
+BUDGET = RequestBudget(NAME, LIMITS)
 
 
 def license_name(code: str | None, version: str | None) -> str | None:
@@ -22,14 +44,15 @@ def license_name(code: str | None, version: str | None) -> str | None:
     return f"CC {code.upper()} {version}".strip() if version else f"CC {code.upper()}"
 
 
-def parse(body: bytes) -> list[Result]:
+def parse(body: bytes) -> Results:
     data = load_json(NAME, body)
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise LayoutChanged(NAME, "answer has no 'results' list")
-    out = []
+    out = Results()
     for item in data["results"]:
         if not isinstance(item, dict) or not item.get("url"):
-            raise LayoutChanged(NAME, "a result has no 'url'")
+            out.drop("no-image-url")
+            continue
         out.append(
             Result(
                 image_url=item["url"],
@@ -38,23 +61,36 @@ def parse(body: bytes) -> list[Result]:
                 license=license_name(item.get("license"), item.get("license_version")),
                 license_url=item.get("license_url"),
                 creator=item.get("creator"),
-                width=item.get("width"),
-                height=item.get("height"),
+                width=as_int(item.get("width")),
+                height=as_int(item.get("height")),
                 thumbnail_url=item.get("thumbnail"),
             )
         )
+    if data["results"] and not out:
+        raise LayoutChanged(NAME, "no result has a 'url'")
     return out
 
 
-def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> list[Result]:
+def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> Results:
     root = base_url(NAME, DEFAULT_URL)
+    if max_n > MAX_DEPTH:
+        log.warning(
+            "openverse: anonymous clients page no deeper than %d results; asked for %d, "
+            "getting at most %d",
+            MAX_DEPTH,
+            max_n,
+            MAX_DEPTH,
+        )
 
-    def page(offset: int, count: int) -> list[Result]:
+    def page(offset: int, count: int) -> Results:
+        if offset >= MAX_DEPTH:
+            return Results()
         params: dict[str, str | int] = {"q": query, "page": offset // count + 1, "page_size": count}
         if licenses:
             params["license"] = ",".join(licenses)
+        BUDGET.acquire()
         return keep_licensed(
             parse(fetch(client, NAME, f"{root}/v1/images/", params).body), licenses
         )
 
-    return collect(NAME, max_n, page, PAGE_SIZE)
+    return collect(NAME, min(max_n, MAX_DEPTH), page, PAGE_SIZE)

@@ -22,10 +22,12 @@ def server(_server: LocalServer) -> LocalServer:
 
 
 @pytest.fixture(autouse=True)
-def _allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests talk to 127.0.0.1; the refusal tests unset this themselves."""
+def _allow_private(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Tests talk to 127.0.0.1; the refusal tests unset this themselves. No key or contact
+    is set, and request budgets are counted in the test's own folder."""
     monkeypatch.setenv("STYLEBENCH_ALLOW_PRIVATE", "1")
-    for var in ("GOOGLE_API_KEY", "GOOGLE_CSE_ID", "FLICKR_API_KEY"):
+    monkeypatch.setenv("STYLEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("GOOGLE_API_KEY", "GOOGLE_CSE_ID", "FLICKR_API_KEY", "STYLEBENCH_CONTACT"):
         monkeypatch.delenv(var, raising=False)
 
 

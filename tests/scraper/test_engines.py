@@ -231,6 +231,7 @@ def test_openverse_search_with_licence(server, monkeypatch, client):
 
 def test_wikimedia_search(server, monkeypatch, client):
     point(monkeypatch, server, "wikimedia")
+    monkeypatch.setenv("STYLEBENCH_CONTACT", "ops@example.org")
     server.routes["/w/api.php"] = paged(
         "gsroffset", {"0": fixture("wikimedia_page1.json")}, fixture("wikimedia_empty.json")
     )
@@ -331,6 +332,7 @@ def _every_engine_setup(server, monkeypatch, engine: str) -> tuple[str, str, str
     monkeypatch.setenv("FLICKR_API_KEY", "k")
     monkeypatch.setenv("GOOGLE_API_KEY", "k")
     monkeypatch.setenv("GOOGLE_CSE_ID", "cx")
+    monkeypatch.setenv("STYLEBENCH_CONTACT", "ops@example.org")
     server.routes["/"] = Answer(fixture("ddg_search.html"))  # duckduckgo's token page
     return path, first, later
 

@@ -1,0 +1,123 @@
+"""What each engine needs, and a one-query live check of each: the ``stylebench engines`` data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from scraper.download import Client, DownloadConfig
+from scraper.engines import search
+from scraper.engines.base import ENV_CONTACT
+from scraper.errors import (
+    Blocked,
+    Captcha,
+    Consent,
+    Discontinued,
+    EngineError,
+    JsWall,
+    LayoutChanged,
+    MissingApiKey,
+)
+
+CHECK_QUERY = "landscape"
+OK, BLOCKED, CHANGED, NO_KEY, CLOSED, EMPTY, ERROR = (
+    "ok",
+    "blocked",
+    "layout changed",
+    "no key",
+    "closed",
+    "empty",
+    "error",
+)
+FAILING = frozenset({BLOCKED, CHANGED, EMPTY, ERROR})
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """One engine as a user sees it: what it searches and what it needs set."""
+
+    name: str
+    source: str
+    keys: tuple[str, ...] = ()  # environment variables it needs
+    keys_optional: bool = False  # it runs without them, less well
+    licences: bool = False  # results carry licences (``--license`` filters)
+
+    def missing(self) -> tuple[str, ...]:
+        return tuple(k for k in self.keys if not os.environ.get(k))
+
+
+INFO: dict[str, EngineInfo] = {
+    i.name: i
+    for i in (
+        EngineInfo(
+            "google",
+            "Custom Search JSON API until 2027-01-01, else the HTML page (walled)",
+            ("GOOGLE_API_KEY", "GOOGLE_CSE_ID"),
+            keys_optional=True,
+        ),
+        EngineInfo("bing", "Bing Images /images/async"),
+        EngineInfo("duckduckgo", "DuckDuckGo images (vqd token, i.js)"),
+        EngineInfo("baidu", "Baidu images acjson"),
+        EngineInfo(
+            "flickr", "Flickr REST API (keys for Pro accounts)", ("FLICKR_API_KEY",), licences=True
+        ),
+        EngineInfo(
+            "openverse", "Openverse API (anonymous: 20/min, 200/day, 240 deep)", licences=True
+        ),
+        EngineInfo("wikimedia", "Wikimedia Commons API", (ENV_CONTACT,), licences=True),
+        EngineInfo("met", "The Met collection API (CC0 works)", licences=True),
+        EngineInfo("artic", "Art Institute of Chicago API + IIIF (CC0 works)", licences=True),
+        EngineInfo(
+            "cleveland", "Cleveland Museum of Art open access API (CC0 works)", licences=True
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one engine's live check."""
+
+    engine: str
+    status: str  # one of OK, BLOCKED, CHANGED, NO_KEY, CLOSED, EMPTY, ERROR
+    detail: str = ""
+    results: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+
+def status_of(error: EngineError) -> str:
+    """The check status an engine error stands for."""
+    if isinstance(error, MissingApiKey):
+        return NO_KEY
+    if isinstance(error, Discontinued):
+        return CLOSED
+    if isinstance(error, (Blocked, Captcha, Consent, JsWall)):
+        return BLOCKED
+    if isinstance(error, LayoutChanged):
+        return CHANGED
+    return ERROR
+
+
+def check_config() -> DownloadConfig:
+    """Short timeouts and one retry: a canary should answer quickly, never hang on a host."""
+    return DownloadConfig(connect_timeout=5, read_timeout=10, total_timeout=20, retries=1)
+
+
+def check(engine: str, client: Client | None = None, query: str = CHECK_QUERY) -> Check:
+    """One small live query (the first page only, no downloads) and what came of it."""
+    client = client or Client(check_config())
+    missing = INFO[engine].missing()
+    if missing and not INFO[engine].keys_optional:
+        return Check(engine, NO_KEY, f"set {', '.join(missing)}")
+    try:
+        results = search(engine, client, query, 1)
+    except EngineError as exc:
+        return Check(engine, status_of(exc), str(exc).removeprefix(f"{engine}: "))
+    except ValueError as exc:  # a malformed setting, e.g. STYLEBENCH_CONTACT
+        return Check(engine, ERROR, str(exc))
+    if not results:
+        return Check(engine, EMPTY, f"no result for {query!r}")
+    return Check(engine, OK, results[0].image_url, len(results))
