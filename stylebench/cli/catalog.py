@@ -38,6 +38,9 @@ class Engine(str, Enum):
     flickr = "flickr"
     openverse = "openverse"
     wikimedia = "wikimedia"
+    met = "met"
+    artic = "artic"
+    cleveland = "cleveland"
 
 
 def _run_with_progress(ctx: typer.Context, label: str, call: Any) -> Any:
@@ -70,7 +73,7 @@ def scrape(
         "-l",
         help="Keep only these licences (repeatable): cc0, pdm, by, "
         "by-sa, by-nc, by-nd, by-nc-sa, by-nc-nd. Engines "
-        "flickr, openverse, wikimedia.",
+        "flickr, openverse, wikimedia; met, artic, cleveland land CC0 only.",
     ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again the URLs that failed in earlier runs."

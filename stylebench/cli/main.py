@@ -6,6 +6,7 @@ import typer
 
 from stylebench import __version__
 from stylebench.cli import catalog, data, pipeline
+from stylebench.cli import engines as engines_cli
 from stylebench.cli import fast as fast_cli
 from stylebench.cli import transfer as transfer_cli
 from stylebench.cli.common import Settings, setup_logging
@@ -59,6 +60,7 @@ catalog.register(app)
 pipeline.register(app)
 transfer_cli.register(app)
 fast_cli.register(app)
+engines_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
