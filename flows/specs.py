@@ -10,7 +10,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-ENGINES = ("google", "bing", "duckduckgo", "baidu", "flickr", "openverse", "wikimedia")
+ENGINES = (
+    "google",
+    "bing",
+    "duckduckgo",
+    "baidu",
+    "flickr",
+    "openverse",
+    "wikimedia",
+    "met",
+    "artic",
+    "cleveland",
+)
 
 
 class SpecError(ValueError):

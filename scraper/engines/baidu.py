@@ -77,8 +77,11 @@ def parse(body: bytes) -> Results:
         raise LayoutChanged(NAME, "answer has no 'data' list")
     out = Results()
     for item in data["data"]:
-        if not isinstance(item, dict) or not item:
-            continue  # Baidu ends every page with an empty object
+        if item == {}:
+            continue  # Baidu ends every page with an empty object: not a result
+        if not isinstance(item, dict):
+            out.drop("not-an-item")
+            continue
         replace = item.get("replaceUrl") or []
         copy = replace[0] if replace and isinstance(replace[0], dict) else {}
         original = _decoded(item.get("objURL"))

@@ -170,6 +170,8 @@ def load_json(engine: str, body: bytes) -> object:
     except json.JSONDecodeError:
         head = body[:80].decode("utf-8", "replace").strip()
         raise LayoutChanged(engine, f"expected JSON, got {head!r}") from None
+    except RecursionError:
+        raise LayoutChanged(engine, "JSON nested too deeply to be an engine's answer") from None
 
 
 def as_int(value: object) -> int | None:

@@ -73,8 +73,12 @@ def parse(body: bytes) -> Results:
     if not isinstance(pages, dict):
         raise LayoutChanged(NAME, "query has no 'pages' object")
     out = Results(more=more)
-    for page in sorted(pages.values(), key=lambda p: p.get("index", 0)):
-        info = (page.get("imageinfo") or [None])[0]
+    entries = [p for p in pages.values() if isinstance(p, dict)]
+    if len(entries) < len(pages):
+        out.drop("not-a-page", len(pages) - len(entries))
+    for page in sorted(entries, key=lambda p: as_int(p.get("index")) or 0):
+        infos = page.get("imageinfo")
+        info = infos[0] if isinstance(infos, list) and infos else None
         if not isinstance(info, dict) or not info.get("url"):
             out.drop("no-image-info")
             continue

@@ -358,3 +358,57 @@ def test_every_engine_reports_a_changed_layout(server, monkeypatch, client, engi
     )
     with pytest.raises(LayoutChanged):
         engines.search(engine, client, "q", 50)
+
+
+HOSTILE = {
+    "empty": b"",
+    "null": b"null",
+    "list": b"[1, 2, 3]",
+    "wrong types": b'{"results": "x", "data": 7, "items": {}, "photos": [], "query": []}',
+    "items not objects": b'{"results": [1, "a"], "data": [1, null], "items": [2], '
+    b'"photos": {"photo": [3]}, "query": {"pages": {"1": 4}}, "objectIDs": [{}]}',
+    "html": b"<html><body><p>maintenance</p></body></html>",
+    "binary": bytes(range(256)) * 4,
+    "deep": b"[" * 50_000 + b"]" * 50_000,
+}
+
+
+def _parsers():
+    from scraper.engines import ENGINES
+
+    for name, module in ENGINES.items():
+        if name == "google":
+            yield "google-api", google.parse_api
+            yield "google-html", google.parse_html
+            continue
+        yield name, module.parse
+        if name == "duckduckgo":
+            yield "duckduckgo-vqd", duckduckgo.parse_vqd
+        if name == "met":
+            yield "met-search", module.parse_search
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_every_parser_answers_hostile_bodies_with_results_or_a_typed_error(case, probe):
+    """No parser crashes: it returns (counted) results or raises a ScraperError."""
+    from scraper.errors import ScraperError
+
+    for name, parse in _parsers():
+        try:
+            got = parse(HOSTILE[case])
+        except ScraperError as exc:
+            probe.record(f"parser {name} on {case}", rejected=True, reason=type(exc).__name__)
+            continue
+        if name in ("duckduckgo-vqd", "met-search"):  # a token, a list of object ids
+            assert (
+                got[:1].isdigit() if isinstance(got, str) else all(isinstance(i, int) for i in got)
+            ), (name, case, got)
+            probe.record(f"parser {name} on {case}", rejected=not got, reason="no ids")
+            continue
+        assert isinstance(got, list) and isinstance(got.dropped, dict), (name, case)
+        assert all(r.image_url.startswith(("http://", "https://")) for r in got), (name, case)
+        probe.record(
+            f"parser {name} on {case}",
+            rejected=not got,
+            reason=", ".join(got.dropped) or "no results",
+        )
