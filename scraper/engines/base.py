@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
+import requests
+
 from scraper.download import USER_AGENT, Client, Fetched
 from scraper.errors import (
     Blocked,
@@ -153,8 +155,6 @@ def contact(required_by: str | None = None) -> str | None:
 def user_agent(base: str, required_by: str | None = None) -> str:
     """``base`` with the operator's contact in it, in the form Wikimedia's policy asks for:
     ``client/version (contact) library/version``."""
-    import requests
-
     who = contact(required_by)
     if not who or who in base:
         return base

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from scraper.download import Client, DownloadConfig
-from scraper.engines import search
+from scraper.engines import ENGINES, search
 from scraper.engines.base import ENV_CONTACT
 from scraper.errors import (
     Blocked,
@@ -109,10 +109,13 @@ def check_config() -> DownloadConfig:
 def check(engine: str, client: Client | None = None, query: str = CHECK_QUERY) -> Check:
     """One small live query (the first page only, no downloads) and what came of it."""
     client = client or Client(check_config())
+    module = ENGINES[engine]
     missing = INFO[engine].missing()
-    if missing and not INFO[engine].keys_optional:
-        return Check(engine, NO_KEY, f"set {', '.join(missing)}")
     try:
+        if hasattr(module, "check_open"):  # a service with a closing date
+            module.check_open()
+        if missing:  # an optional key too: without it the route left is known to be walled
+            return Check(engine, NO_KEY, f"set {', '.join(missing)}")
         results = search(engine, client, query, 1)
     except EngineError as exc:
         return Check(engine, status_of(exc), str(exc).removeprefix(f"{engine}: "))

@@ -79,3 +79,17 @@ def test_check_statuses():
     assert canary.status_of(errors.Discontinued("g", "x")) == canary.CLOSED
     assert canary.status_of(errors.EngineError("g", "x")) == canary.ERROR
     assert canary.Check("x", canary.EMPTY).failed and not canary.Check("x", canary.NO_KEY).failed
+
+
+def test_check_google_without_key_and_after_closing(run, monkeypatch, server):
+    from datetime import date
+
+    from scraper.engines import google
+
+    monkeypatch.setenv("STYLEBENCH_GOOGLE_URL", server.base)
+    out = run("--check", "-e", "google")
+    assert out.exit_code == 0 and "no key" in line_of(out.output, "google"), out.output
+    assert server.hits["/search"] == 0
+    monkeypatch.setattr(google, "today", lambda: date(2027, 1, 1))
+    out = run("--check", "-e", "google")
+    assert out.exit_code == 0 and "closed" in line_of(out.output, "google"), out.output
