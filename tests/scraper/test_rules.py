@@ -393,3 +393,33 @@ def test_licence_filtering_is_counted(server, monkeypatch, client):
     )
     results = engines.search("openverse", client, "still life", 10, ("cc0",))
     assert len(results) == 1 and dict(results.dropped) == {"license-filtered": 2}
+
+
+def test_scrape_summary_accounts_for_every_item(server, monkeypatch, fast, tmp_path):
+    from scraper import scrape
+    from storage import Store
+    from tests.scraper.helpers import jpeg
+
+    monkeypatch.setenv("STYLEBENCH_FLICKR_URL", server.base)
+    monkeypatch.setenv("FLICKR_API_KEY", "k")
+    monkeypatch.setenv("STYLEBENCH_CONTACT", "ops@example.org")
+    photos = [
+        {"id": "1", "url_k": server.url("/1_k.jpg"), "width_k": 400, "height_k": 300},
+        {"id": "2", "url_o": server.url("/2_o.jpg"), "o_width": 400, "o_height": 300},
+        {"id": "3", "url_m": server.url("/3_m.jpg")},
+        {"id": "4"},
+        {"id": "5", "url_sq": server.url("/5_sq.jpg")},
+    ]
+    server.routes["/services/rest/"] = Answer(flickr_answer(*photos))
+    for path, name in (("/1_k.jpg", "astronaut"), ("/2_o.jpg", "rocket"), ("/3_m.jpg", "coffee")):
+        server.routes[path] = Answer(jpeg(name, 400))
+    store = Store(tmp_path / "data")
+    summary = scrape(store, "canal", "style", "flickr", 10, download=fast)
+    assert (summary.found, summary.accepted, summary.dropped) == (3, 3, 2)
+    assert summary.found + summary.dropped == len(photos)
+    assert summary.dropped_by_reason == {"no-size": 2}
+    assert "dropped by the engine's parser: no-size 2" in summary.render()
+    rows = store.query("SELECT image_url, size_taken, title FROM images ORDER BY rank").to_pylist()
+    assert [r["size_taken"] for r in rows] == ["large 2048", "original", "medium 500"]
+    assert all(r["title"] == "t" for r in rows)
+    assert "(ops@example.org)" in server.headers["/1_k.jpg"]["User-Agent"]  # images too
