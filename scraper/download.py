@@ -49,6 +49,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util import parse_url
 
 from scraper.errors import DownloadError
+from scraper.sources import read_regular_file
 from stylebench import __version__
 
 ENV_ALLOW_PRIVATE = "STYLEBENCH_ALLOW_PRIVATE"
@@ -526,12 +527,5 @@ class Client:
 
 
 def read_local(path: str, config: DownloadConfig) -> bytes:
-    """A local file's bytes, with the same byte cap as a download."""
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise DownloadError("missing-file", f"{path}: {exc.strerror}") from None
-    if size > config.max_bytes:
-        raise DownloadError("too-large", f"{path} is {size} bytes > {config.max_bytes}")
-    with open(path, "rb") as fh:
-        return fh.read()
+    """A local regular file's bytes, with the same byte cap as a download."""
+    return read_regular_file(path, config.max_bytes)
