@@ -1,0 +1,199 @@
+"""Bad input and damaged data directories through the real command line: one clear line, no
+traceback, nothing stored changed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from storage import Store
+from stylebench.cli.main import app
+
+runner = CliRunner()
+
+
+def _run(args: list[str]):
+    result = runner.invoke(app, args)
+    output = result.output
+    assert "Traceback" not in output, output
+    # the boundary ends every command with SystemExit (click's exit), never another exception
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    return result.exit_code, output
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def _seed(data_dir: str, reason: str = "too-small: 10x10") -> Store:
+    store = Store(data_dir)
+    now = datetime.now(timezone.utc)
+    store.append(
+        "images",
+        [
+            {
+                "image_id": "failed-" + "a" * 32,
+                "role": "style",
+                "engine": "url",
+                "image_url": "http://x.example/a.jpg",
+                "fetched_at": now,
+            }
+        ],
+    )
+    store.decide(["failed-" + "a" * 32], "rejected", reason)
+    store.append(
+        "pairs",
+        [{"pair_id": "p1", "content_id": "c", "style_ids": ["s1", "s2"], "style_weights": [0.5]}],
+    )
+    return store
+
+
+def test_data_dir_that_is_a_file(tmp_path, probe):
+    target = tmp_path / "data"
+    target.write_text("precious")
+    code, out = _run(["--data-dir", str(target), "images"])
+    assert code == 1 and "is a file, not a folder" in out
+    assert target.read_text() == "precious"
+    probe.record("data dir is a file", rejected=True, reason=out.strip())
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("memory://data", "keeps nothing"), ("s3:/bucket/x", "slashes missing")],
+)
+def test_data_dir_urls_that_cannot_hold_data(tmp_path, monkeypatch, url, message, probe):
+    monkeypatch.chdir(tmp_path)
+    code, out = _run(["--data-dir", url, "info"])
+    assert code == 1 and message in out
+    assert list(tmp_path.iterdir()) == []  # no folder named "s3:" appeared
+    probe.record(f"data dir {url}", rejected=True, reason=out.strip())
+
+
+def test_markup_and_terminal_escapes_in_stored_text(data_dir, probe):
+    hostile = "bad-url: [/x] [bold red]x[/] \x1b]0;owned\x07\x1b[2J\rdone"
+    _seed(data_dir, hostile)
+    before = _snapshot(Path(data_dir))
+    for args in (["images"], ["query", "SELECT reason FROM catalog"]):
+        code, out = _run(["--data-dir", data_dir, *args])
+        assert code == 0, out
+        assert "[/x]" in out and "\x1b" not in out and "\r" not in out and "\x07" not in out
+        probe.record(f"stored markup/escapes in {args[0]}", rejected=True, reason="escaped")
+    code, out = _run(["--data-dir", data_dir, "accept", "[/x]"])
+    assert code == 1 and "no image id starts with '[/x]'" in out
+    assert _snapshot(Path(data_dir)) == before
+
+
+def test_query_output_checks_and_list_columns(data_dir, tmp_path, probe):
+    _seed(data_dir)
+    before = _snapshot(Path(data_dir))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code, out = _run(["--data-dir", data_dir, "query", "SELECT 1", "-f", "csv", "-o", str(folder)])
+    assert code == 1 and "is a folder" in out
+    probe.record("query -o DIR", rejected=True, reason=out.strip())
+    code, out = _run(
+        ["--data-dir", data_dir, "query", "SELECT 1", "-f", "json", "-o", str(tmp_path / "no/x")]
+    )
+    assert code == 1 and "does not exist" in out
+    code, out = _run(
+        ["--data-dir", data_dir, "query", "SELECT pair_id, style_ids FROM pairs", "-f", "csv"]
+    )
+    assert code == 0 and '"[""s1"", ""s2""]"' in out, out
+    assert _snapshot(Path(data_dir)) == before
+
+
+def test_images_html_into_a_missing_folder(data_dir, tmp_path, probe):
+    _seed(data_dir)
+    code, out = _run(["--data-dir", data_dir, "images", "--html", str(tmp_path / "no" / "a.html")])
+    assert code == 1 and "does not exist" in out
+    probe.record("images --html into a missing folder", rejected=True, reason=out.strip())
+
+
+def test_report_limit_and_overwrite(data_dir, tmp_path, probe):
+    _seed(data_dir)
+    code, out = _run(["--data-dir", data_dir, "report", "--limit", "-1", "-o", str(tmp_path / "r")])
+    assert code == 2 and "greater than or equal to 1" in out
+    probe.record("report --limit -1", rejected=True, reason="usage error: --limit >= 1")
+    foreign = tmp_path / "site"
+    foreign.mkdir()
+    (foreign / "index.html").write_text("my homepage")
+    code, out = _run(["--data-dir", data_dir, "report", "-o", str(foreign)])
+    assert code == 1 and "--force" in out
+    assert (foreign / "index.html").read_text() == "my homepage"
+    probe.record("report -o over a foreign index.html", rejected=True, reason=out.strip())
+    code, out = _run(["--data-dir", data_dir, "report", "-o", str(foreign), "--force"])
+    assert code == 0 and "stylebench report" in (foreign / "index.html").read_text()
+    code, out = _run(["--data-dir", data_dir, "report", "-o", str(foreign)])
+    assert code == 0 and "replaced the report" in out
+
+
+def _image(path: Path, size=(40, 30)) -> str:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def test_transfer_checks_the_output_before_the_run(tmp_path, probe):
+    content, style = _image(tmp_path / "c.png"), _image(tmp_path / "s.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for bad, message in (
+        (tmp_path, "is a folder"),
+        (blocker / "out.png", "is a file, not a folder"),
+        (tmp_path / "out.xyz", "image format"),
+    ):
+        code, out = _run(["-q", "transfer", content, style, "-o", str(bad), "--steps", "1"])
+        assert code == 1 and message in out, out
+        probe.record(f"transfer -o {bad.name}", rejected=True, reason=out.strip())
+    assert blocker.read_text() == "x"
+
+
+def test_transfer_refuses_a_decompression_bomb(tmp_path, monkeypatch, probe):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    content, style = _image(tmp_path / "c.png"), _image(tmp_path / "s.png")
+    code, out = _run(["-q", "transfer", content, style, "-o", str(tmp_path / "o.png")])
+    assert code == 1 and "decompression" in out and "downscale" in out
+    assert not (tmp_path / "o.png").exists()
+    probe.record("transfer: decompression bomb", rejected=True, reason=out.strip())
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"size": 100000}, "16 to 4096"),
+        ({"size": 256.5}, "whole number"),
+        ({"size": "big"}, "whole number"),
+        ({"style_weight": float("nan")}, "finite"),
+        ({"style_weights": [1.0, float("inf")]}, "finite"),
+    ],
+)
+def test_experiment_settings_refused_before_any_work(data_dir, tmp_path, settings, message, probe):
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "x", "methods": ["gatys"], "settings": settings}))
+    store = _seed(data_dir)
+    before = store.query("SELECT count(*) FROM runs").column(0)[0].as_py()
+    code, out = _run(["--data-dir", data_dir, "stylize", "--no-prefect", "-e", str(spec)])
+    assert code == 1 and message in out, out
+    assert store.query("SELECT count(*) FROM runs").column(0)[0].as_py() == before == 0
+    probe.record(f"experiment settings {settings}", rejected=True, reason=out.strip())
+
+
+def test_unexpected_errors_are_one_line(data_dir, monkeypatch):
+    def broken(self):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Store, "info", broken)
+    code, out = _run(["--data-dir", data_dir, "info"])
+    assert code == 70 and "internal error (RuntimeError: disk on fire)" in out and "-vv" in out
