@@ -3,6 +3,7 @@ traceback, nothing stored changed."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -197,3 +198,36 @@ def test_unexpected_errors_are_one_line(data_dir, monkeypatch):
     monkeypatch.setattr(Store, "info", broken)
     code, out = _run(["--data-dir", data_dir, "info"])
     assert code == 70 and "internal error (RuntimeError: disk on fire)" in out and "-vv" in out
+
+
+def test_a_queued_item_with_a_huge_size_is_recorded_failed_with_the_reason(tmp_path, probe):
+    """An item planned before the bound existed (a queued Prefect run) fails as data, not OOM."""
+    import dataclasses
+
+    from flows.batch import WorkItem, run_batch
+    from styletransfer import TransferConfig
+
+    store = Store(str(tmp_path / "data"))
+    content = store.put_image(_png(tmp_path), "png")
+    config = dataclasses.replace(TransferConfig(), size=100000)  # never validated
+    item = WorkItem(
+        pair_id="p1",
+        content_id=content.image_id,
+        content_path=content.path,
+        style_ids=(content.image_id,),
+        style_paths=(content.path,),
+        style_weights=(1.0,),
+        config=json.dumps(config.to_dict()),
+        config_hash="h",
+    )
+    outcome = run_batch(store, [item])
+    assert outcome.failed == 1
+    row = store.query("SELECT status, error FROM runs").to_pylist()
+    assert row[0]["status"] == "failed" and "16 to 4096" in row[0]["error"]
+    probe.record("queued run with size 100000", rejected=True, reason=row[0]["error"][:80])
+
+
+def _png(tmp_path: Path) -> bytes:
+    path = tmp_path / "c.png"
+    _image(path)
+    return path.read_bytes()
