@@ -116,9 +116,10 @@ def describe_error(exc: BaseException) -> str | None:
     if names & {"scraper.ScraperError", "styletransfer.WeightsUnavailable"}:
         return str(exc)
     if "_duckdb.Error" in names or "pyarrow.ArrowException" in names:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return (
-            f"{type(exc).__name__}: {exc}; a table file may be damaged: "
-            "`stylebench info` lists the tables"
+            f"{first}; a file under tables/ may be damaged or not one of ours: move it out "
+            "of the data directory (keep it) and run the command again"
         )
     return None
 

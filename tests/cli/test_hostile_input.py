@@ -231,3 +231,21 @@ def _png(tmp_path: Path) -> bytes:
     path = tmp_path / "c.png"
     _image(path)
     return path.read_bytes()
+
+
+def test_a_damaged_table_file_is_named_and_left_alone(data_dir, tmp_path, probe):
+    _seed(data_dir)
+    bad = Path(data_dir) / "tables" / "images" / "zz-damaged.parquet"
+    bad.write_bytes(b"not parquet at all")
+    before = _snapshot(Path(data_dir))
+    for args in (
+        ["images"],
+        ["query", "SELECT count(*) FROM images"],
+        ["report", "-o", str(tmp_path / "r")],
+    ):
+        code, out = _run(["--data-dir", data_dir, *args])
+        assert code == 1, out
+        assert "zz-damaged.parquet" in out and "move it out" in out
+        assert len(out.strip().splitlines()) == 1, out
+        probe.record(f"damaged parquet: {args[0]}", rejected=True, reason=out.strip())
+    assert _snapshot(Path(data_dir)) == before
