@@ -150,14 +150,14 @@ def test_transfer_checks_the_output_before_the_run(tmp_path, probe):
     content, style = _image(tmp_path / "c.png"), _image(tmp_path / "s.png")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    for bad, message in (
-        (tmp_path, "is a folder"),
-        (blocker / "out.png", "is a file, not a folder"),
-        (tmp_path / "out.xyz", "image format"),
+    for label, bad, message in (
+        ("a folder", tmp_path, "is a folder"),
+        ("below a file", blocker / "out.png", "is a file, not a folder"),
+        ("an unknown suffix", tmp_path / "out.xyz", "image format"),
     ):
         code, out = _run(["-q", "transfer", content, style, "-o", str(bad), "--steps", "1"])
         assert code == 1 and message in out, out
-        probe.record(f"transfer -o {bad.name}", rejected=True, reason=out.strip())
+        probe.record(f"transfer -o {label}", rejected=True, reason=out.strip())
     assert blocker.read_text() == "x"
 
 

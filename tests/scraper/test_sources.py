@@ -79,11 +79,11 @@ def test_a_device_or_fifo_as_the_list_itself_is_refused(specials, tmp_path, prob
     fifo_list = tmp_path / "urls.txt"
     os.mkfifo(fifo_list)
     store = Store(str(tmp_path / "data"))
-    for path in (fifo_list, specials["/dev/zero"]):
+    for label, path in (("a FIFO", fifo_list), ("/dev/zero", specials["/dev/zero"])):
         with pytest.raises(ValueError) as info:
             _in_time(lambda path=path: import_sources(store, [str(path)], "style"))
         assert any(k in str(info.value) for k in ("FIFO", "character device"))
-        probe.record(f"import list {path}", rejected=True, reason=str(info.value))
+        probe.record(f"import: the list is {label}", rejected=True, reason=str(info.value))
     with pytest.raises(ValueError, match="only regular files"):
         read_list(specials["link to /dev/zero"])
     assert store.query("SELECT count(*) FROM images").column(0)[0].as_py() == 0
