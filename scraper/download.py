@@ -250,7 +250,7 @@ def check_url(url: str, config: DownloadConfig) -> Target:
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise DownloadError("dns", f"cannot resolve {host}: no address")
-    if not (config.allow_private or host in config.allow_hosts):
+    if not (config.allow_private or host in {_host_key(h) for h in config.allow_hosts}):
         for address in addresses:
             if forbidden_address(address):
                 raise DownloadError(

@@ -199,3 +199,82 @@ def test_bypass_forms_in_a_url_list_land_rejected(
         rejected=True,
         reason=f"{len(rows)} URLs rejected, none fetched",
     )
+
+
+def _self_signed(tmp_path, name: str):
+    """A certificate for ``name`` (and its key), written as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_to_a_pinned_address_verifies_the_name(tmp_path, resolver, dialed):
+    """SNI and certificate checks use the host name while the socket goes to the vetted IP."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    cert, key = _self_signed(tmp_path, "images.test")
+    seen_sni: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        answers, calls = resolver
+        answers["images.test"] = ["127.0.0.1"]
+        answers["other.test"] = ["127.0.0.1"]
+        port = httpd.server_address[1]
+        client = Client(DownloadConfig(per_host_rps=None, allow_private=True, retries=0))
+        client._session().verify = str(cert)
+        got = client.get(f"https://images.test:{port}/a")
+        assert got.status == 200 and got.body == b"ok"
+        assert seen_sni == ["images.test"] and dialed == ["127.0.0.1"]
+        # the same address under a name the certificate does not hold: verification fails
+        with pytest.raises(DownloadError, match=r"connection.*(hostname|certificate)"):
+            client.get(f"https://other.test:{port}/a")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
