@@ -49,14 +49,19 @@ def settings(ctx: typer.Context) -> Settings:
     return obj
 
 
+class _CleanRecords(logging.Filter):
+    """Log lines quote stored text (URLs, errors): no terminal control sequences through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = clean(record.getMessage()), None
+        return True
+
+
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=verbosity > 1, rich_tracebacks=True)],
-        force=True,
-    )
+    handler = RichHandler(console=err_console, show_path=verbosity > 1, rich_tracebacks=True)
+    handler.addFilter(_CleanRecords())
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("urllib3", "botocore", "s3fs", "fsspec", "PIL", "matplotlib", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

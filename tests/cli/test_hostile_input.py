@@ -249,3 +249,18 @@ def test_a_damaged_table_file_is_named_and_left_alone(data_dir, tmp_path, probe)
         assert len(out.strip().splitlines()) == 1, out
         probe.record(f"damaged parquet: {args[0]}", rejected=True, reason=out.strip())
     assert _snapshot(Path(data_dir)) == before
+
+
+def test_terminal_controls_are_stripped_from_text_and_log_lines(capsys):
+    import logging
+
+    from stylebench.cli.common import clean, escaped, setup_logging
+
+    hostile = "a\x1b[31mred\x1b[0m \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \x9b2J\rb\x07[/x]\tc\nd"
+    assert clean(hostile) == "ared link b[/x]\tc\nd"
+    assert escaped("[/x] [bold]") == "\\[/x] \\[bold]"
+    setup_logging(0)
+    logging.getLogger("stylebench.test").warning("reason: %s", hostile)
+    err = capsys.readouterr().err
+    assert "\x1b]" not in err and "\x07" not in err and "\r" not in err and "[/x]" in err
+    setup_logging(-1)
