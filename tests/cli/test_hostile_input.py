@@ -140,8 +140,8 @@ def test_report_limit_and_overwrite(data_dir, tmp_path, probe):
     assert code == 0 and "replaced the report" in out
 
 
-def _image(path: Path, size=(40, 30)) -> str:
-    rng = np.random.default_rng(0)
+def _image(path: Path, size=(40, 30), seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(path)
     return str(path)
 
@@ -264,3 +264,22 @@ def test_terminal_controls_are_stripped_from_text_and_log_lines(capsys):
     err = capsys.readouterr().err
     assert "\x1b]" not in err and "\x07" not in err and "\r" not in err and "[/x]" in err
     setup_logging(-1)
+
+
+@pytest.mark.parametrize("weights", ["nan,1", "inf,1", "1,-1"])
+def test_pair_style_weights_must_be_finite(data_dir, tmp_path, weights, probe):
+    store = _seed(data_dir)
+    now = datetime.now(timezone.utc)
+    for i, role in enumerate(("content", "style", "style")):
+        stored = store.put_image(Path(_image(tmp_path / f"{i}.png", seed=i)).read_bytes(), "png")
+        store.append(
+            "images",
+            [{"image_id": stored.image_id, "path": stored.path, "role": role, "fetched_at": now}],
+        )
+        store.decide([stored.image_id], "accepted", None)
+    before = _snapshot(Path(data_dir))
+    code, out = _run(["--data-dir", data_dir, "pair", "-k", "2", "--style-weights", weights])
+    assert code == 1 and "style weights must be finite" in out, out
+    assert _snapshot(Path(data_dir)) == before
+    assert store.query("SELECT count(*) FROM pairs").column(0)[0].as_py() == 1
+    probe.record(f"pair --style-weights {weights}", rejected=True, reason=out.strip())
