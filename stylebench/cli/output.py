@@ -13,31 +13,30 @@ from stylebench.cli.common import fail
 REPORT_MARKER = ".stylebench-report"  # written beside index.html: this folder holds a report
 
 
-def check_output_file(path: Path, option: str, *, create_folder: bool = False) -> Path:
+def check_output_file(path: Path, option: str, *, missing_folder_ok: bool = False) -> Path:
     """``path`` if a file can be written there; else the typer.Exit of a one-line error.
 
-    Checked before the work starts, so a long run never ends on a bad path. With
-    ``create_folder`` a missing folder is created; otherwise it must exist.
+    Checked before the work starts (and changing nothing), so a long run never ends on a
+    bad path. With ``missing_folder_ok`` the folder may be missing if it can be created
+    (the caller creates it when it writes); otherwise it must exist.
     """
     if path.is_dir():
         raise fail(f"{option} {path} is a folder; give a file name, such as {path / 'out'}")
     folder = path.parent if str(path.parent) else Path(".")
-    if folder.exists() and not folder.is_dir():
-        raise fail(f"{option} {path}: {folder} is a file, not a folder")
-    if not folder.exists():
-        if not create_folder:
-            raise fail(f"{option} {path}: the folder {folder} does not exist; create it first")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise fail(f"{option} {path}: cannot create {folder}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise fail(f"{option} {path}: the folder {folder} is not writable")
+    if not folder.exists() and not missing_folder_ok:
+        raise fail(f"{option} {path}: the folder {folder} does not exist; create it first")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise fail(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise fail(f"{option} {path}: the folder {existing} is not writable")
     return path
 
 
 def check_image_file(path: Path, option: str) -> Path:
-    """As ``check_output_file`` (the folder created), and the suffix must name a format."""
+    """As ``check_output_file`` (the folder may be missing), and the suffix must name a format."""
     from PIL import Image
 
     if path.is_dir():
@@ -48,7 +47,7 @@ def check_image_file(path: Path, option: str) -> Path:
             f"{option} {path}: cannot tell the image format from {path.suffix or 'no suffix'!r}; "
             "end the name with .png, .jpg, .webp or .tif"
         )
-    return check_output_file(path, option, create_folder=True)
+    return check_output_file(path, option, missing_folder_ok=True)
 
 
 def check_report_folder(path: Path, force: bool) -> bool:

@@ -130,7 +130,7 @@ def transfer(
 
     check_image_file(output, "--output")
     if metrics is not None:
-        check_output_file(metrics, "--metrics", create_folder=True)
+        check_output_file(metrics, "--metrics", missing_folder_ok=True)
     quiet = settings(ctx).verbosity < 0
     extra = {}
     if model is not None and not Path(model).expanduser().exists():
@@ -192,9 +192,11 @@ def transfer(
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None
     if metrics is not None:  # first: a failed image write must not lose the run's record
+        metrics.parent.mkdir(parents=True, exist_ok=True)
         metrics.write_text(json.dumps(result.metrics(), indent=1) + "\n")
     if result.status != "failed":
         try:
+            output.parent.mkdir(parents=True, exist_ok=True)
             result.image.save(output)
         except (OSError, ValueError) as exc:
             saved = f"; the metrics are in {metrics}" if metrics is not None else ""
