@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,9 +42,9 @@ def _make(
     if len(weights) != len(styles):
         raise ValueError(f"{len(weights)} style weights for {len(styles)} styles")
     total = float(sum(weights))
-    if total <= 0 or any(w < 0 for w in weights):
+    if not math.isfinite(total) or total <= 0 or any(not w >= 0 for w in weights):
         raise ValueError(
-            f"style weights must be non-negative with a positive sum, got {list(weights)}"
+            f"style weights must be finite, non-negative, with a positive sum, got {list(weights)}"
         )
     norm = tuple(float(w) / total for w in weights)
     return Pair(pair_id_for(content, styles, norm), content, styles, norm, strategy)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections import defaultdict
@@ -16,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
+from jinja2 import Environment, PackageLoader  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from storage import Store  # noqa: E402
@@ -123,7 +122,7 @@ def _plot_matrix(rows: list[dict[str, Any]], names: dict[str, str], title: str, 
         for r in rows:
             grid[index[r["image_a"]], index[r["image_b"]]] = r[key]
         im = ax.imshow(grid, cmap="viridis")
-        labels = [names.get(i, i[:8]) for i in images]
+        labels = [_plain(names.get(i, i[:8])) for i in images]
         ax.set_xticks(range(len(images)), labels, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(len(images)), labels, fontsize=7)
         ax.set_title(key.replace("_", " "))
@@ -184,14 +183,15 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
     names = {i: (c.get("path") or i).rsplit("/", 1)[-1][:12] for i, c in catalog.items()}
     for n, ((experiment, model), rows) in enumerate(sorted(groups.items())):
         name = f"matrix-{n}.png"
-        _plot_matrix(rows, names, f"{experiment} — {model}", assets / name)
+        _plot_matrix(rows, names, _plain(f"{experiment} — {model}"), assets / name)
         plots.append((f"Loss matrix: {experiment}, {model}", f"assets/{name}"))
     summary = store.query(
         "SELECT method, count(*) AS runs, count(*) FILTER (WHERE status = 'ok') AS ok, "
         "round(avg(seconds_total), 2) AS mean_seconds, round(median(loss_style), 4) AS median_style_loss "
         "FROM runs GROUP BY 1 ORDER BY 1"
     ).to_pylist()
-    env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape())
+    # every template here is HTML: escape everything (stored text is untrusted)
+    env = Environment(loader=PackageLoader("flows", "templates"), autoescape=True)
     page = env.get_template("report.html.j2").render(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         data_dir=store.display(""),
@@ -204,13 +204,18 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
     return ReportResult(index=index, runs=len(runs), plots=len(plots))
 
 
+def _plain(text: str) -> str:
+    """Text for a matplotlib label: a ``$`` in stored text must not start mathtext."""
+    return text.replace("$", r"\$")
+
+
 def _settings(config: str | None) -> str:
     if not config:
         return ""
     try:
         values = json.loads(config)
     except json.JSONDecodeError:
-        return html.escape(config[:200])
+        return config[:200]
     keep = (
         "feature_model",
         "size",

@@ -76,6 +76,27 @@ class ExperimentSpec(_Strict):
     batch_size: int = Field(4, ge=1, le=1024)
     pairs: PairSelection = PairSelection()
 
+    @field_validator("settings", "grid")
+    @classmethod
+    def _sizes(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
+        if "size" in value:
+            sizes = value["size"] if info.field_name == "grid" else [value["size"]]
+            for size in sizes if isinstance(sizes, list) else [sizes]:
+                check_size(size, f"{info.field_name}.size")
+        return value
+
+
+def check_size(size: Any, option: str) -> int:
+    """``size`` if it is a whole number of pixels in range; a ValueError naming ``option``."""
+    from styletransfer.config import MAX_SIZE, MIN_SIZE
+
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(
+            f"{option} must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE} "
+            f"(the output's longest side), got {size!r}"
+        )
+    return size
+
 
 def load_spec(source: str | Path | dict[str, Any], model: type[BaseModel]) -> Any:
     """Read and validate a YAML file (or an already parsed mapping) as ``model``."""

@@ -14,8 +14,8 @@ from typing import Any
 from storage import Store
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
-_IMAGE_ID = re.compile(r"^[0-9a-f]{6,64}$")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
+_IMAGE_ID = re.compile(r"[0-9a-f]{6,64}\Z")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from scraper.download import Client, DownloadConfig, read_local
 from scraper.engines import Result, search
 from scraper.engines.base import dropped_of, user_agent
 from scraper.errors import DownloadError, InvalidImage
+from scraper.sources import describe_missing, is_url, read_list
 
 if TYPE_CHECKING:
     from storage import Store
@@ -370,7 +371,7 @@ def expand_sources(sources: Iterable[str]) -> list[Candidate]:
         src = src.strip()
         if not src or src.startswith("#"):
             return
-        if src.startswith(("http://", "https://")):
+        if is_url(src):  # http(s); other schemes fail as unsupported, with a reason
             out.append(Candidate(src, Result(image_url=src)))
             return
         if src.startswith("file://"):
@@ -381,15 +382,12 @@ def expand_sources(sources: Iterable[str]) -> list[Candidate]:
                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
                     out.append(Candidate(str(p), Result(image_url=p.as_uri()), local=True))
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES and depth < 3:
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            for line in read_list(path).splitlines():
                 add(line, path.parent, depth + 1)
         elif path.is_file() or depth > 0:
             out.append(Candidate(str(path), Result(image_url=path.as_uri()), local=True))
         else:
-            raise ValueError(
-                f"{src}: no such file or folder, and not an http(s) URL; give image files, "
-                "folders, URLs, or a .txt file listing them"
-            )
+            raise ValueError(describe_missing(src, path))
 
     for s in sources:
         add(str(s), Path.cwd(), 0)

@@ -53,7 +53,10 @@ def sniff(data: bytes) -> str:
     head = data[:512].lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<svg")):
         raise InvalidImage("not-an-image", "HTML/XML document")
-    raise InvalidImage("unsupported-format", f"unknown signature {data[:8]!r}")
+    # never the bytes themselves: a local import may name any file on the machine
+    raise InvalidImage(
+        "unsupported-format", "not a JPEG, PNG, WebP, GIF, BMP or TIFF file (unknown signature)"
+    )
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:

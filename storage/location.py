@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,38 @@ DEFAULT_DATA_DIR = "./stylebench-data"
 ENV_DATA_DIR = "STYLEBENCH_DATA"
 ENV_STORAGE_OPTIONS = "STYLEBENCH_STORAGE_OPTIONS"
 TMP_PREFIX = ".tmp-"  # temporaries of atomic writes; no reader lists them
+# Filesystems that keep nothing after the process ends: every command would start empty.
+VOLATILE_PROTOCOLS = frozenset({"memory"})
+_SCHEME_NO_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
+
+
+def check_location(url: str) -> None:
+    """Raise ValueError for a data directory that cannot hold data, saying what to give instead.
+
+    Refused: a volatile filesystem (``memory://``), a URL with its slashes missing (``s3:/x``
+    would otherwise be a local folder named ``s3:``) and a local path that is a file.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else None
+    if scheme in VOLATILE_PROTOCOLS:
+        raise ValueError(
+            f"data directory {url!r}: {scheme}:// keeps nothing after this command exits; "
+            "give a local folder or an object store URL such as s3://bucket/prefix"
+        )
+    if scheme is None:
+        match = _SCHEME_NO_SLASHES.match(url)
+        if match and match.group(1).lower() in fsspec.available_protocols():
+            name = match.group(1)
+            rest = url[match.end() :].lstrip("/")
+            raise ValueError(
+                f"data directory {url!r} looks like a {name} URL with its slashes missing: "
+                f"write {name}://{rest} (or ./{url} for a local folder of that name)"
+            )
+        path = Path(url).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(
+                f"data directory {url!r} is a file, not a folder; give a folder (it is "
+                "created if missing) with --data-dir or STYLEBENCH_DATA"
+            )
 
 
 def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
@@ -56,6 +89,7 @@ class Location:
         cls, location: str | os.PathLike[str] | None = None, **storage_options: Any
     ) -> Location:
         url = resolve_location(location)
+        check_location(url)
         options = {**storage_options_from_env(), **storage_options}
         if "://" not in url:
             path = str(Path(url).expanduser().resolve())

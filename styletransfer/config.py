@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,14 @@ INITS = ("content", "noise")
 # Fields that say where a run happens, not what it computes: left out of config_hash().
 _NOT_HASHED = ("device",)
 # Fields added later, left out of config_hash() at these values so older hashes still match.
-_HASHED_UNLESS_DEFAULT = {"levels": 1}
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_HASHED_UNLESS_DEFAULT = {"levels": 1, "upscale": False}
+_DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)\Z")
+MIN_SIZE = 16
+# The longest output side: a DPST matting Laplacian at 4096 px already needs tens of GiB.
+MAX_SIZE = 4096
+_INTS = ("size", "steps", "levels", "seed")
+_WEIGHTS = ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr", "matting_eps")
+_WEIGHT_LISTS = ("content_layer_weights", "style_layer_weights", "style_weights")
 
 
 def _floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
@@ -54,7 +61,8 @@ class TransferConfig:
     tv_weight: float | None = None
     photoreal_weight: float | None = None
     style_weights: tuple[float, ...] | None = None  # blend of several styles; default equal
-    size: int = 256  # longest side of the output, pixels
+    size: int = 256  # longest side of the output, pixels (smaller images keep their size)
+    upscale: bool = False  # enlarge images smaller than ``size`` to it
     steps: int = 500
     optimizer: str = "lbfgs"
     lr: float | None = None  # Adam only
@@ -73,7 +81,8 @@ class TransferConfig:
         set_ = object.__setattr__
         set_(self, "content_layers", _strs(self.content_layers))
         set_(self, "style_layers", _strs(self.style_layers))
-        for name in ("content_layer_weights", "style_layer_weights", "style_weights"):
+        for name in _WEIGHT_LISTS:
+            _check_numbers(name, getattr(self, name))
             set_(self, name, _floats(getattr(self, name)))
         if isinstance(self.extra, dict):
             set_(self, "extra", tuple(sorted(self.extra.items())))
@@ -129,6 +138,7 @@ class TransferConfig:
         from styletransfer.features import FEATURE_MODELS, check_layers
         from styletransfer.methods import METHODS
 
+        _check_types(self)
         if self.method not in METHODS:
             raise ValueError(
                 f"unknown method {self.method!r}; the methods are: {', '.join(sorted(METHODS))}"
@@ -146,8 +156,11 @@ class TransferConfig:
             raise ValueError(f"unknown init {self.init!r}; use one of: {', '.join(INITS)}")
         if not _DEVICE_PATTERN.match(self.device):
             raise ValueError(f"unknown device {self.device!r}; use auto, cpu, mps, cuda or cuda:N")
-        if self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise ValueError(
+                f"size must be {MIN_SIZE} to {MAX_SIZE} pixels (the output's longest side), "
+                f"got {self.size}"
+            )
         if not 1 <= self.levels <= 4:
             raise ValueError(f"levels must be 1 (off) to 4, got {self.levels}")
         if self.steps < 0:
@@ -156,8 +169,8 @@ class TransferConfig:
             raise ValueError(f"matting_eps must be > 0, got {self.matting_eps}")
         for name in ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr"):
             value = getattr(self, name)
-            if value is not None and (value < 0 or value != value):
-                raise ValueError(f"{name} must be a non-negative number, got {value}")
+            if value is not None and (value < 0 or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite non-negative number, got {value}")
         if self.style_weights is not None:
             if any(w < 0 for w in self.style_weights) or sum(self.style_weights) <= 0:
                 raise ValueError(
@@ -218,6 +231,34 @@ class TransferConfig:
         if isinstance(data.get("extra"), dict):
             data["extra"] = tuple(sorted(data["extra"].items()))
         return cls().with_(**data)
+
+
+def _check_numbers(name: str, values: Any) -> None:
+    """A list of weights must hold finite numbers (a NaN weight makes every run diverge)."""
+    if values is None:
+        return
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a list of numbers, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must hold finite numbers, got {list(values)!r}")
+
+
+def _check_types(cfg: TransferConfig) -> None:
+    """Whole numbers where counts are expected, numbers where weights are: before any run."""
+    for name in ("method", "feature_model", "optimizer", "init", "device"):
+        if not isinstance(getattr(cfg, name), str):
+            raise ValueError(f"{name} must be a name, got {getattr(cfg, name)!r}")
+    for name in _INTS:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+    for name in _WEIGHTS:
+        value = getattr(cfg, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+    if not isinstance(cfg.upscale, bool):
+        raise ValueError(f"upscale must be true or false, got {cfg.upscale!r}")
 
 
 # Methods whose networks fix their own layers (feed-forward ones) skip layer validation.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,37 @@ from PIL import Image
 ImageLike = str | Path | Image.Image
 
 
+def _rgb(image: Image.Image) -> Image.Image:
+    """RGB, with 16-bit and float greyscale scaled to 8 bits (``convert`` clips them to white)."""
+    if image.mode.startswith("I") or image.mode == "F":
+        array = np.asarray(image).astype(np.float64)
+        if image.mode != "F":
+            array = array / 257.0  # 0..65535 -> 0..255
+        grey = np.round(np.clip(array, 0, 255)).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
 def open_rgb(image: ImageLike) -> Image.Image:
-    """A path or PIL image as an RGB PIL image (a FileNotFoundError/ValueError names the problem)."""
+    """A path or PIL image as an RGB PIL image (a FileNotFoundError/ValueError names the problem).
+
+    An image Pillow flags as a possible decompression bomb is refused before it is decoded.
+    """
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return _rgb(image)
     path = Path(image)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return _rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(
+            f"image {path} has more than {Image.MAX_IMAGE_PIXELS:,} pixels (a decompression "
+            "bomb, or a scan far larger than any output size): downscale it first"
+        ) from None
     except OSError as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
 
@@ -32,8 +54,16 @@ def fit_size(width: int, height: int, size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def resize(image: Image.Image, size: int, resample: int = Image.Resampling.LANCZOS) -> Image.Image:
-    """``image`` with its longer side resized to ``size``."""
+def resize(
+    image: Image.Image,
+    size: int,
+    resample: int = Image.Resampling.LANCZOS,
+    *,
+    upscale: bool = True,
+) -> Image.Image:
+    """``image`` with its longer side resized to ``size`` (never enlarged with ``upscale=False``)."""
+    if not upscale:
+        size = min(size, max(image.size))
     target = fit_size(*image.size, size)
     return image if image.size == target else image.resize(target, resample)
 

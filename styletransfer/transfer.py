@@ -134,8 +134,8 @@ def transfer_batch(
         configure_threads()
     method = get_method(cfg.method)
     start = time.perf_counter()
-    content_imgs = [resize(open_rgb(c), cfg.size) for c in contents]
-    style_imgs = [resize(open_rgb(s), cfg.size) for s in styles]
+    content_imgs = [resize(open_rgb(c), cfg.size, upscale=cfg.upscale) for c in contents]
+    style_imgs = [resize(open_rgb(s), cfg.size, upscale=cfg.upscale) for s in styles]
     load_seconds = time.perf_counter() - start
     masks = list(masks) if masks is not None else [None] * len(contents)
     if len(masks) != len(contents):

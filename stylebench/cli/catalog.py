@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from stylebench.cli.common import console, fail, progress, settings
+from stylebench.cli.common import console, escaped, fail, progress, settings
 
 TEMPLATE = "contact_sheet.html.j2"
 THUMB_SIDE = 240
@@ -55,7 +55,7 @@ def _run_with_progress(ctx: typer.Context, label: str, call: Any) -> Any:
 
 
 def _print_summary(summary: Any) -> None:
-    console.print(summary.render())
+    console.print(escaped(summary.render()))
 
 
 def scrape(
@@ -247,6 +247,10 @@ def images(
     limit: int = typer.Option(50, "--limit", help="Rows shown in the terminal."),
 ) -> None:
     """List the catalog (one row per image, with its current status and reason)."""
+    from stylebench.cli.output import check_output_file
+
+    if html is not None:
+        check_output_file(html, "--html")
     store = settings(ctx).store()
     rows = _select(store, role, status, query, engine)
     if html is not None:
@@ -259,7 +263,7 @@ def images(
             relative,
             "stylebench images" + (f" — {', '.join(parts)}" if parts else ""),
         )
-        console.print(f"wrote {len(rows)} image(s) to {html}")
+        console.print(f"wrote {len(rows)} image(s) to {escaped(html)}")
         return
     view = Table(header_style="bold underline", box=None, pad_edge=False)
     columns = ("id", "status", "size") if role else ("id", "role", "status", "size")
@@ -271,14 +275,14 @@ def images(
         size = f"{row['width']}x{row['height']}" if row.get("width") else ""
         colour = {"accepted": "green", "rejected": "red"}.get(row.get("status") or "", "")
         cells = [
-            row["image_id"][:12],
-            row.get("role") or "",
+            escaped(row["image_id"][:12]),
+            escaped(row.get("role")),
             f"[{colour}]{row.get('status')}[/]" if colour else "",
             size,
         ]
         if role:
             del cells[1]
-        view.add_row(*cells, _source(row), row.get("reason") or "")
+        view.add_row(*cells, escaped(_source(row)), escaped(row.get("reason")))
     console.print(view)
     counts = Counter(row.get("status") or "undecided" for row in rows)
     shown = "" if len(rows) <= limit else f", {limit} shown"

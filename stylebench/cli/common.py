@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import typer
+import typer.core
+import typer.exceptions
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -44,22 +49,110 @@ def settings(ctx: typer.Context) -> Settings:
     return obj
 
 
+class _CleanRecords(logging.Filter):
+    """Log lines quote stored text (URLs, errors): no terminal control sequences through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = clean(record.getMessage()), None
+        return True
+
+
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=verbosity > 1, rich_tracebacks=True)],
-        force=True,
-    )
+    handler = RichHandler(console=err_console, show_path=verbosity > 1, rich_tracebacks=True)
+    handler.addFilter(_CleanRecords())
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("urllib3", "botocore", "s3fs", "fsspec", "PIL", "matplotlib", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+# Terminal escape sequences (CSI, OSC, other ESC pairs) and control characters but tab and
+# newline: stored text (URLs, reasons, errors) comes from the web and must not drive the terminal.
+_TERMINAL_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?"
+    r"|\x9b[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def clean(value: Any) -> str:
+    """``value`` as text with terminal escape sequences and control characters removed."""
+    return _TERMINAL_CONTROL.sub("", "" if value is None else str(value))
+
+
+def escaped(value: Any) -> str:
+    """Stored or user text for a Rich markup string: controls removed, ``[`` escaped."""
+    return escape(clean(value))
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as an error and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escaped(message)}", soft_wrap=True)  # one line
     return typer.Exit(code)
+
+
+EXIT_ERROR = 1  # bad input or a problem with the data directory, explained
+EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): one line, the traceback with -vv
+
+
+def _os_error(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or str(exc)
+    hint = {
+        FileNotFoundError: "check the path; its folder must exist",
+        IsADirectoryError: "that is a folder; give a file name",
+        NotADirectoryError: "a part of that path is a file, not a folder",
+        PermissionError: "check the permissions, or choose another path",
+        FileExistsError: "choose another name, or remove it first",
+    }.get(type(exc), "check the path, the disk and the permissions")
+    return f"{where}: {what}; {hint}" if where else f"{what}; {hint}"
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """One line for an error a user can act on, or None for an unexpected one (a bug)."""
+    from PIL import Image
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"{exc}; downscale the image first"
+    if isinstance(exc, OSError):
+        return _os_error(exc)
+    if isinstance(exc, ValueError):
+        return str(exc)
+    names = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(exc).__mro__}
+    if names & {"scraper.ScraperError", "styletransfer.WeightsUnavailable"}:
+        return str(exc)
+    if "_duckdb.Error" in names or "pyarrow.ArrowException" in names:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"{first}; a file under tables/ may be damaged or not one of ours: move it out "
+            "of the data directory (keep it) and run the command again"
+        )
+    return None
+
+
+class ErrorBoundary(typer.core.TyperGroup):
+    """Every command's errors end as one line on stderr and an exit code, never a traceback.
+
+    Errors a user can act on (bad input, a missing or unwritable path, a damaged file) exit
+    1 with what to do; anything else is a bug: one line, exit 70, the traceback with -vv.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise  # exits, usage errors and --help: typer reports these itself
+        except Exception as exc:
+            verbose = isinstance(ctx.obj, Settings) and ctx.obj.verbosity > 1
+            message = describe_error(exc)
+            if message is not None:
+                raise fail(message, EXIT_ERROR) from None
+            if verbose:
+                raise
+            raise fail(
+                f"internal error ({type(exc).__name__}: {exc}); rerun with -vv for the "
+                "traceback and report it",
+                EXIT_INTERNAL,
+            ) from None
 
 
 @contextmanager

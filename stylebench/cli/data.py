@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from stylebench.cli.common import console, fail, human_bytes, settings
+from stylebench.cli.common import console, escaped, fail, human_bytes, settings
 
 
 class OutputFormat(str, Enum):
@@ -22,9 +22,9 @@ class OutputFormat(str, Enum):
 def _render(result, limit: int) -> Table:
     view = Table(show_lines=False, header_style="bold")
     for name in result.column_names:
-        view.add_column(name, overflow="fold")
+        view.add_column(escaped(name), overflow="fold")
     for row in result.slice(0, limit).to_pylist():
-        view.add_row(*("" if v is None else str(v) for v in row.values()))
+        view.add_row(*("" if v is None else escaped(v) for v in row.values()))
     return view
 
 
@@ -49,7 +49,10 @@ def query(
     """Run SQL over the tables: images, curation, pairs, runs, loss_curves, loss_matrix
     (and the views catalog and curation_latest)."""
     from storage import QueryError
+    from stylebench.cli.output import check_output_file, csv_ready
 
+    if output is not None:
+        check_output_file(output, "--output")
     store = settings(ctx).store()
     try:
         result = store.query(sql)
@@ -74,9 +77,9 @@ def query(
         if output is None:
             import sys
 
-            pacsv.write_csv(result, sys.stdout.buffer)
+            pacsv.write_csv(csv_ready(result), sys.stdout.buffer)
         else:
-            pacsv.write_csv(result, output)
+            pacsv.write_csv(csv_ready(result), output)
     else:
         text = json.dumps(result.to_pylist(), default=str, indent=1)
         if output is None:

@@ -9,10 +9,11 @@ from stylebench.cli import catalog, data, pipeline
 from stylebench.cli import engines as engines_cli
 from stylebench.cli import fast as fast_cli
 from stylebench.cli import transfer as transfer_cli
-from stylebench.cli.common import Settings, setup_logging
+from stylebench.cli.common import ErrorBoundary, Settings, setup_logging
 
 app = typer.Typer(
     name="stylebench",
+    cls=ErrorBoundary,
     help="Build style-transfer datasets from web searches, run style transfer in batches, "
     "and record every run's timings and losses in Parquet.",
     no_args_is_help=True,

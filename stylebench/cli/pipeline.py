@@ -166,13 +166,30 @@ def report(
         "-o",
         help="Directory for index.html and its assets [default: ./stylebench-report].",
     ),
-    limit: int = typer.Option(200, help="Latest runs shown in the gallery [default: 200]."),
+    limit: int = typer.Option(200, min=1, help="Latest runs shown in the gallery [default: 200]."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Overwrite an index.html that an earlier report did not write "
+        "(an earlier report in the folder is always replaced).",
+    ),
 ) -> None:
-    """Write a static HTML report: gallery, loss curves, times, loss-matrix heatmaps."""
-    from flows.report import build_report
+    """Write a static HTML report: gallery, loss curves, times, loss-matrix heatmaps.
 
+    An earlier report in the folder is replaced (and the command says so); any other
+    index.html there is kept unless --force.
+    """
+    from flows.report import build_report
+    from stylebench.cli.common import escaped
+    from stylebench.cli.output import check_report_folder, mark_report_folder
+
+    replacing = check_report_folder(output, force)
     result = build_report(settings(ctx).store(), output, limit=limit)
-    console.print(f"report with {result.runs} run(s) and {result.plots} plot(s): {result.index}")
+    mark_report_folder(output)
+    verb = "replaced the report" if replacing else "report"
+    console.print(
+        f"{verb} with {result.runs} run(s) and {result.plots} plot(s): {escaped(result.index)}"
+    )
 
 
 def demo(

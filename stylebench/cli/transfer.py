@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from stylebench.cli.common import console, err_console, fail, progress, settings
+from stylebench.cli.common import console, err_console, escaped, fail, progress, settings
 
 
 def _floats(values: list[str] | None, option: str) -> tuple[float, ...] | None:
@@ -44,7 +44,14 @@ def transfer(
     method: str = typer.Option(
         "gatys", "--method", "-m", help="gatys, dpst, or another registered method."
     ),
-    size: int = typer.Option(256, help="Longest side of the output in pixels."),
+    size: int = typer.Option(
+        256,
+        help="Longest side of the output in pixels (16 to 4096); a smaller image keeps "
+        "its own size unless --upscale.",
+    ),
+    upscale: bool = typer.Option(
+        False, "--upscale", help="Enlarge images smaller than --size to it."
+    ),
     steps: int = typer.Option(500, help="Optimiser steps."),
     style_weights: list[str] = typer.Option(
         None, "--style-weights", help="Blend weight per style, e.g. '0.7,0.3' (default: equal)."
@@ -118,8 +125,12 @@ def transfer(
 ) -> None:
     """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
     import styletransfer
+    from stylebench.cli.output import check_image_file, check_output_file
     from styletransfer import SegmentationMasks, TransferConfig, WeightsUnavailable
 
+    check_image_file(output, "--output")
+    if metrics is not None:
+        check_output_file(metrics, "--metrics", missing_folder_ok=True)
     quiet = settings(ctx).verbosity < 0
     extra = {}
     if model is not None and not Path(model).expanduser().exists():
@@ -145,6 +156,7 @@ def transfer(
             photoreal_weight=photoreal_weight,
             style_weights=_floats(style_weights, "--style-weights"),
             size=size,
+            upscale=upscale,
             steps=steps,
             optimizer=optimizer,
             lr=lr,
@@ -179,16 +191,20 @@ def transfer(
             )
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None
-    if result.status != "failed":
-        output.parent.mkdir(parents=True, exist_ok=True)
-        result.image.save(output)
-    if metrics is not None:
+    if metrics is not None:  # first: a failed image write must not lose the run's record
         metrics.parent.mkdir(parents=True, exist_ok=True)
         metrics.write_text(json.dumps(result.metrics(), indent=1) + "\n")
+    if result.status != "failed":
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            result.image.save(output)
+        except (OSError, ValueError) as exc:
+            saved = f"; the metrics are in {metrics}" if metrics is not None else ""
+            raise fail(f"cannot write {output}: {exc}{saved}") from None
     if result.status == "failed":
         raise fail(f"transfer failed: {result.error}")
     if result.status == "diverged":
-        err_console.print(f"[yellow]warning:[/] {result.error}; wrote the best iterate")
+        err_console.print(f"[yellow]warning:[/] {escaped(result.error)}; wrote the best iterate")
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if v)
     console.print(
         f"wrote {output} ({result.width}x{result.height}, {result.steps} steps, "
@@ -219,7 +235,9 @@ def loss_matrix(
         None, "--style-layers", help="Style-loss layers (overrides --layers)."
     ),
     weights: str = typer.Option(None, "--weights", help="Weights file (one network only)."),
-    size: int = typer.Option(256, help="Images are resized to SIZE x SIZE."),
+    size: int = typer.Option(
+        256, min=16, max=4096, help="Images are resized to SIZE x SIZE (16 to 4096)."
+    ),
     output: Path = typer.Option(Path("loss-matrix.png"), "--output", "-o", help="Heatmap PNG."),
     experiment_id: str = typer.Option(
         None, "--experiment-id", help="Id of the rows (default: a new random id)."

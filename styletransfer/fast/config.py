@@ -59,8 +59,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if not 16 <= self.size <= 4096:
+            raise ValueError(f"size must be 16 to 4096 pixels, got {self.size}")
         if self.style_size is not None and self.style_size < 16:
             raise ValueError(f"style_size must be at least 16 pixels, got {self.style_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):

@@ -24,7 +24,7 @@ FORMAT = "stylebench-fast/1"
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 CHECKPOINT_DIR = "checkpoints"
-_CHECKPOINT_RE = re.compile(r"^step-(\d{8})\.json$")
+_CHECKPOINT_RE = re.compile(r"step-(\d{8})\.json\Z")
 
 
 class FastModelError(ValueError):

@@ -27,7 +27,13 @@ def test_defaults_resolve_from_the_method_and_network():
         ({"content_weight": -1.0}, "non-negative"),
         ({"style_weights": (0.0, 0.0)}, "positive sum"),
         ({"device": "tpu"}, "auto, cpu"),
-        ({"size": 4}, "at least 16"),
+        ({"size": 4}, "16 to 4096"),
+        ({"size": 100000}, "16 to 4096"),
+        ({"size": 256.5}, "whole number"),
+        ({"size": "256"}, "whole number"),
+        ({"style_weights": (1.0, float("nan"))}, "finite"),
+        ({"style_weight": float("inf")}, "finite"),
+        ({"device": "cpu\n"}, "auto, cpu"),
     ],
 )
 def test_validate_names_the_problem(changes, message):
