@@ -124,10 +124,8 @@ def transfer(
     extra = {}
     if model is not None and not Path(model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
-        from flows.training import local_models_dir
-
         try:
-            extra["models_dir"] = str(local_models_dir(settings(ctx).store(), model))
+            extra["models_dir"] = str(settings(ctx).store().models.local_root(model))
         except ValueError as exc:
             raise fail(str(exc)) from None
     try:
@@ -257,9 +255,10 @@ def loss_matrix(
                 )
             except (ValueError, WeightsUnavailable) as exc:
                 raise fail(str(exc)) from None
-    store = settings(ctx).store()
-    rows = [row for m in matrices for row in m.rows(experiment_id)]
-    store.append("loss_matrix", rows)
+    from storage import MatrixCell
+
+    rows = [MatrixCell(**row) for m in matrices for row in m.rows(experiment_id)]
+    settings(ctx).store().matrices.record(rows)
     plot_heatmaps(matrices, output)
     console.print(
         f"experiment {experiment_id}: {len(rows)} row(s) in loss_matrix for "
