@@ -133,19 +133,15 @@ class Catalog:
 
     def snapshot(self) -> Snapshot:
         """Known URLs, stored ids and accepted hashes, from one connection (one listing)."""
-        conn = self.store.connect()
-        try:
-            seen = conn.sql(
+        seen, stored, accepted = self.store.query_all(
+            [
                 "SELECT image_url, bool_and(path IS NULL) AS failed FROM images "
-                "WHERE image_url IS NOT NULL GROUP BY image_url"
-            ).to_arrow_table()
-            stored = conn.sql("SELECT image_id FROM images WHERE path IS NOT NULL").to_arrow_table()
-            accepted = conn.sql(
+                "WHERE image_url IS NOT NULL GROUP BY image_url",
+                "SELECT DISTINCT image_id FROM images WHERE path IS NOT NULL",
                 "SELECT image_id, phash FROM catalog WHERE status = 'accepted' "
-                "AND phash IS NOT NULL ORDER BY image_id"
-            ).to_arrow_table()
-        finally:
-            conn.close()
+                "AND phash IS NOT NULL ORDER BY image_id",
+            ]
+        )
         urls = seen.to_pylist()
         return Snapshot(
             seen_urls=frozenset(r["image_url"] for r in urls),

@@ -88,7 +88,9 @@ def connect(
     for table in tables or TABLES:
         empty_name = f"_empty_{table}"
         conn.register(empty_name, SCHEMAS[table].empty_table())
-        paths = [prefix + p for p in files(loc, table)]
+        listed = files(loc, table)
+        _check_files(loc, table, listed)
+        paths = [prefix + p for p in listed]
         allowed += paths
         if paths:
             body = (
@@ -130,6 +132,26 @@ def _is_vanished(exc: duckdb.Error) -> bool:
     )
 
 
+# Data files are immutable (each name is new), so a file found sound stays sound.
+_SOUND: set[str] = set()
+
+
+def _check_files(loc: Location, table: str, paths: list[str]) -> None:
+    from storage.tables import check_file
+
+    problems = []
+    for path in paths:
+        key = loc.display(path[len(loc.root) + 1 :])
+        if key in _SOUND:
+            continue
+        why = check_file(loc, table, path)
+        if why:
+            problems.append((table, path, why))
+        else:
+            _SOUND.add(key)
+    _raise_damaged(loc, problems)
+
+
 def diagnose(loc: Location, tables: tuple[str, ...] | None = None) -> None:
     """Raise DamagedTable naming every data file that does not belong to its table."""
     from storage.tables import check_file
@@ -140,6 +162,10 @@ def diagnose(loc: Location, tables: tuple[str, ...] | None = None) -> None:
             why = check_file(loc, table, path)
             if why:
                 problems.append((table, path, why))
+    _raise_damaged(loc, problems)
+
+
+def _raise_damaged(loc: Location, problems: list[tuple[str, str, str]]) -> None:
     if problems:
         lines = [f"  {loc.display(p[len(loc.root) + 1 :])}: {why}" for _, p, why in problems]
         names = " ".join(sorted({t for t, _, _ in problems}))
@@ -160,16 +186,25 @@ def query(
     only (see ``connect``). Errors name the problem and list the tables and views that
     exist; a damaged file is named with what to do.
     """
-    tables = _tables_in(sql)
+    return query_all(loc, [sql], params, locked=locked)[0]
+
+
+def query_all(
+    loc: Location, sqls: list[str], params: list[Any] | None = None, *, locked: bool = False
+) -> list[pa.Table]:
+    """Run several queries on one connection: they see the same files (one listing)."""
+    tables = _tables_in(" ".join(sqls))
     for attempt in range(RETRIES):
-        conn = connect(loc, tables, locked=locked)
+        conn = None
         try:
-            if locked:
-                _check_read_only(conn, sql)
-            relation = conn.sql(sql, params=params) if params else conn.sql(sql)
-            if relation is None:  # a statement without a result set
-                return pa.table({})
-            return relation.to_arrow_table()
+            conn = connect(loc, tables, locked=locked)
+            out = []
+            for sql in sqls:
+                if locked:
+                    _check_read_only(conn, sql)
+                relation = conn.sql(sql, params=params) if params else conn.sql(sql)
+                out.append(pa.table({}) if relation is None else relation.to_arrow_table())
+            return out
         except duckdb.CatalogException as exc:
             raise QueryError(f"{_first_line(exc)}\nTables and views: {', '.join(VIEWS)}") from None
         except duckdb.ParserException as exc:
@@ -184,7 +219,21 @@ def query(
                 raise QueryError(_locked_message(_first_line(exc))) from None
             raise QueryError(f"query failed: {_first_line(exc)}") from None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
+    raise AssertionError("unreachable")
+
+
+def checked_connect(loc: Location) -> duckdb.DuckDBPyConnection:
+    """``connect`` over every table, naming any damaged file instead of failing raw."""
+    for attempt in range(RETRIES):
+        try:
+            return connect(loc)
+        except duckdb.Error as exc:
+            if _is_vanished(exc) and attempt < RETRIES - 1:
+                continue
+            diagnose(loc)
+            raise QueryError(f"cannot open the tables: {_first_line(exc)}") from None
     raise AssertionError("unreachable")
 
 

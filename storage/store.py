@@ -64,8 +64,12 @@ class Store:
         """
         return _query.query(self.loc, sql, params, locked=locked)
 
+    def query_all(self, sqls: list[str]) -> list[pa.Table]:
+        """Several queries over one listing of the files (a consistent snapshot)."""
+        return _query.query_all(self.loc, sqls)
+
     def connect(self) -> duckdb.DuckDBPyConnection:
-        return _query.connect(self.loc)
+        return _query.checked_connect(self.loc)
 
     # images and outputs ---------------------------------------------------
     def put_image(self, data: bytes, ext: str) -> _images.StoredImage:

@@ -174,8 +174,8 @@ def check_file(loc: Location, table: str, path: str) -> str | None:
     shared = [n for n in found.names if n in schema.names]
     if not shared:
         return (
-            f"it is not a {table} file: its columns ({', '.join(found.names[:8])}) "
-            "are none of the table's"
+            f"it is not a file of table {table}: none of its columns "
+            f"({', '.join(found.names[:8])}) is one of the table's"
         )
     for name in shared:
         have, want = found.field(name).type, schema.field(name).type

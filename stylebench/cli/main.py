@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from stylebench import __version__
 from stylebench.cli import catalog, data, pipeline
 from stylebench.cli import fast as fast_cli
 from stylebench.cli import transfer as transfer_cli
-from stylebench.cli.common import Settings, setup_logging
+from stylebench.cli.common import Settings, fail, setup_logging
+
+
+class _Group(typer.core.TyperGroup):
+    """Every command: a damaged file in the tables is an error naming it, not a traceback."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        from storage import DamagedTable
+
+        try:
+            return super().invoke(ctx)
+        except DamagedTable as exc:
+            raise fail(str(exc)) from None
+
 
 app = typer.Typer(
+    cls=_Group,
     name="stylebench",
     help="Build style-transfer datasets from web searches, run style transfer in batches, "
     "and record every run's timings and losses in Parquet.",
