@@ -172,16 +172,20 @@ def _groups(items: Sequence[WorkItem]) -> Iterator[list[WorkItem]]:
         yield list(group)
 
 
-def _fast_inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any]]:
-    """A fast run takes its styles from the model: blend the model's styles as the pair asks."""
-    from flows.training import local_models_dir, model_style_weights
+def _inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any], Any]:
+    """The method's (config, style images, runtime) for the pair's styles."""
+    from flows.training import local_models_dir
+    from styletransfer import PairStyle, Runtime, prepare_inputs
 
-    if not config.model:
-        raise ValueError("method fast needs settings.model: the name of a trained model")
-    models_dir = local_models_dir(store, config.model)
-    weights = model_style_weights(models_dir, config.model, item.style_ids, item.style_weights)
-    extra = {**dict(config.extra), "models_dir": str(models_dir)}
-    return config.with_(style_weights=weights, extra=extra), []
+    runtime = Runtime(models_dir=local_models_dir(store, config.model) if config.model else None)
+    styles = [
+        PairStyle(image_id, store.local_path(path), weight)
+        for image_id, path, weight in zip(
+            item.style_ids, item.style_paths, item.style_weights, strict=True
+        )
+    ]
+    config, images = prepare_inputs(config, styles, runtime)
+    return config, images, runtime
 
 
 def _png(image: Any) -> bytes:
@@ -217,13 +221,9 @@ def run_batch(
         try:
             config = config_from_json(first.config)
             contents = [store.local_path(i.content_path) for i in group]
-            if config.method == "fast":
-                config, styles = _fast_inputs(store, config, first)
-            else:
-                styles = [store.local_path(p) for p in first.style_paths]
-                config = config.with_(style_weights=first.style_weights)
+            config, styles, runtime = _inputs(store, config, first)
             with slot():
-                results = transfer_batch(contents, styles, config, cache=cache)
+                results = transfer_batch(contents, styles, config, cache=cache, runtime=runtime)
             errors: list[str | None] = [None] * len(group)
         except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
             log.warning("transfer failed for %d item(s): %s", len(group), exc)
@@ -253,6 +253,7 @@ def run_batch(
                 if result.status in ("ok", "diverged") and result.image is not None:
                     output = store.write_bytes(f"outputs/{run_id}.png", _png(result.image))
                 row.update(
+                    config=result.config.to_json(),
                     status=result.status,
                     error=result.error,
                     device=result.device,

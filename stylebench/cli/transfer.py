@@ -118,16 +118,16 @@ def transfer(
 ) -> None:
     """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
     import styletransfer
-    from styletransfer import SegmentationMasks, TransferConfig, WeightsUnavailable
+    from styletransfer import Runtime, SegmentationMasks, TransferConfig, WeightsUnavailable
 
     quiet = settings(ctx).verbosity < 0
-    extra = {}
+    runtime = Runtime()
     if model is not None and not Path(model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
         from flows.training import local_models_dir
 
         try:
-            extra["models_dir"] = str(local_models_dir(settings(ctx).store(), model))
+            runtime = Runtime(models_dir=local_models_dir(settings(ctx).store(), model))
         except ValueError as exc:
             raise fail(str(exc)) from None
     try:
@@ -156,7 +156,6 @@ def transfer(
             levels=levels,
             model=model,
             device=device,
-            extra=extra,
         ).validate()
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
@@ -175,7 +174,12 @@ def transfer(
 
         try:
             result = styletransfer.transfer(
-                content, list(styles or []), config, masks=masks, callback=on_step
+                content,
+                list(styles or []),
+                config,
+                masks=masks,
+                callback=on_step,
+                runtime=runtime,
             )
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None
