@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 import traceback
@@ -72,7 +73,8 @@ def prepare_inputs(
     """
     hook = method_spec(config.method).prepare_function()
     if hook is None:
-        return config.with_(style_weights=tuple(s.weight for s in styles)), [s.path for s in styles]
+        weights = tuple(s.weight for s in styles) or None
+        return config.with_(style_weights=weights), [s.path for s in styles]
     return hook(config, list(styles), runtime or Runtime())
 
 
@@ -97,7 +99,7 @@ class TransferResult:
     config: TransferConfig = field(default_factory=TransferConfig)
 
     def metrics(self) -> dict[str, Any]:
-        """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md)."""
+        """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md); null: not measured."""
         return {
             "status": self.status,
             "method": self.config.method,
@@ -105,7 +107,7 @@ class TransferResult:
             "config": self.config.settings(),
             "device": self.device,
             "seconds": dict(self.seconds),
-            "losses": dict(self.losses),
+            "losses": {k: v if math.isfinite(v) else None for k, v in self.losses.items()},
             "curve": [dict(row) for row in self.curve],
         }
 

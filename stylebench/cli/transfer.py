@@ -36,7 +36,8 @@ def transfer(
     styles: list[Path] = typer.Argument(
         None,
         help="Style image(s); several are blended by --style-weights. Optional for "
-        "feed-forward methods whose model fixes the style.",
+        "feed-forward methods whose model fixes the style (given, they are the model's styles "
+        "with a nonzero --style-weights, in its order, and measure the style loss).",
         exists=True,
         dir_okay=False,
     ),

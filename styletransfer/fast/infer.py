@@ -156,53 +156,65 @@ def _loss_network(inp, meta):
     )
 
 
-def measure_losses(inp, meta, outputs: Tensor, weights: Sequence[float]) -> list[dict[str, float]]:
+def measure_losses(
+    inp, meta, outputs: Tensor, weights: Sequence[float], batch_size: int = 8
+) -> list[dict[str, float]]:
     """Per output, the weighted perceptual losses under the model's loss network.
 
     The terms of its training (``styletransfer.fast.train.perceptual_losses``): content
     against the content image, style against the blend of the given style images' Gram
     matrices (the model's styles with a nonzero weight, at the run's size), total variation,
     weighted by the model's training config. Without style images the style term (and the
-    total) is NaN: not measured. One forward pass of outputs and contents together.
+    total) is NaN: not measured. One forward pass of outputs and contents together,
+    ``batch_size`` outputs at a time.
     """
     from styletransfer.losses import content_loss, gram_matrix, style_loss, tv_loss
 
     training = meta.training
     encoder = _loss_network(inp, meta)
-    n = outputs.shape[0]
+    layer_weights = training.layer_weights()
     with torch.inference_mode():
-        feats = encoder(torch.cat([outputs.to(inp.device), inp.contents.float()]))
-        c_loss = sum(
-            content_loss(feats[layer][:n], feats[layer][n:], reduction="none")
-            for layer in training.content_layers
-        )
-        active = [w for w in weights if w > 0]
-        if inp.styles:
-            s_loss = torch.zeros(n, device=inp.device)
-            for image, key, blend in zip(inp.styles, inp.style_keys, active, strict=True):
-                grams = inp.cache.get_or_compute(
+        targets = [
+            (
+                blend,
+                inp.cache.get_or_compute(
                     "fast_style_grams",
-                    (key, training.feature_model, meta.feature_weights, str(inp.device)),
+                    (key, training.feature_model, meta.feature_weights, tuple(layer_weights)),
                     lambda image=image: {
-                        layer: gram_matrix(f) for layer, f in encoder(image.float()).items()
+                        layer: gram_matrix(encoder(image.float())[layer]) for layer in layer_weights
                     },
-                )
-                for layer, lw in training.layer_weights().items():
+                ),
+            )
+            for image, key, blend in zip(
+                inp.styles, inp.style_keys, [w for w in weights if w > 0], strict=False
+            )
+        ]
+        rows = []
+        for start in range(0, outputs.shape[0], batch_size):
+            out = outputs[start : start + batch_size].to(inp.device).float()
+            n = out.shape[0]
+            contents = inp.contents[start : start + batch_size].float()
+            feats = encoder(torch.cat([out, contents]))
+            c_loss = sum(
+                content_loss(feats[layer][:n], feats[layer][n:], reduction="none")
+                for layer in training.content_layers
+            )
+            s_loss = torch.zeros(n, device=inp.device) if targets else None
+            for blend, grams in targets:
+                for layer, lw in layer_weights.items():
                     gram = gram_matrix(feats[layer][:n])
                     s_loss = s_loss + blend * lw * style_loss(gram, grams[layer], reduction="none")
-        else:
-            s_loss = torch.full((n,), float("nan"), device=inp.device)
-        t_loss = tv_loss(outputs.to(inp.device), reduction="none")
-    rows = []
-    for i in range(n):
-        row = {
-            "content": training.content_weight * float(c_loss[i]),
-            "style": training.style_weight * float(s_loss[i]),
-            "tv": training.tv_weight * float(t_loss[i]),
-            "photoreal": 0.0,
-        }
-        row["total"] = row["content"] + row["style"] + row["tv"]
-        rows.append(row)
+            t_loss = tv_loss(out, reduction="none")
+            for i in range(n):
+                style = float("nan") if s_loss is None else float(s_loss[i])
+                row = {
+                    "content": training.content_weight * float(c_loss[i]),
+                    "style": training.style_weight * style,
+                    "tv": training.tv_weight * float(t_loss[i]),
+                    "photoreal": 0.0,
+                }
+                row["total"] = row["content"] + row["style"] + row["tv"]
+                rows.append(row)
     return rows
 
 
@@ -259,7 +271,7 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
         autocast_dtype=dtype,
     )
     seconds = {"prepare": prepared - start, "optimize": time.perf_counter() - prepared}
-    losses = measure_losses(inp, model.meta, out, weights)
+    losses = measure_losses(inp, model.meta, out, weights, int(extra.get("batch_size", 8)))
     return [
         MethodOutput(
             image=out[i : i + 1].to(inp.device), seconds=seconds, steps=0, losses=losses[i]

@@ -57,6 +57,8 @@ def test_a_batch_of_contents_is_stylised_like_each_alone(tmp_path, content):
     alone = transfer(flipped, [], cfg)
     diff = to_tensor(both[1].image) - to_tensor(alone.image)
     assert diff.abs().max() <= 1 / 255 + 1e-6
+    assert both[1].losses["content"] == pytest.approx(alone.losses["content"], rel=1e-4)
+    assert both[0].losses["content"] != pytest.approx(alone.losses["content"], rel=1e-4)
 
 
 def test_fast_errors_say_what_to_do(tmp_path, content):
@@ -136,5 +138,6 @@ def test_without_style_images_the_style_loss_is_not_measured(tmp_path, content):
     result = transfer(content, [], _config(model=str(tmp_path / "duo"), style_weights=(1, 1)))
     assert result.losses["content"] > 0
     assert math.isnan(result.losses["style"]) and math.isnan(result.losses["total"])
+    assert result.metrics()["losses"]["style"] is None  # null in JSON: not measured
     with pytest.raises(ValueError, match="1 style image.* for 2 style"):
         transfer(content, [content], _config(model=str(tmp_path / "duo"), style_weights=(1, 1)))
