@@ -54,23 +54,9 @@ class BatchOutcome:
         self.run_ids.extend(other.run_ids)
 
 
-def config_from_json(text: str) -> Any:
-    from styletransfer import TransferConfig
-
-    values = json.loads(text)
-    for key, value in values.items():
-        if isinstance(value, list):
-            values[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-    return TransferConfig(**values)
-
-
-def config_json(config: Any) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
-
-
 def planned(configs: Sequence[Any]) -> list[PlannedConfig]:
-    """The configs as the runs table plans them: canonical JSON and hash."""
-    return [PlannedConfig(config_json(c), c.config_hash()) for c in configs]
+    """The configs as the runs table plans them: the codec's JSON (``to_json``) and hash."""
+    return [PlannedConfig(c.to_json(), c.config_hash()) for c in configs]
 
 
 def plan(
@@ -107,16 +93,19 @@ def _groups(items: Sequence[WorkItem]) -> Iterator[list[WorkItem]]:
         yield list(group)
 
 
-def _fast_inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any]]:
-    """A fast run takes its styles from the model: blend the model's styles as the pair asks."""
-    from flows.training import model_style_weights
+def _inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any], Any]:
+    """The method's (config, style images, runtime) for the pair's styles."""
+    from styletransfer import PairStyle, Runtime, prepare_inputs
 
-    if not config.model:
-        raise ValueError("method fast needs settings.model: the name of a trained model")
-    models_dir = store.models.local_root(config.model)
-    weights = model_style_weights(models_dir, config.model, item.style_ids, item.style_weights)
-    extra = {**dict(config.extra), "models_dir": str(models_dir)}
-    return config.with_(style_weights=weights, extra=extra), []
+    runtime = Runtime(models_dir=store.models.local_root(config.model) if config.model else None)
+    styles = [
+        PairStyle(image_id, store.local_path(path), weight)
+        for image_id, path, weight in zip(
+            item.style_ids, item.style_paths, item.style_weights, strict=True
+        )
+    ]
+    config, images = prepare_inputs(config, styles, runtime)
+    return config, images, runtime
 
 
 def _png(image: Any) -> bytes:
@@ -138,7 +127,7 @@ def run_batch(
     ``accelerator_slot`` is entered only around the transfer itself (the GPU section).
     """
     from stylebench import __version__
-    from styletransfer import transfer_batch
+    from styletransfer import TransferConfig, transfer_batch
 
     slot = accelerator_slot or nullcontext
     host = socket.gethostname()
@@ -150,15 +139,11 @@ def run_batch(
         first = group[0]
         started = datetime.now(timezone.utc)
         try:
-            config = config_from_json(first.config)
+            config = TransferConfig.from_json(first.config)
             contents = [store.local_path(i.content_path) for i in group]
-            if config.method == "fast":
-                config, styles = _fast_inputs(store, config, first)
-            else:
-                styles = [store.local_path(p) for p in first.style_paths]
-                config = config.with_(style_weights=first.style_weights)
+            config, styles, runtime = _inputs(store, config, first)
             with slot():
-                results = transfer_batch(contents, styles, config, cache=cache)
+                results = transfer_batch(contents, styles, config, cache=cache, runtime=runtime)
             errors: list[str | None] = [None] * len(group)
         except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
             log.warning("transfer failed for %d item(s): %s", len(group), exc)
@@ -189,7 +174,7 @@ def run_batch(
                 if result.status in ("ok", "diverged") and result.image is not None:
                     output = store.write_bytes(f"outputs/{run_id}.png", _png(result.image))
                 row = RunRecord(
-                    **common,
+                    **{**common, "config": result.config.to_json()},
                     status=result.status,
                     error=result.error,
                     device=result.device,

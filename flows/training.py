@@ -127,33 +127,6 @@ def train_on_catalog(
     return result
 
 
-def model_style_weights(
-    models_dir: Path, name: str, style_ids: Sequence[str], weights: Sequence[float]
-) -> tuple[float, ...]:
-    """Blend weights over a model's styles that reproduce a pair's styles and weights.
-
-    A model records the sha256 of each style image, which is the catalog's image id.
-    """
-    import json
-
-    meta_path = models_dir / name / "model.json"
-    if not meta_path.is_file():
-        raise ValueError(
-            f"no model {name!r} under {models_dir}: train it with "
-            "`stylebench train-fast --name NAME`"
-        )
-    styles = [s["sha256"] for s in json.loads(meta_path.read_text())["styles"]]
-    missing = [s for s in style_ids if s not in styles]
-    if missing:
-        raise ValueError(
-            f"model {name!r} was not trained on style image(s) "
-            f"{', '.join(m[:12] for m in missing)}; its styles are "
-            f"{', '.join(s[:12] for s in styles)}"
-        )
-    by_id = dict(zip(style_ids, weights, strict=True))
-    return tuple(float(by_id.get(s, 0.0)) for s in styles)
-
-
 def train_summary(
     store: Store,
     styles: Sequence[str],

@@ -36,7 +36,8 @@ def transfer(
     styles: list[Path] = typer.Argument(
         None,
         help="Style image(s); several are blended by --style-weights. Optional for "
-        "feed-forward methods whose model fixes the style.",
+        "feed-forward methods whose model fixes the style (given, they are the model's styles "
+        "with a nonzero --style-weights, in its order, and measure the style loss).",
         exists=True,
         dir_okay=False,
     ),
@@ -118,14 +119,14 @@ def transfer(
 ) -> None:
     """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
     import styletransfer
-    from styletransfer import SegmentationMasks, TransferConfig, WeightsUnavailable
+    from styletransfer import Runtime, SegmentationMasks, TransferConfig, WeightsUnavailable
 
     quiet = settings(ctx).verbosity < 0
-    extra = {}
+    runtime = Runtime()
     if model is not None and not Path(model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
         try:
-            extra["models_dir"] = str(settings(ctx).store().models.local_root(model))
+            runtime = Runtime(models_dir=settings(ctx).store().models.local_root(model))
         except ValueError as exc:
             raise fail(str(exc)) from None
     try:
@@ -154,7 +155,6 @@ def transfer(
             levels=levels,
             model=model,
             device=device,
-            extra=extra,
         ).validate()
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
@@ -173,7 +173,12 @@ def transfer(
 
         try:
             result = styletransfer.transfer(
-                content, list(styles or []), config, masks=masks, callback=on_step
+                content,
+                list(styles or []),
+                config,
+                masks=masks,
+                callback=on_step,
+                runtime=runtime,
             )
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None
