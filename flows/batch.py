@@ -1,10 +1,14 @@
 """Planning and running batches of style transfer over recorded pairs (no Prefect here).
 
 A work item is one (pair, config). Planning skips every item already recorded
-``ok`` in ``runs``, so a rerun after a crash does only what is left. A batch
-writes its outputs first (each atomically), then one ``loss_curves`` file and
-one ``runs`` file: a batch that dies part-way leaves no run recorded, and its
-items are planned again next time.
+``ok`` in ``runs``, so a rerun after a crash does only what is left. A worker
+claims its items before running them (``storage.Runs.claim``), so two workers
+given the same items run each once. A batch writes its outputs first (each
+atomically), then one ``loss_curves`` file and one ``runs`` file: a batch that
+dies part-way leaves no run recorded, and its items are planned again next time.
+
+``plan_experiment``, ``stylize_claimed`` and ``finish_experiment`` are the nightly
+loop; the ``stylize-nightly`` flow and ``stylize --no-prefect`` both call them.
 """
 
 from __future__ import annotations
@@ -18,48 +22,18 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import groupby
 from typing import Any
 
-from storage import Store
+from storage import CurvePoint, PlannedConfig, RunRecord, Store, WorkItem
 
 log = logging.getLogger(__name__)
 
 PHASES = ("total", "prepare", "optimize", "laplacian")
 LOSSES = ("total", "content", "style", "tv", "photoreal")
 CURVE_COLUMNS = ("step", "elapsed_s", *(f"loss_{k}" for k in LOSSES))
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """One pair under one config: everything a worker needs, as plain values."""
-
-    pair_id: str
-    content_id: str
-    content_path: str
-    style_ids: tuple[str, ...]
-    style_paths: tuple[str, ...]
-    style_weights: tuple[float, ...]
-    config: str  # canonical JSON of the TransferConfig
-    config_hash: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> WorkItem:
-        return cls(
-            pair_id=d["pair_id"],
-            content_id=d["content_id"],
-            content_path=d["content_path"],
-            style_ids=tuple(d["style_ids"]),
-            style_paths=tuple(d["style_paths"]),
-            style_weights=tuple(float(w) for w in d["style_weights"]),
-            config=d["config"],
-            config_hash=d["config_hash"],
-        )
 
 
 @dataclass
@@ -80,18 +54,9 @@ class BatchOutcome:
         self.run_ids.extend(other.run_ids)
 
 
-def config_from_json(text: str) -> Any:
-    from styletransfer import TransferConfig
-
-    values = json.loads(text)
-    for key, value in values.items():
-        if isinstance(value, list):
-            values[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-    return TransferConfig(**values)
-
-
-def config_json(config: Any) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+def planned(configs: Sequence[Any]) -> list[PlannedConfig]:
+    """The configs as the runs table plans them: the codec's JSON (``to_json``) and hash."""
+    return [PlannedConfig(c.to_json(), c.config_hash()) for c in configs]
 
 
 def plan(
@@ -102,56 +67,12 @@ def plan(
     limit: int | None = None,
 ) -> list[WorkItem]:
     """Every (pair, config) not yet recorded ``ok``, pairs oldest first."""
-    pairs = store.query(
-        """SELECT pair_id, any_value(content_id) AS content_id, any_value(style_ids) AS style_ids,
-                  any_value(style_weights) AS style_weights, min(created_at) AS created_at
-           FROM pairs WHERE ? IS NULL OR strategy = ?
-           GROUP BY pair_id ORDER BY created_at, pair_id""",
-        [strategy, strategy],
-    ).to_pylist()
-    if limit is not None:
-        pairs = pairs[:limit]
-    paths = {
-        r["image_id"]: r["path"]
-        for r in store.query("SELECT image_id, path FROM catalog").to_pylist()
-    }
-    done = _done(store)
-    items = []
-    for config in configs:
-        text, digest = config_json(config), config.config_hash()
-        for p in pairs:
-            if (p["pair_id"], digest) in done:
-                continue
-            missing = [i for i in [p["content_id"], *p["style_ids"]] if i not in paths]
-            if missing:
-                log.warning("pair %s names image(s) not in the catalog: %s", p["pair_id"], missing)
-                continue
-            items.append(
-                WorkItem(
-                    pair_id=p["pair_id"],
-                    content_id=p["content_id"],
-                    content_path=paths[p["content_id"]],
-                    style_ids=tuple(p["style_ids"]),
-                    style_paths=tuple(paths[s] for s in p["style_ids"]),
-                    style_weights=tuple(p["style_weights"]),
-                    config=text,
-                    config_hash=digest,
-                )
-            )
-    return items
-
-
-def _done(store: Store) -> set[tuple[str, str]]:
-    rows = store.query("SELECT DISTINCT pair_id, config_hash FROM runs WHERE status = 'ok'")
-    return {(r["pair_id"], r["config_hash"]) for r in rows.to_pylist()}
+    return store.runs.pending(planned(configs), strategy=strategy, limit=limit)
 
 
 def without_done(store: Store, items: Sequence[WorkItem]) -> list[WorkItem]:
     """``items`` less those recorded ``ok`` since they were planned."""
-    if not items:
-        return []
-    done = _done(store)
-    return [i for i in items if (i.pair_id, i.config_hash) not in done]
+    return store.runs.not_done(items)
 
 
 def make_batches(items: Sequence[WorkItem], batch_size: int) -> list[list[WorkItem]]:
@@ -172,16 +93,19 @@ def _groups(items: Sequence[WorkItem]) -> Iterator[list[WorkItem]]:
         yield list(group)
 
 
-def _fast_inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any]]:
-    """A fast run takes its styles from the model: blend the model's styles as the pair asks."""
-    from flows.training import local_models_dir, model_style_weights
+def _inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any], Any]:
+    """The method's (config, style images, runtime) for the pair's styles."""
+    from styletransfer import PairStyle, Runtime, prepare_inputs
 
-    if not config.model:
-        raise ValueError("method fast needs settings.model: the name of a trained model")
-    models_dir = local_models_dir(store, config.model)
-    weights = model_style_weights(models_dir, config.model, item.style_ids, item.style_weights)
-    extra = {**dict(config.extra), "models_dir": str(models_dir)}
-    return config.with_(style_weights=weights, extra=extra), []
+    runtime = Runtime(models_dir=store.models.local_root(config.model) if config.model else None)
+    styles = [
+        PairStyle(image_id, store.local_path(path), weight)
+        for image_id, path, weight in zip(
+            item.style_ids, item.style_paths, item.style_weights, strict=True
+        )
+    ]
+    config, images = prepare_inputs(config, styles, runtime)
+    return config, images, runtime
 
 
 def _png(image: Any) -> bytes:
@@ -203,27 +127,23 @@ def run_batch(
     ``accelerator_slot`` is entered only around the transfer itself (the GPU section).
     """
     from stylebench import __version__
-    from styletransfer import transfer_batch
+    from styletransfer import TransferConfig, transfer_batch
 
     slot = accelerator_slot or nullcontext
     host = socket.gethostname()
-    runs: list[dict[str, Any]] = []
-    curves: list[dict[str, Any]] = []
+    runs: list[RunRecord] = []
+    curves: list[CurvePoint] = []
     outcome = BatchOutcome()
     started_batch = time.perf_counter()
     for group in _groups(items):
         first = group[0]
         started = datetime.now(timezone.utc)
         try:
-            config = config_from_json(first.config)
+            config = TransferConfig.from_json(first.config)
             contents = [store.local_path(i.content_path) for i in group]
-            if config.method == "fast":
-                config, styles = _fast_inputs(store, config, first)
-            else:
-                styles = [store.local_path(p) for p in first.style_paths]
-                config = config.with_(style_weights=first.style_weights)
+            config, styles, runtime = _inputs(store, config, first)
             with slot():
-                results = transfer_batch(contents, styles, config, cache=cache)
+                results = transfer_batch(contents, styles, config, cache=cache, runtime=runtime)
             errors: list[str | None] = [None] * len(group)
         except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
             log.warning("transfer failed for %d item(s): %s", len(group), exc)
@@ -232,13 +152,14 @@ def run_batch(
         finished = datetime.now(timezone.utc)
         for item, result, error in zip(group, results, errors, strict=True):
             run_id = uuid.uuid4().hex
-            row: dict[str, Any] = {
+            planned_config = json.loads(item.config)
+            common: dict[str, Any] = {
                 "run_id": run_id,
                 "pair_id": item.pair_id,
                 "content_id": item.content_id,
-                "style_ids": list(item.style_ids),
-                "method": json.loads(item.config).get("method"),
-                "feature_model": json.loads(item.config).get("feature_model"),
+                "style_ids": tuple(item.style_ids),
+                "method": planned_config.get("method"),
+                "feature_model": planned_config.get("feature_model"),
                 "config": item.config,
                 "config_hash": item.config_hash,
                 "started_at": started,
@@ -247,12 +168,13 @@ def run_batch(
                 "stylebench_version": __version__,
             }
             if result is None:
-                row.update(status="failed", error=error)
+                row = RunRecord(**common, status="failed", error=error)
             else:
                 output = None
                 if result.status in ("ok", "diverged") and result.image is not None:
                     output = store.write_bytes(f"outputs/{run_id}.png", _png(result.image))
-                row.update(
+                row = RunRecord(
+                    **{**common, "config": result.config.to_json()},
                     status=result.status,
                     error=result.error,
                     device=result.device,
@@ -264,15 +186,84 @@ def run_batch(
                     **{f"loss_{k}": result.losses.get(k) for k in LOSSES},
                 )
                 curves.extend(
-                    {"run_id": run_id, **{k: p.get(k) for k in CURVE_COLUMNS}} for p in result.curve
+                    CurvePoint(run_id=run_id, **{k: p.get(k) for k in CURVE_COLUMNS})
+                    for p in result.curve
                 )
             runs.append(row)
-            setattr(outcome, row["status"], getattr(outcome, row["status"]) + 1)
+            setattr(outcome, row.status, getattr(outcome, row.status) + 1)
             outcome.run_ids.append(run_id)
             if on_item is not None:
-                on_item(item, row["status"])
+                on_item(item, row.status)
     # Curves first, runs last: a run is recorded only once everything it refers to exists.
-    store.append("loss_curves", curves)
-    store.append("runs", runs)
+    store.runs.record(runs, curves)
     outcome.seconds = time.perf_counter() - started_batch
     return outcome
+
+
+def stylize_claimed(
+    store: Store,
+    items: Sequence[WorkItem],
+    *,
+    accelerator_slot: Callable[[], AbstractContextManager[Any]] | None = None,
+    on_item: Callable[[WorkItem, str], None] | None = None,
+) -> BatchOutcome:
+    """Claim ``items``, run those this worker got (none done meanwhile), record, release."""
+    with store.runs.claim(items) as claim:
+        if claim.skipped:
+            log.info("%d item(s) are done or held by another worker; skipping them", claim.skipped)
+        if not claim.items:
+            return BatchOutcome()
+        return run_batch(store, claim.items, accelerator_slot=accelerator_slot, on_item=on_item)
+
+
+@dataclass(frozen=True)
+class NightPlan:
+    """One planning of an experiment: its configs, the pending items and their batches."""
+
+    name: str
+    config_hashes: tuple[str, ...]
+    items: tuple[WorkItem, ...]
+    batches: tuple[tuple[WorkItem, ...], ...]
+    started: datetime
+
+    def batch_dicts(self) -> list[list[dict[str, Any]]]:
+        return [[i.to_dict() for i in batch] for batch in self.batches]
+
+
+def plan_experiment(store: Store, spec: Any) -> NightPlan:
+    """Plan an ExperimentSpec once: every pending (pair, config), in batches."""
+    from flows.specs import expand_configs
+
+    started = datetime.now(timezone.utc)
+    configs = expand_configs(spec)
+    items = plan(store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit)
+    batches = make_batches(items, spec.batch_size)
+    log.info(
+        "%d pending item(s) in %d batch(es) for %d config(s)",
+        len(items),
+        len(batches),
+        len(configs),
+    )
+    return NightPlan(
+        spec.name,
+        tuple(c.config_hash() for c in configs),
+        tuple(items),
+        tuple(tuple(b) for b in batches),
+        started,
+    )
+
+
+def finish_experiment(store: Store, night: NightPlan) -> tuple[dict[str, Any], list[dict]]:
+    """What the night did (runs of its items recorded since it was planned, by status; what
+    is still pending) and the runs of its configs by method and status."""
+    counts = store.runs.outcome(night.items, night.started)
+    pending = len(store.runs.not_done(night.items))
+    seconds = (datetime.now(timezone.utc) - night.started).total_seconds()
+    result = {
+        "planned": len(night.items),
+        "batches": len(night.batches),
+        "pending": pending,
+        **counts,
+        "seconds": round(seconds, 1),
+    }
+    return result, store.runs.by_method(night.config_hashes)

@@ -9,19 +9,12 @@ from typing import Any
 from rich.console import Console
 
 from storage import Store
+from storage.query import EXAMPLE_QUERIES
 
 CONTENT_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg")
 STYLE_PHOTOS = ("hubble_deep_field.jpg", "ihc.png")
 OPTIMISED_METHODS = ("gatys", "dpst", "photo-fast")
 FAST_MODEL = "demo"
-
-EXAMPLE_QUERIES = (
-    "select method, count(*), avg(seconds_total) from runs group by 1",
-    "select method, feature_model, round(avg(loss_style), 4) as style_loss, "
-    "round(avg(seconds_optimize), 2) as optimise_s from runs where status = 'ok' group by 1, 2",
-    "select r.method, c.query, c.engine, c.license, r.output_path from runs r "
-    "join catalog c on c.image_id = r.content_id limit 5",
-)
 
 
 def sample_photos() -> tuple[list[str], list[str]]:
@@ -64,10 +57,7 @@ def run_demo(
         + [{"source": p, "role": "style"} for p in styles],
     }
     build_dataset(spec, data_dir=data_dir)
-    accepted = store.query(
-        "select role, count(*) as n from catalog where status = 'accepted' group by 1 order by 1"
-    ).to_pylist()
-    counts = ", ".join(f"{r['n']} {r['role']}" for r in accepted)
+    counts = ", ".join(f"{n} {role}" for role, n in store.catalog.accepted_counts().items())
     say(f"1/6 imported and curated: {counts}")
 
     single = pair_images(strategy="all", data_dir=data_dir)
@@ -76,13 +66,7 @@ def run_demo(
     )
     say(f"2/6 paired: {single['pairs']} single-style and {blended['pairs']} two-style pairs")
 
-    style_ids = [
-        r["image_id"]
-        for r in store.query(
-            "select image_id from catalog where role = 'style' and status = 'accepted' "
-            "order by image_id"
-        ).to_pylist()
-    ]
+    style_ids = [i.image_id for i in store.catalog.accepted("style", order="id")]
     trained = train_fast(
         styles=style_ids,
         name=FAST_MODEL,
@@ -131,6 +115,6 @@ def run_demo(
     say(f"\ndone in {time.perf_counter() - started:.0f} s. Data: {store.display('')}")
     prefix = "stylebench" + ("" if data_dir is None else f" --data-dir {data_dir}")
     say("Try:")
-    for q in EXAMPLE_QUERIES:
+    for q in EXAMPLE_QUERIES:  # what a user types into `stylebench query`
         say(f'  {prefix} query "{q}"', soft_wrap=True, highlight=False)
     return {"report": str(report.index), "runs": report.runs}

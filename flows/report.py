@@ -138,15 +138,8 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
     out = Path(out_dir)
     assets = out / "assets"
     assets.mkdir(parents=True, exist_ok=True)
-    runs = store.query(
-        "SELECT * FROM runs ORDER BY finished_at DESC NULLS LAST LIMIT ?", [int(limit)]
-    ).to_pylist()
-    catalog = {
-        r["image_id"]: r
-        for r in store.query(
-            "SELECT image_id, path, query, engine, license, creator FROM catalog"
-        ).to_pylist()
-    }
+    runs = store.runs.latest(limit)
+    catalog = store.catalog.entries(["path", "query", "engine", "license", "creator"])
     gallery = []
     for r in runs:
         content = catalog.get(r["content_id"] or "", {})
@@ -164,19 +157,12 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
         )
     plots = []
     run_ids = [r["run_id"] for r in runs]
-    curves = (
-        store.query(
-            "SELECT run_id, step, loss_total FROM loss_curves WHERE list_contains(?, run_id)",
-            [run_ids],
-        ).to_pylist()
-        if run_ids
-        else []
-    )
+    curves = store.runs.curves(run_ids)
     if _plot_curves(curves, {r["run_id"]: r["method"] for r in runs}, assets / "curves.png"):
         plots.append(("Loss curves", "assets/curves.png"))
     if _plot_times(runs, assets / "times.png"):
         plots.append(("Time by method and size", "assets/times.png"))
-    matrix = store.query("SELECT * FROM loss_matrix").to_pylist()
+    matrix = store.matrices.all()
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in matrix:
         groups[(row["experiment_id"], row["feature_model"])].append(row)
@@ -185,11 +171,7 @@ def build_report(store: Store, out_dir: str | Path, *, limit: int = 200) -> Repo
         name = f"matrix-{n}.png"
         _plot_matrix(rows, names, _plain(f"{experiment} — {model}"), assets / name)
         plots.append((f"Loss matrix: {experiment}, {model}", f"assets/{name}"))
-    summary = store.query(
-        "SELECT method, count(*) AS runs, count(*) FILTER (WHERE status = 'ok') AS ok, "
-        "round(avg(seconds_total), 2) AS mean_seconds, round(median(loss_style), 4) AS median_style_loss "
-        "FROM runs GROUP BY 1 ORDER BY 1"
-    ).to_pylist()
+    summary = store.runs.summary()
     # every template here is HTML: escape everything (stored text is untrusted)
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=True)
     page = env.get_template("report.html.j2").render(

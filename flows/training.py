@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage import Store
+from storage import Store, check_model_name
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
 _IMAGE_ID = re.compile(r"[0-9a-f]{6,64}\Z")
 
 
@@ -37,23 +36,21 @@ def resolve_styles(store: Store, refs: Sequence[str]) -> Images:
             ids.append(str(path))
             labels.append(path.stem)
             continue
-        if not _IMAGE_ID.match(ref):
+        if not _IMAGE_ID.fullmatch(ref):
             raise ValueError(
                 f"style {ref!r} is neither an existing file nor an image id "
                 "(6 to 64 hex digits); see `stylebench images --role style`"
             )
-        rows = store.query(
-            "select image_id, path from catalog where starts_with(image_id, ?)", [ref]
-        ).to_pylist()
-        if not rows:
+        found = store.catalog.find(ref)
+        if not found:
             raise ValueError(f"no image with id {ref!r} in the catalog; see `stylebench images`")
-        if len({r["image_id"] for r in rows}) > 1:
+        if len({i.image_id for i in found}) > 1:
             raise ValueError(
-                f"image id prefix {ref!r} is ambiguous ({len(rows)} images): give more digits"
+                f"image id prefix {ref!r} is ambiguous ({len(found)} images): give more digits"
             )
-        paths.append(store.local_path(rows[0]["path"]))
-        ids.append(rows[0]["image_id"])
-        labels.append(rows[0]["image_id"][:12])
+        paths.append(store.local_path(found[0].path or ""))
+        ids.append(found[0].image_id)
+        labels.append(found[0].image_id[:12])
     return Images(paths, ids, labels)
 
 
@@ -69,10 +66,7 @@ def content_images(store: Store, folder: Path | None = None) -> Images:
             raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
         ids = [p.relative_to(folder).as_posix() for p in paths]
         return Images(paths, ids, [p.stem for p in paths])
-    rows = store.query(
-        "select image_id, path from catalog where role = 'content' and status = 'accepted' "
-        "order by image_id"
-    ).to_pylist()
+    rows = store.catalog.accepted("content", order="id")
     if not rows:
         raise ValueError(
             "the catalog has no accepted content images: scrape or import some "
@@ -80,28 +74,10 @@ def content_images(store: Store, folder: Path | None = None) -> Images:
             "or train on a folder with --content-dir DIR"
         )
     return Images(
-        [store.local_path(r["path"]) for r in rows],
-        [r["image_id"] for r in rows],
-        [r["image_id"][:12] for r in rows],
+        [store.local_path(r.path or "") for r in rows],
+        [r.image_id for r in rows],
+        [r.image_id[:12] for r in rows],
     )
-
-
-def model_dir(store: Store, name: str) -> tuple[Path, bool]:
-    """Where training writes: the data directory's models/NAME, or a local cache for remote data."""
-    if store.loc.is_local:
-        return Path(store.loc.join("models", name)), False
-    from storage.images import cache_dir
-
-    return cache_dir() / "models" / store.loc.url.replace("/", "_").replace(":", "") / name, True
-
-
-def check_model_name(name: str) -> str:
-    if not MODEL_NAME.match(name):
-        raise ValueError(
-            f"model name {name!r} must be letters, digits, '.', '_', '+' "
-            "or '-' (up to 100): pass --name"
-        )
-    return name
 
 
 def train_on_catalog(
@@ -133,7 +109,7 @@ def train_on_catalog(
         weights=weights,
         device=torch_device,
     )
-    out_dir, remote = model_dir(store, name)
+    out_dir = store.models.training_dir(name)
     result = train(
         contents.paths,
         styles.paths,
@@ -147,50 +123,51 @@ def train_on_catalog(
         resume=resume,
         on_step=on_step,
     )
-    if remote:
-        for file in ("model.safetensors", "model.json"):
-            store.write_bytes(f"models/{name}/{file}", (out_dir / file).read_bytes())
+    store.models.publish(name)
     return result
 
 
-def local_models_dir(store: Store, name: str) -> Path:
-    """A local directory holding ``models/<name>/`` of the data directory (fetched if remote)."""
-    local, remote = model_dir(store, name)
-    if remote:
-        local.mkdir(parents=True, exist_ok=True)
-        for file in ("model.safetensors", "model.json"):
-            relpath = f"models/{name}/{file}"
-            if not store.exists(relpath):
-                raise ValueError(
-                    f"no model {name!r} in {store.display('models')}: train it with "
-                    "`stylebench train-fast --name NAME`"
-                )
-            (local / file).write_bytes(store.read_bytes(relpath))
-    return local.parent
+def train_summary(
+    store: Store,
+    styles: Sequence[str],
+    name: str,
+    *,
+    steps: int,
+    batch_size: int,
+    size: int,
+    feature_model: str,
+    checkpoint_every: int,
+    device: str = "auto",
+    log: Callable[..., None] | None = None,
+) -> dict[str, Any]:
+    """Train ``name`` on the catalog's accepted contents, logging 20 times; a summary row."""
+    from styletransfer.fast import TrainConfig
 
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        size=size,
+        feature_model=feature_model,
+        checkpoint_every=checkpoint_every,
+    )
+    every = max(1, steps // 20)
 
-def model_style_weights(
-    models_dir: Path, name: str, style_ids: Sequence[str], weights: Sequence[float]
-) -> tuple[float, ...]:
-    """Blend weights over a model's styles that reproduce a pair's styles and weights.
+    def on_step(info: Any) -> None:
+        if log is not None and (info.step % every == 0 or info.step == steps):
+            log("step %d/%d loss %.4g", info.step, steps, info.losses["total"])
 
-    A model records the sha256 of each style image, which is the catalog's image id.
-    """
-    import json
-
-    meta_path = models_dir / name / "model.json"
-    if not meta_path.is_file():
-        raise ValueError(
-            f"no model {name!r} under {models_dir}: train it with "
-            "`stylebench train-fast --name NAME`"
-        )
-    styles = [s["sha256"] for s in json.loads(meta_path.read_text())["styles"]]
-    missing = [s for s in style_ids if s not in styles]
-    if missing:
-        raise ValueError(
-            f"model {name!r} was not trained on style image(s) "
-            f"{', '.join(m[:12] for m in missing)}; its styles are "
-            f"{', '.join(s[:12] for s in styles)}"
-        )
-    by_id = dict(zip(style_ids, weights, strict=True))
-    return tuple(float(by_id.get(s, 0.0)) for s in styles)
+    result = train_on_catalog(
+        store,
+        resolve_styles(store, styles),
+        content_images(store),
+        name,
+        config,
+        device=device,
+        on_step=on_step,
+    )
+    return {
+        "model": name,
+        "steps": result.meta.steps,
+        "seconds": round(result.seconds, 1),
+        **{f"loss_{k}": round(v, 6) for k, v in result.meta.final_losses.items()},
+    }

@@ -142,6 +142,7 @@ class Deduper:
         self.config = config
         self.sha: set[str] = set()
         self._ids: list[str] = []
+        self._where: dict[str, list[int]] = {}  # image id -> its positions in _ids
         self._array = np.zeros(0, dtype=np.uint64)
         self._tail: list[int] = []
         for image_id, ph in known or []:
@@ -150,14 +151,19 @@ class Deduper:
     def add(self, image_id: str, ph: str | None) -> None:
         self.sha.add(image_id)
         if ph:
+            self._where.setdefault(image_id, []).append(len(self._ids))
             self._ids.append(image_id)
             self._tail.append(int(ph, 16))
             if len(self._tail) >= 256:
                 self._array = np.concatenate([self._array, np.array(self._tail, dtype=np.uint64)])
                 self._tail = []
 
-    def near(self, ph: str) -> tuple[str, int] | None:
-        """The closest accepted image within the threshold, and its distance."""
+    def near(self, ph: str, exclude: str | None = None) -> tuple[str, int] | None:
+        """The closest accepted image within the threshold, and its distance.
+
+        ``exclude`` is the image's own id: an image is never a near duplicate of itself
+        (another process may have accepted the same bytes a moment ago).
+        """
         if self.config.near_dup_distance < 0 or not self._ids:
             return None
         value = int(ph, 16)
@@ -167,6 +173,8 @@ class Deduper:
                 np.array([(value ^ h).bit_count() for h in self._tail], dtype=np.int64),
             ]
         )
+        if exclude is not None:
+            distances[self._where.get(exclude, [])] = 65  # above any 64-bit distance
         best = int(np.argmin(distances))
         if distances[best] > self.config.near_dup_distance:
             return None
@@ -177,7 +185,7 @@ class Deduper:
         reason = quality_reason(f, self.config)
         if reason:
             return reason
-        match = self.near(f.phash)
+        match = self.near(f.phash, exclude=f.sha256)
         if match:
             return f"near-duplicate: of {match[0][:12]} (distance {match[1]})"
         self.add(f.sha256, f.phash)

@@ -169,24 +169,6 @@ def _worker(store: Store, client: Client) -> Callable[[Candidate], Outcome]:
     return work
 
 
-def _known(store: Store) -> tuple[set[str], set[str], set[str], list[tuple[str, str]]]:
-    """(URLs seen, URLs that only ever failed, stored image ids, accepted (id, phash))."""
-    seen = store.query(
-        "SELECT image_url, bool_and(path IS NULL) AS failed FROM images "
-        "WHERE image_url IS NOT NULL GROUP BY image_url"
-    ).to_pylist()
-    stored = store.query("SELECT image_id FROM catalog WHERE path IS NOT NULL").column(0)
-    accepted = store.query(
-        "SELECT image_id, phash FROM catalog WHERE status = 'accepted' AND phash IS NOT NULL"
-    ).to_pylist()
-    return (
-        {r["image_url"] for r in seen},
-        {r["image_url"] for r in seen if r["failed"]},
-        set(stored.to_pylist()),
-        [(r["image_id"], r["phash"]) for r in accepted],
-    )
-
-
 def _land(
     store: Store,
     candidates: list[Candidate],
@@ -203,32 +185,31 @@ def _land(
 
     ``engine`` None records "local" or "url" per candidate (imports).
     """
+    from storage import Decision, ImageRecord
+
     validate_role(role)
-    seen_urls, failed_urls, stored_ids, accepted = _known(store)
-    skip = seen_urls - failed_urls if retry_failed else seen_urls
+    known = store.catalog.snapshot()  # one reading of the catalog for the whole run
+    skip = known.seen_urls - known.failed_urls if retry_failed else known.seen_urls
     unique: dict[str, Candidate] = {}
     for c in candidates:
         unique.setdefault(c.result.image_url, c)
     todo = [c for c in unique.values() if c.result.image_url not in skip]
     skipped = len(unique) - len(todo)
-    deduper = Deduper(curation, accepted)
-    known_ids = set(stored_ids)
+    deduper = Deduper(curation, list(known.accepted))
+    known_ids = set(known.stored_ids)
     batch_id = uuid.uuid4().hex
     download = client.config
-    images_rows: list[dict[str, Any]] = []
-    curation_rows: list[dict[str, Any]] = []
+    images_rows: list[ImageRecord] = []
+    curation_rows: list[Decision] = []
     rejected: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     accepted_ids: list[str] = []
     downloaded = 0
 
     def flush() -> None:
-        if images_rows:
-            store.append("images", images_rows)
-            images_rows.clear()
-        if curation_rows:
-            store.append("curation", curation_rows)
-            curation_rows.clear()
+        store.catalog.record(images_rows, curation_rows)
+        images_rows.clear()
+        curation_rows.clear()
 
     if progress:
         progress(0, len(todo))
@@ -255,48 +236,32 @@ def _land(
         if f is None:
             reason = f"{got.reason}: {got.detail}"[:500] if got.detail else str(got.reason)
             image_id = failed_id(r.image_url)
-            images_rows.append({**row, "image_id": image_id})
-            curation_rows.append(
-                {
-                    "image_id": image_id,
-                    "status": "rejected",
-                    "reason": reason,
-                    "decided_by": "auto",
-                    "decided_at": now,
-                }
-            )
+            images_rows.append(ImageRecord(image_id=image_id, **row))
+            curation_rows.append(Decision(image_id, "rejected", reason, "auto", now))
             failed[str(got.reason)] += 1
         else:
             downloaded += 1
             images_rows.append(
-                {
+                ImageRecord(
+                    image_id=f.sha256,
+                    path=got.path,
+                    width=f.width,
+                    height=f.height,
+                    format=got.format,
+                    bytes=got.size,
+                    phash=f.phash,
+                    blur=f.blur,
+                    is_grayscale=f.is_grayscale,
                     **row,
-                    "image_id": f.sha256,
-                    "path": got.path,
-                    "width": f.width,
-                    "height": f.height,
-                    "format": got.format,
-                    "bytes": got.size,
-                    "phash": f.phash,
-                    "blur": f.blur,
-                    "is_grayscale": f.is_grayscale,
-                }
+                )
             )
-            if f.sha256 in known_ids:
-                rejected["duplicate"] += 1
+            if f.sha256 in known_ids or f.sha256 in deduper.sha:
+                rejected["duplicate"] += 1  # stored before (or accepted meanwhile elsewhere)
             else:
                 known_ids.add(f.sha256)
                 reason = deduper.decide(f)
                 status = "rejected" if reason else "accepted"
-                curation_rows.append(
-                    {
-                        "image_id": f.sha256,
-                        "status": status,
-                        "reason": reason,
-                        "decided_by": "auto",
-                        "decided_at": now,
-                    }
-                )
+                curation_rows.append(Decision(f.sha256, status, reason, "auto", now))
                 if reason:
                     rejected[curate.reason_code(reason)] += 1
                 else:

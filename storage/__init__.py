@@ -1,8 +1,38 @@
-"""Storage: table schemas, atomic Parquet appends, the image store and DuckDB queries."""
+"""Storage: table schemas, atomic Parquet appends, the image store, DuckDB queries, the domain API."""
 
+from storage.catalog import Catalog, CatalogImage, Snapshot
+from storage.lease import Lease, LeaseHeld, Leases
 from storage.location import Location
-from storage.query import QueryError
+from storage.models import ModelStore, check_model_name
+from storage.query import DamagedTable, QueryError
+from storage.records import CurvePoint, Decision, ImageRecord, MatrixCell, PairRecord, RunRecord
+from storage.runs import Claim, PlannedConfig, Runs, WorkItem
 from storage.schemas import SCHEMAS, TABLES
 from storage.store import Store
 
-__all__ = ["SCHEMAS", "TABLES", "Location", "QueryError", "Store"]
+__all__ = [
+    "SCHEMAS",
+    "TABLES",
+    "Catalog",
+    "CatalogImage",
+    "Claim",
+    "CurvePoint",
+    "DamagedTable",
+    "Decision",
+    "ImageRecord",
+    "Lease",
+    "LeaseHeld",
+    "Leases",
+    "Location",
+    "MatrixCell",
+    "ModelStore",
+    "PairRecord",
+    "PlannedConfig",
+    "QueryError",
+    "RunRecord",
+    "Runs",
+    "Snapshot",
+    "Store",
+    "WorkItem",
+    "check_model_name",
+]

@@ -131,6 +131,38 @@ class Location:
             raise
         return path
 
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Create the file ``path`` holding ``data`` unless it exists; False if it did.
+
+        Atomic on local disks (a hard link of a complete temporary, which fails if the
+        name is taken) and on object stores with conditional writes (S3 ``If-None-Match``).
+        """
+        if not self.is_local:
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                    return False
+                raise
+            return True
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            os.unlink(tmp)
+
     def display(self, relpath: str) -> str:
         """A path a user can paste: local absolute path, or the full URL."""
         full = self.join(relpath)

@@ -40,28 +40,58 @@ DERIVED_VIEWS: dict[str, str] = {
 
 VIEWS: tuple[str, ...] = TABLES + tuple(DERIVED_VIEWS)
 
+# Queries worth trying first, as a user would type them into `stylebench query`.
+EXAMPLE_QUERIES = (
+    "select method, count(*), avg(seconds_total) from runs group by 1",
+    "select method, feature_model, round(avg(loss_style), 4) as style_loss, "
+    "round(avg(seconds_optimize), 2) as optimise_s from runs where status = 'ok' group by 1, 2",
+    "select r.method, c.query, c.engine, c.license, r.output_path from runs r "
+    "join catalog c on c.image_id = r.content_id limit 5",
+)
+
 
 class QueryError(ValueError):
     """A query failed; the message says why and lists the tables."""
+
+
+class DamagedTable(QueryError):
+    """A data file of a table cannot be read; the message names it and what to do."""
 
 
 def _sql_list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
-def connect(loc: Location, tables: tuple[str, ...] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per table over the current files."""
-    conn = duckdb.connect(":memory:")
-    prefix = ""
-    if not loc.is_local:
+def _prefix(loc: Location) -> str:
+    if loc.is_local:
+        return ""
+    protocol = loc.fs.protocol[0] if isinstance(loc.fs.protocol, tuple) else loc.fs.protocol
+    return f"{protocol}://"
+
+
+def connect(
+    loc: Location, tables: tuple[str, ...] | None = None, *, locked: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per table over the current files.
+
+    ``locked``: after the views are made, the connection reads only those files (no
+    other file, no URL), installs and loads no extension, and its configuration
+    cannot be changed.
+    """
+    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    conn = duckdb.connect(":memory:", config=config)
+    prefix = _prefix(loc)
+    if prefix:
         # DuckDB reads through the fsspec filesystem: no extension download needed.
         conn.register_filesystem(loc.fs)
-        protocol = loc.fs.protocol[0] if isinstance(loc.fs.protocol, tuple) else loc.fs.protocol
-        prefix = f"{protocol}://"
+    allowed: list[str] = []
     for table in tables or TABLES:
         empty_name = f"_empty_{table}"
         conn.register(empty_name, SCHEMAS[table].empty_table())
-        paths = [prefix + p for p in files(loc, table)]
+        listed = files(loc, table)
+        _check_files(loc, table, listed)
+        paths = [prefix + p for p in listed]
+        allowed += paths
         if paths:
             body = (
                 f"SELECT * FROM read_parquet({_sql_list(paths)}, union_by_name = true) "
@@ -73,6 +103,11 @@ def connect(loc: Location, tables: tuple[str, ...] | None = None) -> duckdb.Duck
     if tables is None:
         for name, sql in DERIVED_VIEWS.items():
             conn.execute(f"CREATE VIEW {name} AS {sql}")
+    if locked:
+        conn.execute(f"SET allowed_paths = {_sql_list(allowed)}")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET allow_community_extensions = false")
+        conn.execute("SET lock_configuration = true")
     return conn
 
 
@@ -85,25 +120,140 @@ def _tables_in(sql: str) -> tuple[str, ...] | None:
     return named or None
 
 
-def query(loc: Location, sql: str, params: list[Any] | None = None) -> pa.Table:
+# Statements a locked query may run: reading only (COPY, ATTACH, INSTALL, SET... are refused).
+READ_STATEMENTS = ("SELECT", "EXPLAIN")
+RETRIES = 5  # a compaction may remove files between listing and reading: list again
+
+
+def _is_vanished(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return isinstance(exc, duckdb.IOException) and (
+        "No such file" in text or "not found" in text.lower() or "No files found" in text
+    )
+
+
+# Data files are immutable (each name is new), so a file found sound stays sound.
+_SOUND: set[str] = set()
+
+
+def _check_files(loc: Location, table: str, paths: list[str]) -> None:
+    from storage.tables import check_file
+
+    problems = []
+    for path in paths:
+        key = loc.display(path[len(loc.root) + 1 :])
+        if key in _SOUND:
+            continue
+        why = check_file(loc, table, path)
+        if why:
+            problems.append((table, path, why))
+        else:
+            _SOUND.add(key)
+    _raise_damaged(loc, problems)
+
+
+def diagnose(loc: Location, tables: tuple[str, ...] | None = None) -> None:
+    """Raise DamagedTable naming every data file that does not belong to its table."""
+    from storage.tables import check_file
+
+    problems = []
+    for table in tables or TABLES:
+        for path in files(loc, table):
+            why = check_file(loc, table, path)
+            if why:
+                problems.append((table, path, why))
+    _raise_damaged(loc, problems)
+
+
+def _raise_damaged(loc: Location, problems: list[tuple[str, str, str]]) -> None:
+    if problems:
+        lines = [f"  {loc.display(p[len(loc.root) + 1 :])}: {why}" for _, p, why in problems]
+        names = " ".join(sorted({t for t, _, _ in problems}))
+        raise DamagedTable(
+            f"{len(problems)} damaged or foreign file(s) in the tables:\n"
+            + "\n".join(lines)
+            + f"\nRun `stylebench compact {names}` to move them to quarantine/ "
+            "(nothing else is changed), then look at them there."
+        )
+
+
+def query(
+    loc: Location, sql: str, params: list[Any] | None = None, *, locked: bool = False
+) -> pa.Table:
     """Run ``sql`` (with ``?`` placeholders bound to ``params``) and return Arrow.
 
-    Errors name the problem and list the tables and views that exist.
+    ``locked`` (for SQL a user typed): reading statements only, over the tables' files
+    only (see ``connect``). Errors name the problem and list the tables and views that
+    exist; a damaged file is named with what to do.
     """
-    conn = connect(loc, _tables_in(sql))
+    return query_all(loc, [sql], params, locked=locked)[0]
+
+
+def query_all(
+    loc: Location, sqls: list[str], params: list[Any] | None = None, *, locked: bool = False
+) -> list[pa.Table]:
+    """Run several queries on one connection: they see the same files (one listing)."""
+    tables = _tables_in(" ".join(sqls))
+    for attempt in range(RETRIES):
+        conn = None
+        try:
+            conn = connect(loc, tables, locked=locked)
+            out = []
+            for sql in sqls:
+                if locked:
+                    _check_read_only(conn, sql)
+                relation = conn.sql(sql, params=params) if params else conn.sql(sql)
+                out.append(pa.table({}) if relation is None else relation.to_arrow_table())
+            return out
+        except duckdb.CatalogException as exc:
+            raise QueryError(f"{_first_line(exc)}\nTables and views: {', '.join(VIEWS)}") from None
+        except duckdb.ParserException as exc:
+            raise QueryError(f"SQL syntax error: {_first_line(exc)}") from None
+        except duckdb.PermissionException as exc:
+            raise QueryError(_locked_message(_first_line(exc))) from None
+        except duckdb.Error as exc:
+            if _is_vanished(exc) and attempt < RETRIES - 1:
+                continue
+            diagnose(loc, tables)
+            if locked and "configuration has been locked" in str(exc):
+                raise QueryError(_locked_message(_first_line(exc))) from None
+            raise QueryError(f"query failed: {_first_line(exc)}") from None
+        finally:
+            if conn is not None:
+                conn.close()
+    raise AssertionError("unreachable")
+
+
+def checked_connect(loc: Location) -> duckdb.DuckDBPyConnection:
+    """``connect`` over every table, naming any damaged file instead of failing raw."""
+    for attempt in range(RETRIES):
+        try:
+            return connect(loc)
+        except duckdb.Error as exc:
+            if _is_vanished(exc) and attempt < RETRIES - 1:
+                continue
+            diagnose(loc)
+            raise QueryError(f"cannot open the tables: {_first_line(exc)}") from None
+    raise AssertionError("unreachable")
+
+
+def _locked_message(detail: str) -> str:
+    return (
+        f"refused: {detail}.\nQueries read the tables and views only; reading other files, "
+        "writing files, extensions and settings are off. On a machine of your own, "
+        "`stylebench query --unlocked` lifts this."
+    )
+
+
+def _check_read_only(conn: duckdb.DuckDBPyConnection, sql: str) -> None:
     try:
-        relation = conn.sql(sql, params=params) if params else conn.sql(sql)
-        if relation is None:  # a statement without a result set
-            return pa.table({})
-        return relation.to_arrow_table()
-    except duckdb.CatalogException as exc:
-        raise QueryError(f"{_first_line(exc)}\nTables and views: {', '.join(VIEWS)}") from None
-    except duckdb.ParserException as exc:
-        raise QueryError(f"SQL syntax error: {_first_line(exc)}") from None
-    except duckdb.Error as exc:
-        raise QueryError(f"query failed: {_first_line(exc)}") from None
-    finally:
-        conn.close()
+        statements = conn.extract_statements(sql)
+    except duckdb.ParserException:
+        return  # the query itself reports the syntax error
+    for statement in statements:
+        kind = str(statement.type).rsplit(".", 1)[-1]
+        if kind not in READ_STATEMENTS:
+            raise QueryError(_locked_message(f"{kind} statements are not allowed"))
 
 
 def _first_line(exc: Exception) -> str:
@@ -113,11 +263,7 @@ def _first_line(exc: Exception) -> str:
 def read_table(loc: Location, table: str) -> pa.Table:
     """Every row of ``table``, in its schema's column order (extra columns after)."""
     schema = schema_for(table)
-    conn = connect(loc, (table,))
-    try:
-        data = conn.sql(f"SELECT * FROM {table}").to_arrow_table()
-    finally:
-        conn.close()
+    data = query(loc, f"SELECT * FROM {table}")
     ordered = schema.names + [c for c in data.column_names if c not in schema.names]
     data = data.select(ordered)
     return data.cast(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,11 @@ import pyarrow as pa
 from storage import images as _images
 from storage import query as _query
 from storage import tables as _tables
+from storage.catalog import Catalog
+from storage.lease import Leases
 from storage.location import Location
+from storage.models import ModelStore
+from storage.runs import Matrices, Runs
 from storage.schemas import TABLES
 
 
@@ -53,12 +57,19 @@ class Store:
     def compact(self, table: str) -> _tables.CompactResult:
         return _tables.compact(self.loc, table)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        """Run SQL over the tables; ``?`` placeholders are bound to ``params``."""
-        return _query.query(self.loc, sql, params)
+    def query(self, sql: str, params: list[Any] | None = None, *, locked: bool = False) -> pa.Table:
+        """Run SQL over the tables; ``?`` placeholders are bound to ``params``.
+
+        ``locked`` for SQL from a user: it reads the tables and nothing else.
+        """
+        return _query.query(self.loc, sql, params, locked=locked)
+
+    def query_all(self, sqls: list[str]) -> list[pa.Table]:
+        """Several queries over one listing of the files (a consistent snapshot)."""
+        return _query.query_all(self.loc, sqls)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        return _query.connect(self.loc)
+        return _query.checked_connect(self.loc)
 
     # images and outputs ---------------------------------------------------
     def put_image(self, data: bytes, ext: str) -> _images.StoredImage:
@@ -81,39 +92,41 @@ class Store:
     def display(self, relpath: str) -> str:
         return self.loc.display(relpath)
 
-    # curation -------------------------------------------------------------
+    # the domain API -------------------------------------------------------
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self)
+
+    @cached_property
+    def runs(self) -> Runs:
+        return Runs(self)
+
+    @cached_property
+    def matrices(self) -> Matrices:
+        return Matrices(self)
+
+    @cached_property
+    def models(self) -> ModelStore:
+        return ModelStore(self)
+
+    @cached_property
+    def leases(self) -> Leases:
+        return Leases(self.loc)
+
     def decide(
         self, image_ids: Iterable[str], status: str, reason: str | None, decided_by: str = "user"
     ) -> int:
-        """Append one curation decision per image; the latest decision wins."""
-        if status not in ("accepted", "rejected"):
-            raise ValueError(f"status must be 'accepted' or 'rejected', got {status!r}")
-        now = datetime.now(timezone.utc)
-        rows = [
-            {
-                "image_id": i,
-                "status": status,
-                "reason": reason,
-                "decided_by": decided_by,
-                "decided_at": now,
-            }
-            for i in image_ids
-        ]
-        self.append("curation", rows)
-        return len(rows)
+        """Append one curation decision per image; the latest decision wins (see Catalog.decide)."""
+        return self.catalog.decide(image_ids, status, reason, decided_by)
 
     # overview -------------------------------------------------------------
     def info(self) -> list[TableInfo]:
         out = []
-        conn = self.connect()
-        try:
-            for table in TABLES:
-                paths = self.files(table)
-                size = sum(self.loc.fs.size(p) for p in paths)
-                rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                out.append(TableInfo(table, int(rows), len(paths), int(size)))
-        finally:
-            conn.close()
+        for table in TABLES:
+            paths = self.files(table)
+            size = sum(self.loc.fs.size(p) for p in paths)
+            rows = self.query(f"SELECT count(*) AS n FROM {table}").column(0)[0].as_py()
+            out.append(TableInfo(table, int(rows), len(paths), int(size)))
         return out
 
     def disk_usage(self, subdir: str) -> tuple[int, int]:

@@ -8,7 +8,9 @@ fresh UUID, so concurrent writers never collide and never lose rows.
 ``compact`` merges a table's files into a few large ones. The merged file
 records in its footer which files it replaces, and readers skip those, so a
 crash between writing the merged file and deleting the originals neither loses
-nor duplicates a row; the next ``compact`` finishes the deletion.
+nor duplicates a row; the next ``compact`` finishes the deletion. One compaction
+of a table runs at a time (a lease); files that do not belong to the table are
+moved to ``quarantine/``, and columns a newer version added are carried along.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage.lease import Lease, Leases
 from storage.location import TMP_PREFIX, Location
 from storage.schemas import schema_for
 
@@ -33,6 +36,8 @@ PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
 COMPACT_KEY = b"stylebench.compaction"
 STALE_TMP_SECONDS = 3600
+QUARANTINE_DIR = "quarantine"
+COMPACT_LEASE_SECONDS = 3600.0  # one compaction's longest expected run
 
 
 def table_dir(loc: Location, table: str) -> str:
@@ -102,10 +107,15 @@ def _listing(loc: Location, table: str) -> list[str]:
 
 
 def _compact_meta(loc: Location, path: str) -> dict[str, Any]:
-    with loc.fs.open(path, "rb") as fh:
-        meta = pq.read_metadata(fh).metadata or {}
-    raw = meta.get(COMPACT_KEY)
-    return json.loads(raw) if raw else {}
+    try:
+        with loc.fs.open(path, "rb") as fh:
+            meta = pq.read_metadata(fh).metadata or {}
+        raw = meta.get(COMPACT_KEY)
+        return json.loads(raw) if raw else {}
+    except FileNotFoundError:
+        raise
+    except Exception:  # noqa: BLE001 - a damaged file is listed, and named by check_file
+        return {}
 
 
 def files(loc: Location, table: str) -> list[str]:
@@ -113,7 +123,9 @@ def files(loc: Location, table: str) -> list[str]:
 
     A compaction's merged files form a group; once the whole group is in
     place it hides the files it replaces, and until then the group itself
-    stays hidden.
+    stays hidden. Of two complete groups that replace a file in common (two
+    compactions that overlapped), only the first by name counts: the other is
+    hidden, so no row is ever read twice.
     """
     listing = _listing(loc, table)
     groups: dict[str, list[str]] = {}
@@ -121,19 +133,55 @@ def files(loc: Location, table: str) -> list[str]:
     replaces: dict[str, list[str]] = {}
     for path in listing:
         if path.rsplit("/", 1)[-1].startswith(COMPACT_PREFIX):
-            meta = _compact_meta(loc, path)
+            try:
+                meta = _compact_meta(loc, path)
+            except FileNotFoundError:
+                continue  # removed by a compaction since the listing
             if not meta:
                 continue
             groups.setdefault(meta["group"], []).append(path)
             expected[meta["group"]] = meta["count"]
             replaces[meta["group"]] = meta["replaces"]
     hidden: set[str] = set()
-    for group, members in groups.items():
-        if len(members) == expected[group]:
-            hidden.update(replaces[group])
+    replaced: set[str] = set()
+    for group, members in sorted(groups.items(), key=lambda kv: min(kv[1])):
+        names = {m.rsplit("/", 1)[-1] for m in members}
+        if len(members) == expected[group] and not (replaced & set(replaces[group])):
+            replaced.update(replaces[group])
         else:
-            hidden.update(m.rsplit("/", 1)[-1] for m in members)
+            hidden.update(names)
+    hidden |= replaced
     return [p for p in listing if p.rsplit("/", 1)[-1] not in hidden]
+
+
+def check_file(loc: Location, table: str, path: str) -> str | None:
+    """What is wrong with the data file ``path`` of ``table``, or None if it belongs there.
+
+    Wrong: empty, not Parquet, no column of the table (a foreign file), or a column
+    of the table stored with another type. Columns the table does not know (written
+    by a newer version) are fine.
+    """
+    schema = schema_for(table)
+    try:
+        if loc.fs.size(path) == 0:
+            return "it is empty (0 bytes)"
+        with loc.fs.open(path, "rb") as fh:
+            found = pq.read_schema(fh)
+    except FileNotFoundError:
+        return None  # compacted away meanwhile
+    except Exception as exc:  # noqa: BLE001 - any failure to read the footer is the finding
+        return f"it is not a readable Parquet file ({str(exc).strip().splitlines()[0][:200]})"
+    shared = [n for n in found.names if n in schema.names]
+    if not shared:
+        return (
+            f"it is not a file of table {table}: none of its columns "
+            f"({', '.join(found.names[:8])}) is one of the table's"
+        )
+    for name in shared:
+        have, want = found.field(name).type, schema.field(name).type
+        if have != want and not pa.types.is_null(have):
+            return f"column {name!r} is {have}, the table stores {want}"
+    return None
 
 
 def read(loc: Location, table: str) -> pa.Table:
@@ -149,6 +197,8 @@ class CompactResult:
     files_before: int
     files_after: int
     rows: int
+    quarantined: tuple[str, ...] = ()  # damaged or foreign files moved to quarantine/
+    skipped: str | None = None  # why nothing was done (another compaction holds the lease)
 
 
 def _remove_stale_temporaries(loc: Location, table: str) -> None:
@@ -163,22 +213,53 @@ def _remove_stale_temporaries(loc: Location, table: str) -> None:
             os.unlink(entry.path)
 
 
+def quarantine(loc: Location, table: str, path: str) -> str:
+    """Move a damaged or foreign file out of the table into ``quarantine/<table>/``."""
+    target = loc.join(QUARANTINE_DIR, table, path.rsplit("/", 1)[-1])
+    if loc.is_local:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+    loc.fs.mv(path, target)
+    return target
+
+
 def compact(loc: Location, table: str, rows_per_file: int = 2_000_000) -> CompactResult:
     """Merge ``table``'s files into files of at most ``rows_per_file`` rows.
 
     Safe against concurrent appends (files written after the listing are left
-    alone) and against a crash at any point. Do not run two compactions of one
-    table at once.
+    alone), against a crash at any point, and against other compactions: one
+    compaction of a table runs at a time (a lease, ``leases/compact/<table>``);
+    the others return at once with ``skipped`` saying who holds it. Files that
+    are not Parquet files of this table are moved to ``quarantine/<table>/``,
+    never merged or deleted; columns this version does not know are kept.
     """
+    schema_for(table)
+    leases = Leases(loc)
+    lease = leases.acquire(f"compact/{table}", COMPACT_LEASE_SECONDS, owner=f"compact {table}")
+    if lease is None:
+        held = leases.holder(f"compact/{table}")
+        n = len(files(loc, table))
+        return CompactResult(table, n, n, 0, skipped=f"another compaction holds it: {held}")
+    try:
+        return _compact_held(loc, table, rows_per_file, leases, lease)
+    finally:
+        leases.release(lease)
+
+
+def _compact_held(
+    loc: Location, table: str, rows_per_file: int, leases: Leases, lease: Lease
+) -> CompactResult:
     _remove_stale_temporaries(loc, table)
     listing = _listing(loc, table)
     visible = files(loc, table)
     hidden = [p for p in listing if p not in visible]
     for path in hidden:  # finish an interrupted compaction
         loc.fs.rm(path)
+    bad = [p for p in visible if check_file(loc, table, p) is not None]
+    moved = tuple(quarantine(loc, table, p) for p in bad)
+    visible = [p for p in visible if p not in bad]
     if len(visible) <= 1:
         n = read_files(loc, table, visible).num_rows if visible else 0
-        return CompactResult(table, len(visible), len(visible), n)
+        return CompactResult(table, len(visible) + len(bad), len(visible), n, moved)
     data = read_files(loc, table, visible)
     directory = table_dir(loc, table)
     names = [p.rsplit("/", 1)[-1] for p in visible]
@@ -189,21 +270,30 @@ def compact(loc: Location, table: str, rows_per_file: int = 2_000_000) -> Compac
         _write_atomic(loc, directory, _new_name(COMPACT_PREFIX), chunk, {COMPACT_KEY: marker})
         for chunk in chunks
     ]
-    for path in visible:
-        loc.fs.rm(path)
-    return CompactResult(table, len(visible), len(written), data.num_rows)
+    if leases.holds(lease):  # else the lease expired: the next compaction deletes them
+        for path in visible:
+            loc.fs.rm(path)
+    return CompactResult(table, len(visible) + len(bad), len(written), data.num_rows, moved)
 
 
 def read_files(loc: Location, table: str, paths: list[str]) -> pa.Table:
-    """Read the given files of ``table`` into its current schema."""
+    """Read the given files of ``table``: its columns in its schema, then any others as stored."""
     schema = schema_for(table)
     parts = []
     for path in paths:
         with loc.fs.open(path, "rb") as fh:
             part = pq.read_table(fh)
-        parts.append(
-            to_arrow(table, part.select([c for c in part.column_names if c in schema.names]))
-        )
+        known = to_arrow(table, part.select([c for c in part.column_names if c in schema.names]))
+        for name in part.column_names:
+            if name not in schema.names:
+                known = known.append_column(part.schema.field(name), part.column(name))
+        parts.append(known.replace_schema_metadata(None))
     if not parts:
         return schema.empty_table()
-    return pa.concat_tables(parts)
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValueError(
+            f"the files of {table} disagree on the type of a column this version does not "
+            f"know ({exc}); compact with the newest stylebench version"
+        ) from None

@@ -1,20 +1,32 @@
 """Neural style transfer: feature networks, losses, the matting Laplacian, methods, the optimiser."""
 
 from styletransfer.cache import TransferCache
-from styletransfer.config import TransferConfig
+from styletransfer.config import Runtime, TransferConfig
 from styletransfer.features import FEATURE_MODELS, WeightsUnavailable, load_encoder
-from styletransfer.methods import METHODS, register_method
-from styletransfer.transfer import SegmentationMasks, TransferResult, transfer, transfer_batch
+from styletransfer.registry import METHODS, MethodSpec, method_spec, register_method
+from styletransfer.transfer import (
+    PairStyle,
+    SegmentationMasks,
+    TransferResult,
+    prepare_inputs,
+    transfer,
+    transfer_batch,
+)
 
 __all__ = [
     "FEATURE_MODELS",
     "METHODS",
+    "MethodSpec",
+    "PairStyle",
+    "Runtime",
     "SegmentationMasks",
     "TransferCache",
     "TransferConfig",
     "TransferResult",
     "WeightsUnavailable",
     "load_encoder",
+    "method_spec",
+    "prepare_inputs",
     "register_method",
     "transfer",
     "transfer_batch",

@@ -1,4 +1,4 @@
-"""TransferConfig: the typed, frozen, validated settings of one style-transfer run."""
+"""TransferConfig: the typed, frozen, validated settings of one run; Runtime: where it runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from styletransfer.registry import method_spec
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
@@ -24,6 +27,23 @@ MAX_SIZE = 4096
 _INTS = ("size", "steps", "levels", "seed")
 _WEIGHTS = ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr", "matting_eps")
 _WEIGHT_LISTS = ("content_layer_weights", "style_layer_weights", "style_weights")
+# Keys of ``extra`` that name a place rather than a setting: they belong in a Runtime.
+_RUNTIME_KEYS = {"models_dir": "Runtime(models_dir=...)"}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where a run finds what it needs, outside its settings (and so outside config_hash()).
+
+    ``models_dir`` holds trained feed-forward models as ``<models_dir>/<name>/model.json``
+    (the data directory's ``models/``); the caller passes it, the library never guesses it.
+    """
+
+    models_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.models_dir is not None:
+            object.__setattr__(self, "models_dir", Path(self.models_dir))
 
 
 def _floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
@@ -90,11 +110,25 @@ class TransferConfig:
     # -- derived values -------------------------------------------------------------------
     def resolved(self) -> TransferConfig:
         """A copy with every ``None`` replaced by the method's or network's default."""
+        cfg = self._resolved()
+        spec = method_spec(self.method)
+        if spec.settings is None:
+            return cfg
+        # Settings that do not apply to the method take its defaults, so they neither enter
+        # its records nor tell two identical runs apart.
+        base = TransferConfig(method=self.method)._resolved()
+        changes = {
+            f.name: getattr(base, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in spec.settings and f.name not in _NOT_HASHED
+        }
+        return dataclasses.replace(cfg, **changes)
+
+    def _resolved(self) -> TransferConfig:
         from styletransfer.features import default_layers
-        from styletransfer.methods import method_defaults
 
         changes: dict[str, Any] = {}
-        defaults = method_defaults(self.method)
+        defaults = method_spec(self.method).default_values()
         fields = {f.name for f in dataclasses.fields(self)}
         for name, value in defaults.items():
             if name in fields and getattr(self, name) is None:
@@ -136,13 +170,9 @@ class TransferConfig:
     def validate(self) -> TransferConfig:
         """Raise ValueError naming the problem (and the valid options); return self."""
         from styletransfer.features import FEATURE_MODELS, check_layers
-        from styletransfer.methods import METHODS
 
         _check_types(self)
-        if self.method not in METHODS:
-            raise ValueError(
-                f"unknown method {self.method!r}; the methods are: {', '.join(sorted(METHODS))}"
-            )
+        spec = method_spec(self.method)
         if self.feature_model not in FEATURE_MODELS:
             raise ValueError(
                 f"unknown feature model {self.feature_model!r}; the feature models are: "
@@ -176,11 +206,17 @@ class TransferConfig:
                 raise ValueError(
                     f"style weights must be >= 0 with a positive sum, got {list(self.style_weights)}"
                 )
+        for key, where in _RUNTIME_KEYS.items():
+            if key in dict(self.extra):
+                raise ValueError(
+                    f"{key} is a location, not a setting: leave it out of extra and pass "
+                    f"runtime={where} to transfer()"
+                )
         cfg = self.resolved()
         for kind in ("content", "style"):
             layers = getattr(cfg, f"{kind}_layers")
             weights = getattr(cfg, f"{kind}_layer_weights")
-            if cfg.method in _LAYERLESS_METHODS:
+            if not spec.uses_layers:
                 continue
             check_layers(cfg.feature_model, layers)
             if len(weights) != len(layers):
@@ -201,6 +237,53 @@ class TransferConfig:
                 out[key] = list(value)
         out["extra"] = {k: v for k, v in self.extra}
         return out
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved settings that apply to the method, as plain JSON-able values.
+
+        Every field for the optimising methods; for a method that declares its own (``fast``:
+        the model, its style blend, size, colour, precision, device) only those.
+        """
+        applies = method_spec(self.method).settings
+        return {k: v for k, v in self.to_dict().items() if applies is None or k in applies}
+
+    def to_json(self) -> str:
+        """Canonical JSON of ``settings()``: what a work item carries and ``runs.config`` holds."""
+        return json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> TransferConfig:
+        """Parse and validate a config written by ``to_json`` (or ``to_dict``).
+
+        Fields left out take their defaults. Raises ValueError naming the problem: text that is
+        not a JSON object, unknown fields (the valid ones listed), values of the wrong kind or
+        out of range (the valid options listed).
+        """
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"a transfer config must be a JSON object: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"a transfer config must be a JSON object, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"unknown transfer setting(s) {', '.join(unknown)}; the settings are: "
+                f"{', '.join(sorted(fields))}"
+            )
+        for key, value in data.items():
+            if key == "extra":
+                if not isinstance(value, dict):
+                    raise ValueError(f"extra must be a JSON object, got {value!r}")
+                continue
+            kind = _FIELD_KINDS.get(key)
+            if kind is not None and not _is_kind(value, kind):
+                raise ValueError(f"{key} must be {_KIND_NAMES[kind]}, got {value!r}")
+        try:
+            return cls.from_dict(data).validate()
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of the resolved settings, the device left out."""
@@ -233,6 +316,57 @@ class TransferConfig:
         return cls().with_(**data)
 
 
+# The JSON kind each field takes (None allowed where the field's default is None).
+_FIELD_KINDS: dict[str, str] = {
+    **dict.fromkeys(("method", "feature_model", "optimizer", "init", "device"), "str"),
+    **dict.fromkeys(("weights", "model"), "str?"),
+    **dict.fromkeys(("content_layers", "style_layers"), "strs?"),
+    **dict.fromkeys(("content_layer_weights", "style_layer_weights", "style_weights"), "numbers?"),
+    **dict.fromkeys(
+        ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr"), "number?"
+    ),
+    **dict.fromkeys(("size", "steps", "seed", "levels"), "int"),
+    "matting_eps": "number",
+    **dict.fromkeys(("preserve_color", "mixed_precision", "upscale"), "bool"),
+    "two_stage": "bool?",
+}
+_KIND_NAMES = {
+    "str": "a string",
+    "str?": "a string or null",
+    "strs?": "a list of layer names or null",
+    "numbers?": "a list of numbers or null",
+    "number?": "a number or null",
+    "number": "a number",
+    "int": "an integer",
+    "bool": "true or false",
+    "bool?": "true, false or null",
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind.endswith("?"):
+        if value is None:
+            return True
+        kind = kind[:-1]
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "strs":
+        return isinstance(value, (str, list)) and all(
+            isinstance(v, str) for v in ([value] if isinstance(value, str) else value)
+        )
+    if kind == "numbers":
+        return isinstance(value, list) and all(_is_number(v) for v in value)
+    if kind == "number":
+        return _is_number(value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, bool)
+
+
 def _check_numbers(name: str, values: Any) -> None:
     """A list of weights must hold finite numbers (a NaN weight makes every run diverge)."""
     if values is None:
@@ -259,7 +393,3 @@ def _check_types(cfg: TransferConfig) -> None:
             raise ValueError(f"{name} must be a number, got {value!r}")
     if not isinstance(cfg.upscale, bool):
         raise ValueError(f"upscale must be true or false, got {cfg.upscale!r}")
-
-
-# Methods whose networks fix their own layers (feed-forward ones) skip layer validation.
-_LAYERLESS_METHODS: set[str] = set()

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from styletransfer.cache import TransferCache
-from styletransfer.config import TransferConfig
+from styletransfer.config import Runtime, TransferConfig
 
 LOSS_TERMS = ("content", "style", "tv", "photoreal")
 # A step whose loss exceeds this multiple of the initial loss, or is not finite, ends the run.
@@ -128,6 +128,7 @@ class MethodInput:
     masks: list[list[tuple[Tensor, list[Tensor]]]] | None = None  # per content: (cmask, smasks)
     mask_keys: list[str] | None = None
     callback: StepCallback | None = None
+    runtime: Runtime = field(default_factory=Runtime)  # where models and such live
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import time
 import traceback
 from collections.abc import Sequence
@@ -13,7 +15,7 @@ import torch
 from PIL import Image
 
 from styletransfer.cache import TransferCache, default_cache
-from styletransfer.config import TransferConfig
+from styletransfer.config import Runtime, TransferConfig
 from styletransfer.engine import (
     LOSS_TERMS,
     MethodInput,
@@ -33,7 +35,7 @@ from styletransfer.images import (
     to_pil,
     to_tensor,
 )
-from styletransfer.methods import get_method
+from styletransfer.registry import method_spec
 
 # On a CPU a stacked batch pays only while it is small: one VGG19 forward and backward pass
 # per image (bf16, 2 threads) took 0.73-0.90x the one-image time in batches of 8 at 96 and
@@ -51,9 +53,38 @@ class SegmentationMasks:
     styles: Sequence[ImageLike]
 
 
+@dataclass(frozen=True)
+class PairStyle:
+    """One style of a pair: the catalog's image id (sha256 of the file), a local path, a weight."""
+
+    image_id: str
+    path: str | os.PathLike[str]
+    weight: float
+
+
+def prepare_inputs(
+    config: TransferConfig, styles: Sequence[PairStyle], runtime: Runtime | None = None
+) -> tuple[TransferConfig, list[str | os.PathLike[str]]]:
+    """The ``(config, style images)`` that run a pair's styles under ``config``'s method.
+
+    By default the styles are passed as they are and their weights become
+    ``config.style_weights``; a method with a prepare hook maps them its own way (a
+    feed-forward model blends the styles it was trained on). ValueError says what is missing.
+    """
+    hook = method_spec(config.method).prepare_function()
+    if hook is None:
+        weights = tuple(s.weight for s in styles) or None
+        return config.with_(style_weights=weights), [s.path for s in styles]
+    return hook(config, list(styles), runtime or Runtime())
+
+
 @dataclass
 class TransferResult:
-    """One stylised image and its record. Losses are the weighted terms of the final iterate."""
+    """One stylised image and its record. Losses are the weighted terms of the final iterate.
+
+    ``config`` is the effective config that ran: resolved, with the style blend it was given;
+    ``config.to_json()`` holds only the settings that apply to its method.
+    """
 
     image: Image.Image
     status: str  # ok | failed | diverged
@@ -68,15 +99,15 @@ class TransferResult:
     config: TransferConfig = field(default_factory=TransferConfig)
 
     def metrics(self) -> dict[str, Any]:
-        """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md)."""
+        """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md); null: not measured."""
         return {
             "status": self.status,
             "method": self.config.method,
             "feature_model": self.config.feature_model,
-            "config": self.config.to_dict(),
+            "config": self.config.settings(),
             "device": self.device,
             "seconds": dict(self.seconds),
-            "losses": dict(self.losses),
+            "losses": {k: v if math.isfinite(v) else None for k, v in self.losses.items()},
             "curve": [dict(row) for row in self.curve],
         }
 
@@ -93,14 +124,23 @@ def transfer(
     masks: SegmentationMasks | tuple[ImageLike, Sequence[ImageLike]] | None = None,
     callback: StepCallback | None = None,
     cache: TransferCache | None = None,
+    runtime: Runtime | None = None,
 ) -> TransferResult:
     """Stylise ``content`` with ``styles`` (blended by ``config.style_weights``).
 
-    Raises ValueError for invalid settings or inputs and WeightsUnavailable when the feature
-    network's weights cannot be had; a failure during the run is returned as status "failed".
+    ``runtime`` says where things live that are not settings (``models_dir`` of trained
+    models). Raises ValueError for invalid settings or inputs and WeightsUnavailable when the
+    feature network's weights cannot be had; a failure during the run is returned as status
+    "failed".
     """
     return transfer_batch(
-        [content], styles, config, masks=[masks] if masks else None, callback=callback, cache=cache
+        [content],
+        styles,
+        config,
+        masks=[masks] if masks else None,
+        callback=callback,
+        cache=cache,
+        runtime=runtime,
     )[0]
 
 
@@ -113,6 +153,7 @@ def transfer_batch(
     callback: StepCallback | None = None,
     cache: TransferCache | None = None,
     max_batch: int = 16,
+    runtime: Runtime | None = None,
 ) -> list[TransferResult]:
     """Stylise several content images with the same styles, as one batch per output size.
 
@@ -125,14 +166,17 @@ def transfer_batch(
     cfg = config.resolved()
     if isinstance(styles, (str, Image.Image)) or not isinstance(styles, Sequence):
         styles = [styles]
-    if not styles and cfg.method in ("gatys", "dpst"):
+    spec = method_spec(cfg.method)
+    if not styles and spec.needs_styles:
         raise ValueError(f"method {cfg.method} needs at least one style image")
-    blend = cfg.blend(len(styles)) if styles else ()
+    # A method that runs without styles reads config.style_weights its own way.
+    blend = cfg.blend(len(styles)) if styles and spec.needs_styles else ()
     cache = cache if cache is not None else default_cache()
+    runtime = runtime or Runtime()
     device = select_device(cfg.device)
     if device.type == "cpu":
         configure_threads()
-    method = get_method(cfg.method)
+    method = spec.function()
     start = time.perf_counter()
     content_imgs = [resize(open_rgb(c), cfg.size, upscale=cfg.upscale) for c in contents]
     style_imgs = [resize(open_rgb(s), cfg.size, upscale=cfg.upscale) for s in styles]
@@ -166,6 +210,7 @@ def transfer_batch(
                     masks[chunk[0]] if len(chunk) == 1 else None,
                     callback,
                     load_seconds / len(contents),
+                    runtime,
                 ),
                 strict=True,
             ):
@@ -193,7 +238,7 @@ def _mask_inputs(masks, content: Image.Image, styles: list[Image.Image]):
 
 
 def _run_group(
-    method, contents, styles, blend, cfg, device, cache, masks, callback, load_seconds
+    method, contents, styles, blend, cfg, device, cache, masks, callback, load_seconds, runtime
 ) -> list[TransferResult]:
     start = time.perf_counter()
     width, height = contents[0].size
@@ -225,6 +270,7 @@ def _run_group(
         masks=mask_segments,
         mask_keys=[mask_key] if mask_key else None,
         callback=callback,
+        runtime=runtime,
     )
     n = len(contents)
     try:

@@ -145,25 +145,12 @@ def import_(
     _print_summary(summary)
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _select(
     store: Any, role: Role | None, status: Status | None, query: str | None, engine: str | None
 ) -> list[dict[str, Any]]:
-    where = []
-    if role:
-        where.append(f"role = {_sql_str(role.value)}")
-    if status:
-        where.append(f"status = {_sql_str(status.value)}")
-    if query:
-        where.append(f"query = {_sql_str(query)}")
-    if engine:
-        where.append(f"engine = {_sql_str(engine)}")
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT * FROM catalog {clause} ORDER BY query NULLS LAST, fetched_at, rank, image_id"
-    return store.query(sql).to_pylist()
+    return store.catalog.select(
+        role=role and role.value, status=status and status.value, query=query, engine=engine
+    )
 
 
 def _thumbnail(store: Any, path: str) -> str | None:
@@ -302,49 +289,16 @@ def _source(row: dict[str, Any]) -> str:
 
 def resolve_ids(store: Any, prefixes: list[str]) -> list[str]:
     """Full image ids for ids or unique prefixes; a ValueError names unknown or ambiguous ones."""
-    out = []
-    for prefix in prefixes:
-        p = prefix.strip().lower()
-        if not p:
-            raise ValueError("an empty image id was given")
-        matches = (
-            store.query(
-                "SELECT image_id FROM catalog WHERE starts_with(image_id, "
-                f"{_sql_str(p)}) ORDER BY image_id LIMIT 6"
-            )
-            .column(0)
-            .to_pylist()
-        )
-        if not matches:
-            raise ValueError(f"no image id starts with {prefix!r}; see `stylebench images`")
-        if len(matches) > 1 and p not in matches:
-            shown = ", ".join(m[:16] for m in matches[:5])
-            raise ValueError(
-                f"{prefix!r} is ambiguous: it starts {shown}"
-                f"{' and more' if len(matches) > 5 else ''}; give more characters"
-            )
-        out.append(p if p in matches else matches[0])
-    return out
+    return store.catalog.resolve(prefixes)
 
 
 def _decide(ctx: typer.Context, ids: list[str], status: str, reason: str | None) -> None:
     store = settings(ctx).store()
     try:
-        full = resolve_ids(store, ids)
+        full = store.catalog.resolve(ids)
+        n = store.catalog.decide(full, status, reason, decided_by="user")
     except ValueError as exc:
         raise fail(str(exc)) from None
-    if status == "accepted":
-        in_list = ", ".join(_sql_str(i) for i in full)
-        missing = store.query(
-            f"SELECT image_id, reason FROM catalog WHERE image_id IN ({in_list}) AND path IS NULL"
-        ).to_pylist()
-        if missing:
-            first = missing[0]
-            raise fail(
-                f"{first['image_id'][:16]} has no stored image (it failed: "
-                f"{first['reason']}); only downloaded images can be accepted"
-            )
-    n = store.decide(full, status, reason, decided_by="user")
     console.print(f"{status} {n} image(s): {', '.join(i[:12] for i in full)}")
 
 

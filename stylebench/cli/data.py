@@ -7,6 +7,7 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from stylebench.cli.common import console, escaped, fail, human_bytes, settings
@@ -45,9 +46,16 @@ def query(
         help="File to write (required for parquet; csv/json print to stdout without it).",
     ),
     limit: int = typer.Option(100, help="Rows shown in table format [default: 100]."),
+    unlocked: bool = typer.Option(
+        False,
+        "--unlocked",
+        help="Lift the lock: let the SQL read and write any file, load extensions and change "
+        "settings (for a machine of your own) [default: locked to reading the tables].",
+    ),
 ) -> None:
     """Run SQL over the tables: images, curation, pairs, runs, loss_curves, loss_matrix
-    (and the views catalog and curation_latest)."""
+    (and the views catalog and curation_latest). Reading statements only, over the
+    tables' files only, unless --unlocked."""
     from storage import QueryError
     from stylebench.cli.output import check_output_file, csv_ready
 
@@ -55,7 +63,7 @@ def query(
         check_output_file(output, "--output")
     store = settings(ctx).store()
     try:
-        result = store.query(sql)
+        result = store.query(sql, locked=not unlocked)
     except QueryError as exc:
         raise fail(str(exc)) from None
     if fmt is OutputFormat.table:
@@ -95,7 +103,13 @@ def info(ctx: typer.Context) -> None:
     store = settings(ctx).store()
     console.print(f"[bold]data directory[/]: {store.display('')}")
     view = Table("table", "rows", "files", "size", header_style="bold")
-    for t in store.info():
+    from storage import QueryError
+
+    try:
+        tables = store.info()
+    except QueryError as exc:
+        raise fail(str(exc)) from None
+    for t in tables:
         view.add_row(t.table, f"{t.rows:,}", f"{t.files:,}", human_bytes(t.bytes))
     console.print(view)
     for sub in ("images", "outputs", "models"):
@@ -115,8 +129,16 @@ def compact(
     if unknown:
         raise fail(f"unknown table(s) {', '.join(unknown)}; the tables are: {', '.join(TABLES)}")
     for table in tables or TABLES:
-        r = store.compact(table)
+        try:
+            r = store.compact(table)
+        except ValueError as exc:
+            raise fail(f"{table}: {exc}") from None
+        if r.skipped:
+            console.print(f"{table}: skipped, {escape(r.skipped)}")
+            continue
         console.print(f"{table}: {r.files_before} file(s) -> {r.files_after}, {r.rows:,} rows")
+        for path in r.quarantined:
+            console.print(f"  moved a damaged or foreign file to {escape(path)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

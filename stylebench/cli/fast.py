@@ -79,13 +79,8 @@ def train_fast(
     """Train a feed-forward network (Johnson et al. 2016) for one or more styles (conditional
     instance norm, Dumoulin et al. 2017). Checkpoints regularly; rerun the same command to
     resume after an interruption. The model lands in models/NAME of the data directory."""
-    from flows.training import (
-        check_model_name,
-        content_images,
-        model_dir,
-        resolve_styles,
-        train_on_catalog,
-    )
+    from flows.training import content_images, resolve_styles, train_on_catalog
+    from storage import check_model_name
     from styletransfer.engine import select_device
     from styletransfer.fast import TrainConfig
     from styletransfer.fast.model import FastModelError
@@ -121,7 +116,7 @@ def train_fast(
     except ValueError as exc:
         raise fail(str(exc)) from None
 
-    out_dir, _ = model_dir(store, model_name)
+    out_dir = store.models.training_dir(model_name)
     console.print(
         f"training [bold]{model_name}[/]: {len(styles.paths)} style(s), "
         f"{len(contents.paths)} content image(s), {config.steps} steps of "

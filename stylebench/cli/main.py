@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from stylebench import __version__
 from stylebench.cli import catalog, data, pipeline

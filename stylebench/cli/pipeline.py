@@ -126,7 +126,7 @@ def stylize(
                 },
                 ExperimentSpec,
             )
-        configs = expand_configs(spec)
+        expand_configs(spec)  # validates every setting before anything runs
     except SpecError as exc:
         raise fail(str(exc)) from None
     if use_prefect:
@@ -134,28 +134,26 @@ def stylize(
 
         result = stylize_nightly(spec.model_dump(), data_dir=st.data_dir)
     else:
-        result = _stylize_directly(st, spec, configs)
+        result = _stylize_directly(st, spec)
     console.print(result)
 
 
-def _stylize_directly(st, spec, configs) -> dict:
-    from flows.batch import BatchOutcome, make_batches, plan, run_batch
+def _stylize_directly(st, spec) -> dict:
+    """The body of the stylize-nightly flow without Prefect: the same plain functions."""
+    from flows.batch import finish_experiment, plan_experiment, stylize_claimed
     from stylebench.cli.common import progress
 
     store = st.store()
-    items = plan(store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit)
-    total = BatchOutcome()
+    night = plan_experiment(store, spec)
     with progress(quiet=st.verbosity < 0) as bar:
-        task = bar.add_task("stylising", total=len(items))
-        for batch in make_batches(items, spec.batch_size):
-            total.add(run_batch(store, batch, on_item=lambda *_: bar.advance(task)))
-    return {
-        "planned": len(items),
-        "ok": total.ok,
-        "failed": total.failed,
-        "diverged": total.diverged,
-        "seconds": round(total.seconds, 1),
-    }
+        task = bar.add_task("stylising", total=len(night.items))
+        done = 0
+        for batch in night.batches:
+            stylize_claimed(store, batch, on_item=lambda *_: bar.advance(task))
+            done += len(batch)  # items another worker held count as handled
+            bar.update(task, completed=done)
+    result, _ = finish_experiment(store, night)
+    return result
 
 
 def report(

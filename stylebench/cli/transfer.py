@@ -36,7 +36,8 @@ def transfer(
     styles: list[Path] = typer.Argument(
         None,
         help="Style image(s); several are blended by --style-weights. Optional for "
-        "feed-forward methods whose model fixes the style.",
+        "feed-forward methods whose model fixes the style (given, they are the model's styles "
+        "with a nonzero --style-weights, in its order, and measure the style loss).",
         exists=True,
         dir_okay=False,
     ),
@@ -126,19 +127,17 @@ def transfer(
     """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
     import styletransfer
     from stylebench.cli.output import check_image_file, check_output_file
-    from styletransfer import SegmentationMasks, TransferConfig, WeightsUnavailable
+    from styletransfer import Runtime, SegmentationMasks, TransferConfig, WeightsUnavailable
 
     check_image_file(output, "--output")
     if metrics is not None:
         check_output_file(metrics, "--metrics", missing_folder_ok=True)
     quiet = settings(ctx).verbosity < 0
-    extra = {}
+    runtime = Runtime()
     if model is not None and not Path(model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
-        from flows.training import local_models_dir
-
         try:
-            extra["models_dir"] = str(local_models_dir(settings(ctx).store(), model))
+            runtime = Runtime(models_dir=settings(ctx).store().models.local_root(model))
         except ValueError as exc:
             raise fail(str(exc)) from None
     try:
@@ -168,7 +167,6 @@ def transfer(
             levels=levels,
             model=model,
             device=device,
-            extra=extra,
         ).validate()
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
@@ -187,7 +185,12 @@ def transfer(
 
         try:
             result = styletransfer.transfer(
-                content, list(styles or []), config, masks=masks, callback=on_step
+                content,
+                list(styles or []),
+                config,
+                masks=masks,
+                callback=on_step,
+                runtime=runtime,
             )
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None
@@ -275,9 +278,10 @@ def loss_matrix(
                 )
             except (ValueError, WeightsUnavailable) as exc:
                 raise fail(str(exc)) from None
-    store = settings(ctx).store()
-    rows = [row for m in matrices for row in m.rows(experiment_id)]
-    store.append("loss_matrix", rows)
+    from storage import MatrixCell
+
+    rows = [MatrixCell(**row) for m in matrices for row in m.rows(experiment_id)]
+    settings(ctx).store().matrices.record(rows)
     plot_heatmaps(matrices, output)
     console.print(
         f"experiment {experiment_id}: {len(rows)} row(s) in loss_matrix for "

@@ -15,10 +15,6 @@ from styletransfer.fast.model import (
     save_model,
 )
 from styletransfer.fast.network import NetworkSpec, TransformerNet
-from styletransfer.methods import register_method
-
-# The styles, layers and weights of a fast run are fixed by its trained model (see model.json).
-register_method("fast", fast_method, {}, uses_layers=False)
 
 __all__ = [
     "CheckpointMismatch",

@@ -6,14 +6,13 @@ import contextlib
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from styletransfer.fast.model import FastModel, load_model, resolve_model
+from styletransfer.fast.model import FastModel, load_model, read_meta, resolve_model
 from styletransfer.fast.network import TransformerNet, style_weight_matrix
 
 ImageLike = Image.Image | str | os.PathLike[str]
@@ -101,18 +100,6 @@ def stylize(
     return [r for r in results if r is not None]
 
 
-def default_models_dir() -> Path:
-    """``models/`` of the data directory named by STYLEBENCH_DATA (default ./stylebench-data).
-
-    Only local data directories are searched; for a remote one the caller passes a local
-    ``models_dir`` (the CLI does).
-    """
-    data = os.environ.get("STYLEBENCH_DATA") or "stylebench-data"
-    if "://" in data and not data.startswith("file://"):
-        return Path("stylebench-data") / "models"
-    return Path(data.removeprefix("file://")) / "models"
-
-
 def blend_for(model_styles: int, style_weights: Sequence[float] | None) -> tuple[float, ...]:
     """Blend weights for a model: the given ones normalised to sum 1, or an even blend."""
     if style_weights is None:
@@ -130,12 +117,115 @@ def blend_for(model_styles: int, style_weights: Sequence[float] | None) -> tuple
     return tuple(float(w) / total for w in style_weights)
 
 
+def prepare_fast(config, styles, runtime):
+    """The prepare hook of ``fast``: a pair's styles as a blend of the model's styles.
+
+    A model records the sha256 of each style image, which is the catalog's image id; the
+    weights come back in the model's order (0 for its styles the pair lacks), the images are
+    the pair's styles with a nonzero weight in that order, for measuring the style loss.
+    """
+    if not config.model:
+        raise ValueError("method fast needs settings.model: the name of a trained model")
+    directory = resolve_model(config.model, runtime.models_dir)
+    model_styles = [s.sha256 for s in read_meta(directory).styles]
+    missing = [s.image_id for s in styles if s.image_id not in model_styles]
+    if missing:
+        raise ValueError(
+            f"model {config.model!r} was not trained on style image(s) "
+            f"{', '.join(m[:12] for m in missing)}; its styles are "
+            f"{', '.join(s[:12] for s in model_styles)}"
+        )
+    by_id = {s.image_id: s for s in styles}
+    weights = tuple(float(by_id[s].weight) if s in by_id else 0.0 for s in model_styles)
+    images = [by_id[s].path for s, w in zip(model_styles, weights, strict=True) if w > 0]
+    return config.with_(style_weights=weights), images
+
+
+def _loss_network(inp, meta):
+    """The model's loss network (its training feature network and layers), cached."""
+    from styletransfer.features import load_encoder
+
+    training = meta.training
+    layers = tuple(dict.fromkeys((*training.content_layers, *training.style_layers)))
+    source = meta.feature_weights
+    kind, _, where = source.partition(":")
+    weights = {"bundled": "bundled", "file": where, "torchvision": where or "torchvision"}.get(kind)
+    key = (training.feature_model, str(weights), layers, str(inp.device))
+    return inp.cache.get_or_compute(
+        "encoder", key, lambda: load_encoder(training.feature_model, layers, weights, inp.device)
+    )
+
+
+def measure_losses(
+    inp, meta, outputs: Tensor, weights: Sequence[float], batch_size: int = 8
+) -> list[dict[str, float]]:
+    """Per output, the weighted perceptual losses under the model's loss network.
+
+    The terms of its training (``styletransfer.fast.train.perceptual_losses``): content
+    against the content image, style against the blend of the given style images' Gram
+    matrices (the model's styles with a nonzero weight, at the run's size), total variation,
+    weighted by the model's training config. Without style images the style term (and the
+    total) is NaN: not measured. One forward pass of outputs and contents together,
+    ``batch_size`` outputs at a time.
+    """
+    from styletransfer.losses import content_loss, gram_matrix, style_loss, tv_loss
+
+    training = meta.training
+    encoder = _loss_network(inp, meta)
+    layer_weights = training.layer_weights()
+    with torch.inference_mode():
+        targets = [
+            (
+                blend,
+                inp.cache.get_or_compute(
+                    "fast_style_grams",
+                    (key, training.feature_model, meta.feature_weights, tuple(layer_weights)),
+                    lambda image=image: {
+                        layer: gram_matrix(encoder(image.float())[layer]) for layer in layer_weights
+                    },
+                ),
+            )
+            for image, key, blend in zip(
+                inp.styles, inp.style_keys, [w for w in weights if w > 0], strict=False
+            )
+        ]
+        rows = []
+        for start in range(0, outputs.shape[0], batch_size):
+            out = outputs[start : start + batch_size].to(inp.device).float()
+            n = out.shape[0]
+            contents = inp.contents[start : start + batch_size].float()
+            feats = encoder(torch.cat([out, contents]))
+            c_loss = sum(
+                content_loss(feats[layer][:n], feats[layer][n:], reduction="none")
+                for layer in training.content_layers
+            )
+            s_loss = torch.zeros(n, device=inp.device) if targets else None
+            for blend, grams in targets:
+                for layer, lw in layer_weights.items():
+                    gram = gram_matrix(feats[layer][:n])
+                    s_loss = s_loss + blend * lw * style_loss(gram, grams[layer], reduction="none")
+            t_loss = tv_loss(out, reduction="none")
+            for i in range(n):
+                style = float("nan") if s_loss is None else float(s_loss[i])
+                row = {
+                    "content": training.content_weight * float(c_loss[i]),
+                    "style": training.style_weight * style,
+                    "tv": training.tv_weight * float(t_loss[i]),
+                    "photoreal": 0.0,
+                }
+                row["total"] = row["content"] + row["style"] + row["tv"]
+                rows.append(row)
+    return rows
+
+
 def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOutput]
     """The ``fast`` method: one forward pass of a trained model over the content batch.
 
     ``config.model`` names the model (a directory, its model.json, or a name under
-    ``config.extra['models_dir']``, else under ``default_models_dir()``); the styles come from
-    the model and ``config.style_weights`` blends them (default: an even blend).
+    ``inp.runtime.models_dir``); the styles come from the model and ``config.style_weights``
+    blends them (default: an even blend). Style images, if given, are the model's styles with a
+    nonzero weight, in its order (``prepare_fast`` makes them from a pair): they serve only to
+    measure the style loss, recorded with the others under the model's loss network.
     """
     from styletransfer.engine import MethodOutput, autocast_dtype
 
@@ -145,22 +235,29 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
             "method fast needs a trained model: pass --model NAME (or a path); "
             "train one with `stylebench train-fast`"
         )
-    if inp.styles:
-        raise ValueError(
-            "method fast takes its styles from the model: omit the style images and choose "
-            "or blend the model's styles with --style-weights"
-        )
     extra = dict(cfg.extra)
-    models_dir = extra.get("models_dir") or default_models_dir()
     start = time.perf_counter()
-    directory = resolve_model(cfg.model, models_dir)
+    directory = resolve_model(cfg.model, inp.runtime.models_dir)
     stamp = (directory / "model.json").stat().st_mtime_ns
     model = inp.cache.get_or_compute(
         "fast_model",
         (str(directory.resolve()), stamp, str(inp.device)),
         lambda: load_model(directory, device=inp.device),
     )
-    weights = blend_for(model.net.num_styles, cfg.style_weights)
+    num_styles = model.net.num_styles
+    if inp.styles and (cfg.style_weights is None or len(cfg.style_weights) != num_styles):
+        raise ValueError(
+            "method fast takes its styles from the model: omit the style images and choose "
+            "or blend the model's styles with --style-weights (one weight per style of the "
+            "model); style images, given with those weights, only measure the style loss"
+        )
+    weights = blend_for(num_styles, cfg.style_weights)
+    if inp.styles and len(inp.styles) != sum(w > 0 for w in weights):
+        raise ValueError(
+            f"method fast takes its styles from the model: {len(inp.styles)} style image(s) "
+            f"given for {sum(w > 0 for w in weights)} style(s) with a nonzero weight; give "
+            "one image per such style of the model, in its order, or none"
+        )
     prepared = time.perf_counter()
     # Mixed precision only on CUDA: on this project's bf16 CPU the transformer's convolutions
     # ran slower in bf16 than in float32 at batch 1 (bench/bench_fast.py has both columns).
@@ -174,7 +271,10 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
         autocast_dtype=dtype,
     )
     seconds = {"prepare": prepared - start, "optimize": time.perf_counter() - prepared}
+    losses = measure_losses(inp, model.meta, out, weights, int(extra.get("batch_size", 8)))
     return [
-        MethodOutput(image=out[i : i + 1].to(inp.device), seconds=seconds, steps=0)
+        MethodOutput(
+            image=out[i : i + 1].to(inp.device), seconds=seconds, steps=0, losses=losses[i]
+        )
         for i in range(out.shape[0])
     ]

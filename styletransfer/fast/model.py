@@ -252,10 +252,25 @@ def resolve_model(
         available = (
             f"; models available: {', '.join(names)}" if names else "; no models trained yet"
         )
+    elif models_dir is None and given.name == str(name_or_path):
+        available = "; to find a model by name, pass the models directory (Runtime(models_dir=))"
     raise ModelNotFound(
         f"no fast model {str(name_or_path)!r} (looked for {META_FILE} in {searched}){available}. "
         "Train one with `stylebench train-fast --style IMAGE --name NAME`."
     )
+
+
+def _read_meta(directory: Path) -> tuple[ModelMeta, str]:
+    data = _read_json(directory / META_FILE, "model")
+    try:
+        return ModelMeta.from_dict(data), str(data["weights_sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptModel(f"model metadata {directory / META_FILE} is invalid: {exc}") from None
+
+
+def read_meta(directory: str | os.PathLike[str]) -> ModelMeta:
+    """The metadata of the model in ``directory`` (its model.json), without loading weights."""
+    return _read_meta(Path(directory))[0]
 
 
 def load_model(
@@ -265,12 +280,7 @@ def load_model(
 ) -> FastModel:
     """Load a model by path or by name under ``models_dir``; checks checksum and shapes."""
     directory = resolve_model(name_or_path, models_dir)
-    data = _read_json(directory / META_FILE, "model")
-    try:
-        meta = ModelMeta.from_dict(data)
-        expected_sha = str(data["weights_sha256"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptModel(f"model metadata {directory / META_FILE} is invalid: {exc}") from None
+    meta, expected_sha = _read_meta(directory)
     tensors = _read_tensors(directory / WEIGHTS_FILE, expected_sha, "model")
     net = TransformerNet(meta.network)
     _load_net_state(net, tensors, directory / WEIGHTS_FILE)

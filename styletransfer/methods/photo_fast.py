@@ -23,18 +23,9 @@ from torch import Tensor
 
 from styletransfer.engine import LOSS_TERMS, MethodInput, MethodOutput, timer, to_image
 from styletransfer.guided import apply_grid, grid_roughness, identity_grid, luminance
-from styletransfer.methods import register_method
 
-# Loss weights and layers as gatys (Gatys et al. 2016 via jcjohnson's neural-style: style 100,
-# each style layer 1), content 15 rather than 5 to keep more of the photo's structure (see
-# PhotoFastOptions); the grid itself replaces the photorealism term.
-PHOTO_FAST_DEFAULTS = {
-    "content_weight": 15.0,
-    "style_weight": 100.0,
-    "style_layer_weight": 1.0,  # each style layer
-    "tv_weight": 0.0,
-    "photoreal_weight": 0.0,
-}
+# Its loss weights: styletransfer.registry.PhotoFastDefaults.
+
 # A step that raises the loss above this multiple of the initial loss, or a non-finite loss,
 # ends the fit with status "diverged" (the best grid so far is kept), as in the engine's loop.
 EXPLOSION_FACTOR = 1e3
@@ -369,6 +360,3 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
         )
         for i in range(batch)
     ]
-
-
-register_method("photo-fast", photo_fast, PHOTO_FAST_DEFAULTS)

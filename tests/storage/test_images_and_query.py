@@ -39,7 +39,11 @@ def test_query_errors_list_the_tables(data_dir):
 def test_catalog_view_joins_images_with_their_latest_status(data_dir):
     store = Store(data_dir)
     store.append(
-        "images", [{"image_id": "a", "role": "content"}, {"image_id": "b", "role": "style"}]
+        "images",
+        [
+            {"image_id": "a", "role": "content", "path": "images/a.png"},
+            {"image_id": "b", "role": "style"},
+        ],
     )
     store.append("images", [{"image_id": "a", "role": "content", "query": "again"}])
     store.decide(["a"], "accepted", None)

@@ -155,7 +155,10 @@ def test_table_gaining_a_column_still_reads_old_files(location, monkeypatch):
 
 
 def test_curation_latest_decision_wins(location):
+    from storage import ImageRecord
+
     store = Store(location)
+    store.catalog.record([ImageRecord(i, path=f"images/{i}.png") for i in ("img1", "img2")], [])
     store.decide(["img1", "img2"], "accepted", None, decided_by="auto")
     store.decide(["img1"], "rejected", "blurry")
     latest = {r["image_id"]: r for r in store.query("select * from curation_latest").to_pylist()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -37,7 +39,9 @@ def test_result_and_metrics_follow_the_design(astronaut, coffee, cache):
     assert result.status == "ok" and result.error is None
     assert result.image.mode == "RGB" and result.image.size == (32, 32)
     assert (result.height, result.width, result.steps) == (32, 32, 4)
+    assert result.config == SMALL.resolved()  # the effective config that ran
     metrics = result.metrics()
+    assert metrics["config"] == json.loads(result.config.to_json())
     assert list(metrics) == [
         "status",
         "method",
