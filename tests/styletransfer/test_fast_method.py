@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-import styletransfer.fast  # noqa: F401  (registers the method)
 from styletransfer import Runtime, TransferConfig, transfer, transfer_batch
 from styletransfer.fast.infer import stylize_tensor, to_tensor
 from styletransfer.fast.model import ModelNotFound, load_model
