@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-import styletransfer.fast  # noqa: F401  (registers the fast method)
 from styletransfer import TransferConfig, transfer
 from styletransfer.cache import TransferCache
 from styletransfer.engine import autocast_dtype, configure_threads, select_device

@@ -147,9 +147,10 @@ def _loss_network(inp, meta):
 
     training = meta.training
     layers = tuple(dict.fromkeys((*training.content_layers, *training.style_layers)))
-    source = meta.feature_weights
-    kind, _, where = source.partition(":")
-    weights = {"bundled": "bundled", "file": where, "torchvision": where or "torchvision"}.get(kind)
+    # model.json records the weights' label ("bundled:...", "file:PATH", "torchvision:PATH");
+    # bundled (or unrecorded) weights are the network's default, shared with other methods.
+    kind, _, where = meta.feature_weights.partition(":")
+    weights = {"file": where, "torchvision": where or "torchvision"}.get(kind)
     key = (training.feature_model, str(weights), layers, str(inp.device))
     return inp.cache.get_or_compute(
         "encoder", key, lambda: load_encoder(training.feature_model, layers, weights, inp.device)
@@ -179,7 +180,13 @@ def measure_losses(
                 blend,
                 inp.cache.get_or_compute(
                     "fast_style_grams",
-                    (key, training.feature_model, meta.feature_weights, tuple(layer_weights)),
+                    (
+                        key,
+                        training.feature_model,
+                        meta.feature_weights,
+                        tuple(layer_weights),
+                        str(inp.device),
+                    ),
                     lambda image=image: {
                         layer: gram_matrix(encoder(image.float())[layer]) for layer in layer_weights
                     },

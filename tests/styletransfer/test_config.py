@@ -154,15 +154,20 @@ def test_from_json_reads_the_older_full_records():
         ('{"preserve_color": 1}', "preserve_color must be true or false"),
         ('{"style_weights": [1, "a"]}', "style_weights must be a list of numbers"),
         ('{"extra": [1]}', "extra must be a JSON object"),
+        ("null", "must be a JSON object, got NoneType"),
+        ('{"lr": NaN}', "lr must be a non-negative number"),
+        ('{"content_layers": 5}', "content_layers must be a list of layer names"),
+        ('{"style_weights": []}', "positive sum"),
         ('{"method": "nope"}', r"the methods are: dpst, fast, gatys, photo-fast"),
         ('{"optimizer": "sgd"}', "lbfgs, adam"),
         ('{"size": 4}', "16 to 4096"),
         ('{"extra": {"models_dir": "/m"}}', r"models_dir is a location.*Runtime"),
     ],
 )
-def test_from_json_names_the_problem(text, message):
-    with pytest.raises(ValueError, match=message):
+def test_from_json_names_the_problem(text, message, probe):
+    with pytest.raises(ValueError, match=message) as caught:
         TransferConfig.from_json(text)
+    probe.record(f"TransferConfig.from_json({text})", rejected=True, reason=str(caught.value))
 
 
 def test_importing_the_config_loads_no_method():

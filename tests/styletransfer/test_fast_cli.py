@@ -104,7 +104,6 @@ def test_clear_errors_for_missing_inputs(tmp_path):
 
 
 def test_transfer_command_runs_a_trained_model_by_path_or_name(tmp_path, monkeypatch):
-    import styletransfer.fast  # noqa: F401  (registers the method with the engine)
     from tests.styletransfer.test_fast_model import _saved
 
     data = tmp_path / "data"

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-import styletransfer.fast  # noqa: F401  (registers the method)
 from styletransfer import Runtime, TransferConfig, transfer, transfer_batch
 from styletransfer.fast.infer import stylize_tensor, to_tensor
 from styletransfer.fast.model import ModelNotFound, load_model
@@ -141,3 +140,14 @@ def test_without_style_images_the_style_loss_is_not_measured(tmp_path, content):
     assert result.metrics()["losses"]["style"] is None  # null in JSON: not measured
     with pytest.raises(ValueError, match="1 style image.* for 2 style"):
         transfer(content, [content], _config(model=str(tmp_path / "duo"), style_weights=(1, 1)))
+
+
+def test_the_losses_use_the_loss_network_the_model_recorded(tmp_path, content):
+    from styletransfer import WeightsUnavailable
+
+    _, path = _saved(tmp_path, "duo")
+    meta = json.loads((path / "model.json").read_text())
+    meta["feature_weights"] = f"file:{tmp_path / 'gone.pth'}"
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsUnavailable, match="gone.pth does not exist"):
+        transfer(content, [], _config(model=str(path), style_weights=(1, 0)))
