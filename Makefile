@@ -34,7 +34,7 @@ else
 	@echo "setup 1/2: virtualenv $(VENV) (pip; install uv to make this faster)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "setup 2/2: stylebench and its dev extras, versions from constraints.txt (pip)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 endif
 	@touch $(STAMP)
 	@echo "setup done: $(BIN)/stylebench"
