@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from stylebench.cli.common import console, fail, settings
+from stylebench.cli.common import console, fail, settings, variadic_command
 
 
 class Strategy(str, Enum):
@@ -49,10 +49,11 @@ def pair(
     styles_per_pair: int = typer.Option(
         1, "--styles-per-pair", "-k", min=1, help="Styles blended on each content image."
     ),
-    style_weights: str = typer.Option(
+    style_weights: list[str] = typer.Option(
         None,
         "--style-weights",
-        help="Blend weights, one per style in a pair, e.g. '0.7,0.3' [default: equal].",
+        help="Blend weights, one per style in a pair: 0.7 0.3, 0.7,0.3 or repeated "
+        "[default: equal].",
     ),
     seed: int = typer.Option(0, help="Seed of the random strategy."),
 ) -> None:
@@ -62,11 +63,14 @@ def pair(
     try:
         weights = None
         if style_weights:
+            given = " ".join(style_weights)
             try:
-                weights = [float(w) for w in style_weights.replace(",", " ").split()]
+                weights = [float(w) for w in given.replace(",", " ").split()]
             except ValueError:
                 raise ValueError(
-                    f"--style-weights must be numbers like 0.7,0.3, got {style_weights!r}"
+                    f"--style-weights must be numbers, got {given!r}: give them as "
+                    "--style-weights 0.7 0.3, --style-weights 0.7,0.3 or "
+                    "--style-weights 0.7 --style-weights 0.3"
                 ) from None
         pairs, new = pair_catalog(
             settings(ctx).store(),
@@ -195,7 +199,7 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     app.command("build-dataset")(build_dataset)
-    app.command()(pair)
+    app.command(cls=variadic_command({"--style-weights": "numbers"}))(pair)
     app.command()(stylize)
     app.command()(report)
     app.command()(demo)
