@@ -8,7 +8,7 @@ from stylebench import __version__
 from stylebench.cli import catalog, data, pipeline
 from stylebench.cli import fast as fast_cli
 from stylebench.cli import transfer as transfer_cli
-from stylebench.cli.common import Settings, setup_logging
+from stylebench.cli.common import Settings, fail, setup_logging
 
 app = typer.Typer(
     name="stylebench",
@@ -61,9 +61,31 @@ transfer_cli.register(app)
 fast_cli.register(app)
 
 
+def ephemeral_server_advice(exc: BaseException) -> str | None:
+    """What to do when Prefect's ephemeral API server did not start, or None for other errors."""
+    if not isinstance(exc, RuntimeError) or "ephemeral Prefect API server" not in str(exc):
+        return None
+    import os
+
+    waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
+    return (
+        f"Prefect's temporary local API server did not start within {waited} s (this machine "
+        "may be busy). Start a server once in another terminal with `prefect server start` "
+        "and `export PREFECT_API_URL=http://127.0.0.1:4200/api`, or give it longer with "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=300, or run `stylebench stylize` "
+        "with --no-prefect."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    app(args=argv, prog_name="stylebench")
+    try:
+        app(args=argv, prog_name="stylebench")
+    except RuntimeError as exc:
+        advice = ephemeral_server_advice(exc)
+        if advice is None:
+            raise
+        raise SystemExit(fail(advice).exit_code) from None
 
 
 if __name__ == "__main__":
