@@ -14,7 +14,8 @@ help:  ## List the chores
 # uv (https://pypi.org/project/uv/) creates the virtualenv and installs when it is on the
 # PATH (`pip install uv`), pip otherwise; `make setup UV=` forces pip. uv is handed the same
 # find-links and extra indexes as pip's own configuration, so local wheel mirrors are used
-# by both.
+# by both, and compiles bytecode at install as pip does (else torch and Prefect are compiled
+# from source on every import where PYTHONDONTWRITEBYTECODE is set, and on the first run).
 UV ?= $(shell command -v uv 2>/dev/null)
 PIP_SOURCES = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n \
 	-e "s/^[^.]*\.index-url='\(.*\)'$$/--index-url \1/p" | head -n 1) \
@@ -28,7 +29,8 @@ ifneq ($(strip $(UV)),)
 	@echo "setup 1/2: virtualenv $(VENV) (uv)"
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	@echo "setup 2/2: stylebench and its dev extras, versions from constraints.txt (uv)"
-	@$(UV) pip install --quiet --python $(BIN)/python --index-strategy unsafe-best-match \
+	@$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python \
+		--index-strategy unsafe-best-match \
 		$(PIP_SOURCES) -c constraints.txt -e '.[dev]'
 else
 	@echo "setup 1/2: virtualenv $(VENV) (pip; install uv to make this faster)"
