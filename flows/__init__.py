@@ -9,3 +9,6 @@ EPHEMERAL_STARTUP_TIMEOUT_S = "120"
 os.environ.setdefault(
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_S
 )
+# The ephemeral server's telemetry heartbeat fails noisily on offline machines and under load
+# (a locked SQLite database); stylebench's pipeline runs offline. An exported value wins.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -187,14 +187,26 @@ def demo(
         "-o",
         help="Report directory [default: ./stylebench-report].",
     ),
-    size: int = typer.Option(128, help="Output size in pixels [default: 128]."),
-    steps: int = typer.Option(50, help="Optimisation steps per run [default: 50]."),
+    size: int = typer.Option(
+        128, help="Output size of gatys and dpst in pixels [default: 128; photo-fast runs at 512]."
+    ),
+    steps: int = typer.Option(50, help="Steps per gatys and dpst run [default: 50]."),
+    open_report: bool = typer.Option(
+        False, "--open", help="Open the report in a web browser at the end, where there is one."
+    ),
 ) -> None:
     """The whole pipeline offline on photos shipped with scikit-image: import, curate, pair,
     train a small fast network, stylise with every method, record, report."""
     from flows.demo import run_demo
 
-    run_demo(settings(ctx).data_dir, output, size=size, steps=steps, console=console)
+    run_demo(
+        settings(ctx).data_dir,
+        output,
+        size=size,
+        steps=steps,
+        open_report=open_report,
+        console=console,
+    )
 
 
 def register(app: typer.Typer) -> None:
