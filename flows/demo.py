@@ -41,7 +41,7 @@ def demo_runs(size: int, steps: int) -> tuple[DemoRun, ...]:
     """
     return (
         DemoRun("demo-photo-fast", ("photo-fast",), {"size": PHOTO_SIZE}, "similar", 1),
-        DemoRun("demo-optimised", ("gatys", "dpst"), {"size": size, "steps": steps}, "all", 2),
+        DemoRun("demo-optimised", ("gatys", "dpst"), {"size": size, "steps": steps}, "all", 1),
         DemoRun("demo-blend", ("gatys",), {"size": size, "steps": steps}, "random", 1),
         DemoRun("demo-fast", ("fast",), {"size": PHOTO_SIZE // 2, "model": FAST_MODEL}, "all", 3),
     )
