@@ -43,7 +43,7 @@ endif
 
 setup: $(STAMP)  ## Create .venv and install stylebench with its dev extras
 
-demo: setup  ## Run the whole pipeline offline on bundled images (under 3 min on 2 CPU cores)
+demo: setup  ## Run the whole pipeline offline on bundled images (minutes on 2 CPU cores)
 	$(BIN)/stylebench demo
 
 test: setup  ## Run the test suite (slow tests included)
