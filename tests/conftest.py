@@ -9,6 +9,8 @@ import pytest
 # Tests never reach the live web; local stand-ins run on 127.0.0.1, which the
 # scraper refuses unless this is set.
 os.environ.setdefault("STYLEBENCH_ALLOW_PRIVATE", "1")
+# Nor do they download feature-network weights (a test that means to, stubs the network).
+os.environ.setdefault("STYLEBENCH_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -107,10 +107,29 @@ def _os_error(exc: OSError) -> str:
     return f"{where}: {what}; {hint}" if where else f"{what}; {hint}"
 
 
+def ephemeral_server_advice(exc: BaseException) -> str | None:
+    """What to do when Prefect's ephemeral API server did not start, or None for other errors."""
+    if not isinstance(exc, RuntimeError) or "ephemeral Prefect API server" not in str(exc):
+        return None
+    import os
+
+    waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
+    return (
+        f"Prefect's temporary local API server did not start within {waited} s (this machine "
+        "may be busy). Start a server once in another terminal with `prefect server start` "
+        "and `export PREFECT_API_URL=http://127.0.0.1:4200/api`, or give it longer with "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=300, or run `stylebench stylize` "
+        "with --no-prefect."
+    )
+
+
 def describe_error(exc: BaseException) -> str | None:
     """One line for an error a user can act on, or None for an unexpected one (a bug)."""
     from PIL import Image
 
+    advice = ephemeral_server_advice(exc)
+    if advice is not None:
+        return advice
     if isinstance(exc, Image.DecompressionBombError):
         return f"{exc}; downscale the image first"
     if isinstance(exc, OSError):
@@ -178,3 +197,71 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def _is_number(token: str) -> bool:
+    parts = [p for p in token.replace(",", " ").split() if p]
+    try:
+        [float(p) for p in parts]
+    except ValueError:
+        return False
+    return bool(parts)
+
+
+def spread_values(args: Sequence[str], options: Mapping[str, str]) -> list[str]:
+    """``--opt a b c`` -> ``--opt a --opt b --opt c`` for the variadic ``options``.
+
+    ``options`` maps each option to the values it takes after one flag: ``"numbers"``
+    (tokens that parse as numbers, ``0.7`` or ``0.7,0.3``) or ``"words"`` (tokens that do
+    not start with ``-``). The repeated-option and ``--opt=a`` forms pass unchanged.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        out.append(token)
+        i += 1
+        if token == "--":
+            out.extend(args[i:])
+            break
+        kind = options.get(token)
+        if kind is None or i >= len(args):
+            continue
+        out.append(args[i])  # the option's own value, whatever it looks like
+        i += 1
+        while i < len(args):
+            nxt = args[i]
+            if kind == "numbers" and not _is_number(nxt):
+                break
+            if kind == "words" and (nxt.startswith("-") or nxt == ""):
+                break
+            out += [token, nxt]
+            i += 1
+    return out
+
+
+def variadic_command(options: Mapping[str, str]) -> type[typer.core.TyperCommand]:
+    """A command class whose ``options`` also take several values after one flag."""
+
+    class VariadicCommand(typer.core.TyperCommand):
+        def parse_args(self, ctx, args: list[str]) -> list[str]:
+            spread = spread_values(args, options)
+            try:
+                return super().parse_args(ctx, spread)
+            except typer.BadParameter as exc:
+                # A missing argument whose value a variadic option took: say so.
+                param = getattr(exc, "param", None)
+                if (
+                    len(spread) == len(args)
+                    or type(exc).__name__ != "MissingParameter"
+                    or getattr(param, "param_type_name", "") != "argument"
+                ):
+                    raise
+                names = " or ".join(o for o in options if o in args)
+                exc.message = (
+                    f" {names} takes every value up to the next option: give the arguments "
+                    "before it, or end its values with --"
+                )
+                raise
+
+    return VariadicCommand

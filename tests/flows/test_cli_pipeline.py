@@ -61,3 +61,17 @@ def test_pair_stylize_report_without_prefect(small_catalog, tmp_path):
     result = runner.invoke(app, ["-d", d, "report", "-o", str(out)])
     assert result.exit_code == 0 and (out / "index.html").is_file()
     assert "report with 3 run(s)" in result.output
+
+
+def test_pair_takes_style_weights_spaced_comma_or_repeated(small_catalog):
+    d = small_catalog.url
+    forms = (["0.6", "0.4"], ["0.6,0.4"], ["0.6", "--style-weights", "0.4"])
+    for seed, form in enumerate(forms):
+        args = ["-d", d, "pair", "--strategy", "random", "-k", "2", "--seed", str(seed + 10)]
+        result = runner.invoke(app, [*args, "--style-weights", *form])
+        assert result.exit_code == 0, result.output
+    weights = {tuple(p["style_weights"]) for p in small_catalog.read("pairs").to_pylist()}
+    assert weights == {(0.6, 0.4)}
+    bad = runner.invoke(app, ["-d", d, "pair", "--style-weights", "0.6;0.4"])
+    assert bad.exit_code == 1
+    assert "--style-weights 0.7 0.3, --style-weights 0.7,0.3 or" in bad.output

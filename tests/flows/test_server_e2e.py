@@ -105,21 +105,30 @@ class Server:
         )
         return done.stdout
 
-    def post(self, path: str, body: dict) -> object:
-        r = requests.post(f"{self.api}{path}", json=body, timeout=30)
+    def request(self, method: str, path: str, body: dict | None = None) -> object:
+        # The server answers 503 to errors a client may retry (an SQLite database busy on a
+        # loaded machine); Prefect's own client retries those with backoff, and so does this.
+        for attempt in range(6):
+            r = requests.request(method, f"{self.api}{path}", json=body, timeout=30)
+            if r.status_code != 503:
+                break
+            time.sleep(0.5 * 2**attempt)
         r.raise_for_status()
         return r.json()
+
+    def post(self, path: str, body: dict) -> object:
+        return self.request("POST", path, body)
 
     def flow_runs(self, **flt) -> list[dict]:
         return self.post("/flow_runs/filter", {"flow_runs": flt, "limit": 200})
 
     def run_deployment(self, name: str, parameters: dict) -> str:
-        dep = requests.get(f"{self.api}/deployments/name/{name}", timeout=30).json()
+        dep = self.request("GET", f"/deployments/name/{name}")
         run = self.post(f"/deployments/{dep['id']}/create_flow_run", {"parameters": parameters})
         return run["id"]
 
     def state(self, run_id: str) -> str:
-        return requests.get(f"{self.api}/flow_runs/{run_id}", timeout=30).json()["state"]["type"]
+        return self.request("GET", f"/flow_runs/{run_id}")["state"]["type"]
 
     def wait_for(self, predicate, timeout: float, what: str, every: float = 1.0):
         deadline = time.monotonic() + timeout

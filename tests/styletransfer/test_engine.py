@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from styletransfer.engine import from_image, optimize, to_image
@@ -95,3 +97,20 @@ def test_a_stalled_line_search_switches_to_the_exact_loss():
     result = optimize(torch.full_like(target, 0.5), loss, steps=80, on_stall=on_stall)
     assert state["switches"] >= 1 and not state["coarse"]
     assert result.status == "ok" and result.losses[0]["total"] < 1e-6
+
+
+def test_aten_cpu_capability_avx2_turns_bf16_autocast_off():
+    """ATEN_CPU_CAPABILITY=avx2 stands in for a CPU without bf16 units: fp32 everywhere."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from styletransfer.engine import autocast_dtype, cpu_has_bf16; "
+        "print(torch.backends.cpu.get_cpu_capability(), cpu_has_bf16(), "
+        "autocast_dtype(torch.device('cpu'), True))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["AVX2", "False", "None"]
