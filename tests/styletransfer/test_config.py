@@ -155,7 +155,7 @@ def test_from_json_reads_the_older_full_records():
         ('{"style_weights": [1, "a"]}', "style_weights must be a list of numbers"),
         ('{"extra": [1]}', "extra must be a JSON object"),
         ("null", "must be a JSON object, got NoneType"),
-        ('{"lr": NaN}', "lr must be a non-negative number"),
+        ('{"lr": NaN}', "lr must be a finite non-negative number"),
         ('{"content_layers": 5}', "content_layers must be a list of layer names"),
         ('{"style_weights": []}', "positive sum"),
         ('{"method": "nope"}', r"the methods are: dpst, fast, gatys, photo-fast"),
