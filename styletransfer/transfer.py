@@ -34,6 +34,7 @@ from styletransfer.images import (
     to_tensor,
 )
 from styletransfer.methods import get_method
+from styletransfer.quality import QUALITY_METRICS, score_run
 
 # On a CPU a stacked batch pays only while it is small: one VGG19 forward and backward pass
 # per image (bf16, 2 threads) took 0.73-0.90x the one-image time in batches of 8 at 96 and
@@ -66,6 +67,8 @@ class TransferResult:
     losses: dict[str, float]  # total, content, style, tv, photoreal (0.0 where off)
     curve: list[dict[str, float]]  # step, elapsed_s, loss_total, loss_content, ...
     config: TransferConfig = field(default_factory=TransferConfig)
+    # ssim, colour_distance, affine_residual (styletransfer.quality); None where not scored
+    quality: dict[str, float | None] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, Any]:
         """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md)."""
@@ -77,6 +80,7 @@ class TransferResult:
             "device": self.device,
             "seconds": dict(self.seconds),
             "losses": dict(self.losses),
+            "quality": {name: self.quality.get(name) for name in QUALITY_METRICS},
             "curve": [dict(row) for row in self.curve],
         }
 
@@ -93,14 +97,22 @@ def transfer(
     masks: SegmentationMasks | tuple[ImageLike, Sequence[ImageLike]] | None = None,
     callback: StepCallback | None = None,
     cache: TransferCache | None = None,
+    quality: bool = True,
 ) -> TransferResult:
     """Stylise ``content`` with ``styles`` (blended by ``config.style_weights``).
 
     Raises ValueError for invalid settings or inputs and WeightsUnavailable when the feature
     network's weights cannot be had; a failure during the run is returned as status "failed".
+    With ``quality`` the output is scored (``TransferResult.quality``), outside the timings.
     """
     return transfer_batch(
-        [content], styles, config, masks=[masks] if masks else None, callback=callback, cache=cache
+        [content],
+        styles,
+        config,
+        masks=[masks] if masks else None,
+        callback=callback,
+        cache=cache,
+        quality=quality,
     )[0]
 
 
@@ -113,6 +125,7 @@ def transfer_batch(
     callback: StepCallback | None = None,
     cache: TransferCache | None = None,
     max_batch: int = 16,
+    quality: bool = True,
 ) -> list[TransferResult]:
     """Stylise several content images with the same styles, as one batch per output size.
 
@@ -170,6 +183,10 @@ def transfer_batch(
                 strict=True,
             ):
                 results[i] = res
+    if quality:
+        for i, res in enumerate(results):
+            if res is not None and res.status != "failed":
+                res.quality = score_run(res.image, content_imgs[i], style_imgs, blend, masks[i])
     return [r for r in results if r is not None]
 
 
