@@ -113,7 +113,16 @@ def transfer(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     model: str = typer.Option(None, "--model", help="Feed-forward methods: the trained model."),
     metrics: Path = typer.Option(
-        None, "--metrics", help="Write settings, per-step losses and timings to this JSON file."
+        None,
+        "--metrics",
+        help="Write settings, per-step losses, timings and quality (SSIM, colour distance, "
+        "affine residual) to this JSON file.",
+    ),
+    refine: bool = typer.Option(
+        False,
+        "--refine",
+        help="photo-fast: refine the closed-form result with the VGG-loss grid fit "
+        "(at most --steps steps and 25 s) [default: off, seconds per image].",
     ),
 ) -> None:
     """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
@@ -122,6 +131,10 @@ def transfer(
 
     quiet = settings(ctx).verbosity < 0
     extra = {}
+    if refine:
+        if method != "photo-fast":
+            raise fail(f"--refine is a photo-fast option; method {method} has no refinement")
+        extra["refine"] = 1
     if model is not None and not Path(model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
         from flows.training import local_models_dir
@@ -190,6 +203,8 @@ def transfer(
     if result.status == "diverged":
         err_console.print(f"[yellow]warning:[/] {result.error}; wrote the best iterate")
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if v)
+    scored = ", ".join(f"{k} {v:.3g}" for k, v in result.quality.items() if v is not None)
+    losses = "; ".join(part for part in (losses, scored) if part)
     console.print(
         f"wrote {output} ({result.width}x{result.height}, {result.steps} steps, "
         f"{result.seconds['total']:.1f} s on {result.device}; {losses})"
