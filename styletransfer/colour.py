@@ -126,9 +126,18 @@ def sliced_transport(
 
 
 def transfer_points(
-    source: np.ndarray, target: np.ndarray, passes: int = 6, seed: int = 0
+    source: np.ndarray,
+    target: np.ndarray,
+    passes: int = 6,
+    seed: int = 0,
+    contrast_floor: float = 0.0,
 ) -> np.ndarray:
-    """``source`` colours [N, 3] moved onto ``target``'s distribution: MKL, then sliced passes."""
+    """``source`` colours [N, 3] moved onto ``target``'s distribution: MKL, then sliced passes.
+
+    Colours are CIELAB. With ``contrast_floor`` > 0, a mapped lightness whose spread fell
+    below that share of the source's is stretched back to it about its mean, so a flat style
+    region (a black ground) does not flatten the photo's structure there.
+    """
     if source.shape[0] == 0:
         return source.astype(np.float64)
     if source.shape[0] < 4 or target.shape[0] < 4:
@@ -136,6 +145,11 @@ def transfer_points(
     mapped = mkl_map(source.astype(np.float64), target.astype(np.float64))
     if passes > 0:
         mapped = sliced_transport(mapped, target.astype(np.float64), passes, seed)
+    if contrast_floor > 0:
+        spread, wanted = mapped[:, 0].std(), contrast_floor * source[:, 0].std()
+        if spread < wanted:
+            mean = mapped[:, 0].mean()
+            mapped[:, 0] = mean + (mapped[:, 0] - mean) * (wanted / max(spread, 1e-6))
     return mapped
 
 
@@ -146,6 +160,7 @@ def transfer_segments(
     style_labels: np.ndarray,
     passes: int = 6,
     seed: int = 0,
+    contrast_floor: float = 0.0,
 ) -> np.ndarray:
     """Per-segment colour transfer of ``content_lab`` [H, W, 3] from ``style_lab`` [h, w, 3].
 
@@ -163,10 +178,12 @@ def transfer_segments(
         if where_s.sum() < 16:
             continue
         where_c = lab_c == label
-        flat_out[where_c] = transfer_points(flat_c[where_c], flat_s[where_s], passes, seed)
+        flat_out[where_c] = transfer_points(
+            flat_c[where_c], flat_s[where_s], passes, seed, contrast_floor
+        )
         pending &= ~where_c
     if pending.any():
-        flat_out[pending] = transfer_points(flat_c[pending], flat_s, passes, seed)
+        flat_out[pending] = transfer_points(flat_c[pending], flat_s, passes, seed, contrast_floor)
     return out
 
 

@@ -148,6 +148,10 @@ class _NonFinite(RuntimeError):
     pass
 
 
+class _OutOfTime(RuntimeError):
+    pass
+
+
 @dataclass
 class OptimizeResult:
     """The best iterate of a run and its record."""
@@ -212,7 +216,8 @@ def minimize(
     running, ``on_stall`` may make the loss more exact (e.g. leave bf16) and return True to go
     on; otherwise the run has converged and stops early. ``normalize`` makes the optimiser
     see the loss relative to its initial value (O(1) values and gradients); ``max_seconds``
-    ends the run once that much time has passed; with ``patience`` > 0 it ends once the best
+    ends the run once that much time has passed, within a line search too (the best accepted
+    iterate is kept); with ``patience`` > 0 it ends once the best
     loss improved by less than ``tolerance`` (relative) over the last ``patience`` steps.
     """
     start = time.perf_counter()
@@ -225,6 +230,8 @@ def minimize(
             if torch.equal(seen, param.detach()):
                 param.grad = grad.clone()
                 return total, parts
+        if memo and max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            raise _OutOfTime  # within a line search: stop with the best accepted iterate
         param.grad = None
         parts = objective(param)
         total = sum(parts.values()).sum()
@@ -311,6 +318,8 @@ def minimize(
                 opt.step()
         except _NonFinite as exc:
             status, error = "diverged", f"stopped at step {step}: {exc}"
+            break
+        except _OutOfTime:
             break
         done = step
         value_f = float(value)

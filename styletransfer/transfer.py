@@ -80,8 +80,8 @@ class TransferResult:
             "device": self.device,
             "seconds": dict(self.seconds),
             "losses": dict(self.losses),
-            "quality": {name: self.quality.get(name) for name in QUALITY_METRICS},
             "curve": [dict(row) for row in self.curve],
+            "quality": {name: self.quality.get(name) for name in QUALITY_METRICS},
         }
 
 

@@ -24,6 +24,7 @@ closed-form result, and the refined output stays a local affine map of the photo
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,14 @@ PHOTO_FAST_DEFAULTS = {
 # features near a segment's border see the neighbouring segment, and would carry it across.
 MASK_EROSION = 1.0 / 32.0
 
-_FLOAT_OPTIONS = ("eps", "smoothness", "tolerance", "refine_seconds", "position_weight")
+_FLOAT_OPTIONS = (
+    "eps",
+    "contrast_floor",
+    "smoothness",
+    "tolerance",
+    "refine_seconds",
+    "position_weight",
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,8 @@ class PhotoFastOptions:
     fit run on), ``segments`` (automatic segments without masks; 1: the whole picture),
     ``position_weight`` (of the pixel position against colour in that clustering),
     ``passes`` (sliced matches after the Gaussian map), ``radius`` and ``eps`` (window radius
-    at ``work_size`` and ridge of the guided filter: larger, smoother maps). The defaults were
+    at ``work_size`` and ridge of the guided filter: larger, smoother maps), ``contrast_floor``
+    (the least share of a segment's lightness spread kept, see ``transfer_points``). The defaults were
     chosen on the 12 pairs of the DPST paper (bench/bench_photo.py).
 
     Refinement (``refine`` 1): ``steps`` of the config is the most optimiser steps of the grid
@@ -90,10 +99,11 @@ class PhotoFastOptions:
     position_weight: float = 0.5
     passes: int = 6
     radius: int = 4
-    eps: float = 1e-3
+    eps: float = 1e-4
+    contrast_floor: float = 0.5
     refine: int = 0
-    refine_seconds: float = 25.0
-    fit_size: int = 256
+    refine_seconds: float = 20.0
+    fit_size: int = 192
     grid: int = 32
     bins: int = 8
     smoothness: float = 30.0
@@ -125,6 +135,7 @@ class PhotoFastOptions:
             (opts.radius >= 1, f"radius must be >= 1, got {opts.radius}"),
             (opts.eps > 0, f"eps must be > 0, got {opts.eps}"),
             (opts.position_weight >= 0, "position_weight must be >= 0"),
+            (0 <= opts.contrast_floor <= 1, "contrast_floor must be 0 to 1"),
             (opts.refine in (0, 1), f"refine must be 0 or 1, got {opts.refine}"),
             (opts.refine_seconds > 0, "refine_seconds must be > 0"),
             (opts.grid >= 2 and opts.bins >= 2, "grid and bins must be >= 2"),
@@ -179,7 +190,9 @@ def colour_target(
         else:
             labels_c = content_labels
             labels_s = _mask_labels([sms[s] for _, sms in masks], style)
-        target += weight * transfer_segments(lab_c, lab_s, labels_c, labels_s, opts.passes, seed)
+        target += weight * transfer_segments(
+            lab_c, lab_s, labels_c, labels_s, opts.passes, seed, opts.contrast_floor
+        )
     rgb = lab_to_rgb(torch.from_numpy(target).permute(2, 0, 1)[None])
     return rgb.clamp(0, 1).to(content.dtype)
 
@@ -251,6 +264,7 @@ def refine(
     from styletransfer.methods.neural import PerceptualLoss, get_encoder, style_targets
 
     cfg = inp.config
+    started = time.perf_counter()
     encoder = get_encoder(inp)
     small_content = _downsize(content, opts.fit_size)
     small_start = _downsize(start, opts.fit_size)
@@ -311,7 +325,8 @@ def refine(
         lr=cfg.lr,
         callback=inp.callback,
         normalize=True,
-        max_seconds=opts.refine_seconds,
+        # The budget covers the set-up too (targets, the first evaluation).
+        max_seconds=max(0.0, opts.refine_seconds - (time.perf_counter() - started)),
         tolerance=opts.tolerance,
         patience=opts.patience,
     )
