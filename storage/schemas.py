@@ -89,6 +89,12 @@ RUNS = pa.schema(
         ("finished_at", TS),
         ("host", pa.string()),
         ("stylebench_version", pa.string()),
+        # Quality of the output (styletransfer.quality), independent of any loss network:
+        # luma SSIM against the content, per-segment sliced Wasserstein-2 distance to the
+        # style in CIELAB, share of local variance not explained by a local affine map.
+        ("quality_ssim", pa.float64()),
+        ("quality_colour_distance", pa.float64()),
+        ("quality_affine_residual", pa.float64()),
     ]
 )
 

@@ -155,6 +155,10 @@ class _NonFinite(RuntimeError):
     pass
 
 
+class _OutOfTime(RuntimeError):
+    pass
+
+
 @dataclass
 class OptimizeResult:
     """The best iterate of a run and its record."""
@@ -178,9 +182,25 @@ def _row(step: int, elapsed: float, parts: dict[str, Tensor], i: int) -> dict[st
     return row
 
 
-def optimize(
-    init: Tensor,
-    loss_fn: LossFn,
+@dataclass
+class MinimizeResult:
+    """The best value of a free variable and its record (see ``minimize``)."""
+
+    param: Tensor
+    status: str
+    error: str | None
+    losses: list[dict[str, float]]  # per sample, weighted terms and total
+    curves: list[list[dict[str, float]]]  # per sample
+    steps: int
+    seconds: float
+
+
+Objective = Callable[[Tensor], dict[str, Tensor]]  # free variable -> weighted terms, each [B]
+
+
+def minimize(
+    param0: Tensor,
+    objective: Objective,
     *,
     steps: int,
     optimizer: str = "lbfgs",
@@ -189,37 +209,50 @@ def optimize(
     step_offset: int = 0,
     time_offset: float = 0.0,
     on_stall: Callable[[], bool] | None = None,
-) -> OptimizeResult:
-    """Minimise the sum over the batch of ``loss_fn`` starting from ``init`` ([B, 3, H, W]).
+    normalize: bool = False,
+    max_seconds: float | None = None,
+    tolerance: float = 0.0,
+    patience: int = 0,
+) -> MinimizeResult:
+    """The one optimiser loop: minimise the batch sum of ``objective(param)`` from ``param0``.
 
     L-BFGS uses a strong-Wolfe line search; each step is one L-BFGS iteration. Evaluations are
     memoised by iterate, so the re-evaluation torch's LBFGS makes at the start of each step
     costs nothing. A non-finite or exploding loss stops the run with status ``diverged``;
     the best iterate seen is returned either way. When the line search cannot move twice
     running, ``on_stall`` may make the loss more exact (e.g. leave bf16) and return True to go
-    on; otherwise the run has converged and stops early.
+    on; otherwise the run has converged and stops early. ``normalize`` makes the optimiser
+    see the loss relative to its initial value (O(1) values and gradients); ``max_seconds``
+    ends the run once that much time has passed, within a line search too (the best accepted
+    iterate is kept); with ``patience`` > 0 it ends once the best
+    loss improved by less than ``tolerance`` (relative) over the last ``patience`` steps.
     """
     start = time.perf_counter()
-    # The free variable is float64 whatever the network computes in: with losses of 1e10 and
-    # more, the line search's curvature terms (gradient squared) overflow float32 into NaN.
-    y = from_image(init).detach().double().requires_grad_(True)
+    param = param0.detach().clone().requires_grad_(True)
     memo: list[tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]] = []
+    norm: list[float] = []
 
     def evaluate() -> tuple[Tensor, dict[str, Tensor]]:
-        for y_seen, total, grad, parts in memo:
-            if torch.equal(y_seen, y.detach()):
-                y.grad = grad.clone()
+        for seen, total, grad, parts in memo:
+            if torch.equal(seen, param.detach()):
+                param.grad = grad.clone()
                 return total, parts
-        y.grad = None
-        parts = loss_fn(to_image(y).to(init.dtype))
+        if memo and max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            raise _OutOfTime  # within a line search: stop with the best accepted iterate
+        param.grad = None
+        parts = objective(param)
         total = sum(parts.values()).sum()
         if not torch.isfinite(total):
             raise _NonFinite(f"loss became {float(total.detach())}")
+        if normalize:
+            if not norm:
+                norm.append(abs(float(total.detach())) or 1.0)
+            total = total / norm[0]
         total.backward()
-        if not torch.isfinite(y.grad).all():
+        if not torch.isfinite(param.grad).all():
             raise _NonFinite("gradient became non-finite")
         detached = {k: v.detach() for k, v in parts.items()}
-        memo.append((y.detach().clone(), total.detach(), y.grad.clone(), detached))
+        memo.append((param.detach().clone(), total.detach(), param.grad.clone(), detached))
         del memo[:-4]
         return total.detach(), detached
 
@@ -228,7 +261,7 @@ def optimize(
             return torch.optim.LBFGS(
                 # max_eval bounds the line search of each one-iteration step (torch's default,
                 # 5/4 of max_iter, would leave it no evaluation at all).
-                [y],
+                [param],
                 lr=1.0,
                 max_iter=1,
                 max_eval=1 + LINE_SEARCH_EVALS,
@@ -237,7 +270,7 @@ def optimize(
                 tolerance_grad=0.0,
                 tolerance_change=1e-12,
             )
-        return torch.optim.Adam([y], lr=lr)
+        return torch.optim.Adam([param], lr=lr)
 
     def closure() -> Tensor:
         total, _ = evaluate()
@@ -245,13 +278,13 @@ def optimize(
 
     opt = make_optimizer()
     status, error = "ok", None
-    batch = init.shape[0]
+    batch = param0.shape[0]
     curves: list[list[dict[str, float]]] = [[] for _ in range(batch)]
     try:
         initial, parts = evaluate()
     except _NonFinite as exc:
-        return OptimizeResult(
-            init.detach().clone(),
+        return MinimizeResult(
+            param0.detach().clone(),
             "diverged",
             str(exc),
             [{} for _ in range(batch)],
@@ -259,7 +292,8 @@ def optimize(
             0,
             time.perf_counter() - start,
         )
-    best_value, best_y, best_parts = float(initial), y.detach().clone(), parts
+    best_value, best_param, best_parts = float(initial), param.detach().clone(), parts
+    history = [best_value]
     elapsed = time_offset + time.perf_counter() - start
     for i in range(batch):
         curves[i].append(_row(step_offset, elapsed, parts, i))
@@ -267,7 +301,7 @@ def optimize(
     done = 0
     stalled = False
     bad_trials = 0
-    previous_y = y.detach().clone()
+    previous = param.detach().clone()
     for step in range(1, steps + 1):
         try:
             if optimizer == "lbfgs":
@@ -282,7 +316,7 @@ def optimize(
                     if bad_trials > 1:
                         raise
                     with torch.no_grad():
-                        y.copy_(previous_y)
+                        param.copy_(previous)
                 value, parts = evaluate()  # memoised: the line search already evaluated it
             else:
                 # Adam: a step records the loss of the iterate it started from.
@@ -292,56 +326,115 @@ def optimize(
         except _NonFinite as exc:
             status, error = "diverged", f"stopped at step {step}: {exc}"
             break
+        except _OutOfTime:
+            break
         done = step
         value_f = float(value)
-        if optimizer == "lbfgs" and torch.equal(y.detach(), previous_y):
+        if optimizer == "lbfgs" and torch.equal(param.detach(), previous):
             # The line search found no lower point along the L-BFGS direction: drop the
             # history and try steepest descent; if that cannot move either, it has converged.
             if stalled:
                 if on_stall is None or not on_stall():
                     break
                 memo.clear()  # the loss changed: re-evaluate where we stand
+                norm.clear()
                 try:
                     value, parts = evaluate()
                 except _NonFinite as exc:
                     status, error = "diverged", f"stopped at step {step}: {exc}"
                     break
                 value_f = best_value = float(value)
-                best_parts, best_y = parts, y.detach().clone()
+                best_parts, best_param = parts, param.detach().clone()
+                history = [best_value]
             stalled = True
             opt = make_optimizer()
         else:
             stalled = False
-        previous_y = y.detach().clone()
+        previous = param.detach().clone()
         if value_f > EXPLOSION_FACTOR * max(float(initial), 1e-12):
             status, error = "diverged", f"loss exploded to {value_f:.4g} at step {step}"
             break
         if value_f < best_value:
             best_value, best_parts = value_f, parts
-            best_y = y.detach().clone()
+            best_param = param.detach().clone()
         elif optimizer == "lbfgs" and value_f > best_value * (1 + RESTART_TOLERANCE):
             restarts += 1
             if restarts > MAX_RESTARTS:
                 status, error = "diverged", f"loss kept rising (step {step})"
                 break
             with torch.no_grad():
-                y.copy_(best_y)
+                param.copy_(best_param)
             opt = make_optimizer()
             value_f, parts = best_value, best_parts
+        history.append(best_value)
         elapsed = time_offset + time.perf_counter() - start
         for i in range(batch):
             curves[i].append(_row(step + step_offset, elapsed, parts, i))
         if callback is not None:
             callback({"step": step + step_offset, "elapsed_s": elapsed, "loss_total": value_f})
-    with torch.no_grad():
-        images = to_image(best_y).clamp(0, 1).to(init.dtype)
+        if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            break
+        if (
+            patience > 0
+            and len(history) > patience
+            and history[-1 - patience] - best_value <= tolerance * abs(best_value)
+        ):
+            break
     losses = [
         {**{name: float(best_parts[name][i]) if name in best_parts else 0.0 for name in LOSS_TERMS}}
         for i in range(batch)
     ]
     for row in losses:
         row["total"] = sum(row[name] for name in LOSS_TERMS)
-    return OptimizeResult(images, status, error, losses, curves, done, time.perf_counter() - start)
+    return MinimizeResult(
+        best_param, status, error, losses, curves, done, time.perf_counter() - start
+    )
+
+
+def optimize(
+    init: Tensor,
+    loss_fn: LossFn,
+    *,
+    steps: int,
+    optimizer: str = "lbfgs",
+    lr: float = 0.02,
+    callback: StepCallback | None = None,
+    step_offset: int = 0,
+    time_offset: float = 0.0,
+    on_stall: Callable[[], bool] | None = None,
+) -> OptimizeResult:
+    """Minimise the sum over the batch of ``loss_fn`` over images, starting from ``init``.
+
+    The image is ``to_image(y)`` of a free float64 variable ``y`` (see ``minimize`` for the
+    loop): with losses of 1e10 and more, the line search's curvature terms (gradient squared)
+    overflow float32 into NaN.
+    """
+    y0 = from_image(init).detach().double()
+    result = minimize(
+        y0,
+        lambda y: loss_fn(to_image(y).to(init.dtype)),
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr,
+        callback=callback,
+        step_offset=step_offset,
+        time_offset=time_offset,
+        on_stall=on_stall,
+    )
+    if result.steps == 0 and result.status == "diverged":
+        images = init.detach().clone()
+    else:
+        with torch.no_grad():
+            images = to_image(result.param).clamp(0, 1).to(init.dtype)
+    return OptimizeResult(
+        images,
+        result.status,
+        result.error,
+        result.losses,
+        result.curves,
+        result.steps,
+        result.seconds,
+    )
 
 
 @contextlib.contextmanager

@@ -125,6 +125,24 @@ def affine_residual(guide: Tensor, target: Tensor, radius: int = 2, eps: float =
     return (var_p - explained.permute(0, 3, 1, 2)).clamp_min(0).sqrt()
 
 
+def local_residual_variance(
+    guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1e-8
+) -> tuple[Tensor, Tensor]:
+    """Per-window variance of ``target`` left by its best affine fit on ``guide``, and its variance.
+
+    Both [B, C, H, W] (float64, closed form): the residual is the variance minus the part that
+    the least-squares map ``target ~ A @ guide + b`` over the window centred there explains
+    (ridge ``eps`` on A keeps flat windows well posed).
+    """
+    guide, target = guide.double(), target.double()
+    _, mean_p, cov_ii, cov_ip = _window_stats(guide, target, radius)
+    var_p = (box_filter(target * target, radius) - mean_p * mean_p).clamp_min(0)
+    reg = cov_ii + eps * torch.eye(3, dtype=guide.dtype, device=guide.device)
+    x = torch.linalg.solve(reg, cov_ip.transpose(-1, -2))  # [B, H, W, 3, C]
+    explained = (cov_ip.transpose(-1, -2) * x).sum(-2).permute(0, 3, 1, 2)  # [B, C, H, W]
+    return (var_p - explained).clamp_min(0), var_p
+
+
 # -- bilateral grids of affine colour transforms ------------------------------------------------
 def luminance(image: Tensor) -> Tensor:
     """[B, 3, H, W] RGB -> [B, 1, H, W] luma."""

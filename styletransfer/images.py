@@ -122,6 +122,52 @@ def recolour(luminance_result: torch.Tensor, content: torch.Tensor) -> torch.Ten
     return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
 
 
+# The label colours of Luan et al.'s masks (deep-photo-styletransfer's ExtractMask): blue,
+# green, black, white, red, yellow, grey, light blue, purple. Label images saved with
+# anti-aliased edges or lossy compression hold thousands of colours near these; each pixel
+# within LABEL_SNAP of one (Euclidean RGB distance, 0-255) counts as that colour.
+LABEL_COLOURS = np.array(
+    [
+        (0, 0, 255),
+        (0, 255, 0),
+        (0, 0, 0),
+        (255, 255, 255),
+        (255, 0, 0),
+        (255, 255, 0),
+        (128, 128, 128),
+        (0, 255, 255),
+        (255, 0, 255),
+    ],
+    dtype=np.int64,
+)
+LABEL_SNAP = 100.0
+# Other colours label a segment only where they cover at least this share of the image.
+MIN_LABEL_SHARE = 0.001
+
+
+def label_codes(mask: Image.Image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A colour label image as integer codes [H, W] (``0xRRGGBB``; -1: no label).
+
+    Pixels near a paper label colour (``LABEL_COLOURS``) take that colour; other colours count
+    where they cover at least ``MIN_LABEL_SHARE`` of the image, and the rest is unlabelled.
+    ``size`` (width, height) resizes by nearest neighbour first.
+    """
+    rgb = mask.convert("RGB")
+    if size is not None and rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.NEAREST)
+    pixels = np.asarray(rgb).reshape(-1, 3).astype(np.int64)
+    codes = pixels @ np.array([65536, 256, 1])
+    unique, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    colours = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1)
+    dist = np.sqrt(((colours[:, None, :] - LABEL_COLOURS[None]) ** 2).sum(-1))  # [U, 9]
+    nearest = dist.argmin(1)
+    palette_codes = LABEL_COLOURS @ np.array([65536, 256, 1])
+    mapped = np.where(dist.min(1) <= LABEL_SNAP, palette_codes[nearest], unique)
+    keep = (dist.min(1) <= LABEL_SNAP) | (counts >= MIN_LABEL_SHARE * codes.size)
+    mapped = np.where(keep, mapped, -1)
+    return mapped[inverse.reshape(-1)].reshape(rgb.size[1], rgb.size[0])
+
+
 def label_masks(
     content_mask: Image.Image,
     style_mask: Image.Image,
@@ -130,18 +176,17 @@ def label_masks(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Colour label images -> one (content [1,1,H,W], style [1,1,h,w]) pair per shared colour.
 
-    Sizes are (width, height). Colours present in only one of the two images are dropped.
+    Sizes are (width, height). Colours are read by ``label_codes``; colours present in only
+    one of the two images are dropped.
     """
-    c = np.asarray(content_mask.convert("RGB").resize(content_size, Image.Resampling.NEAREST))
-    s = np.asarray(style_mask.convert("RGB").resize(style_size, Image.Resampling.NEAREST))
-    c_codes = c.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
-    s_codes = s.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
-    shared = sorted(set(np.unique(c_codes)) & set(np.unique(s_codes)))
+    c_codes = label_codes(content_mask, content_size)
+    s_codes = label_codes(style_mask, style_size)
+    shared = sorted((set(np.unique(c_codes)) & set(np.unique(s_codes))) - {-1})
     if not shared:
         raise ValueError("the content and style masks share no label colour")
     pairs = []
     for code in shared:
-        cm = torch.from_numpy((c_codes == code).reshape(c.shape[:2]).astype(np.float32))
-        sm = torch.from_numpy((s_codes == code).reshape(s.shape[:2]).astype(np.float32))
+        cm = torch.from_numpy((c_codes == code).astype(np.float32))
+        sm = torch.from_numpy((s_codes == code).astype(np.float32))
         pairs.append((cm[None, None], sm[None, None]))
     return pairs

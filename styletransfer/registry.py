@@ -60,10 +60,11 @@ class DpstDefaults:
 
 @dataclass(frozen=True)
 class PhotoFastDefaults:
-    """photo-fast: loss weights and layers as gatys (Gatys et al. 2016 via jcjohnson's
-    neural-style: style 100, each style layer 1), content 15 rather than 5 to keep more of the
-    photo's structure (see ``styletransfer.methods.photo_fast.PhotoFastOptions``); the grid
-    itself (Chen et al. 2016, bilateral guided upsampling) replaces the photorealism term.
+    """photo-fast's optional refinement: loss weights and layers as gatys (Gatys et al. 2016
+    via jcjohnson's neural-style: style 100, each style layer 1), content 15 rather than 5 to
+    keep more of the photo's structure (see ``styletransfer.methods.photo_fast.PhotoFastOptions``);
+    the grid itself (Chen et al. 2016, bilateral guided upsampling) replaces the photorealism
+    term. The default mode is closed-form and uses none of them.
     """
 
     content_weight: float = 15.0

@@ -35,6 +35,7 @@ from styletransfer.images import (
     to_pil,
     to_tensor,
 )
+from styletransfer.quality import QUALITY_METRICS, score_run
 from styletransfer.registry import method_spec
 
 # On a CPU a stacked batch pays only while it is small: one VGG19 forward and backward pass
@@ -97,6 +98,8 @@ class TransferResult:
     losses: dict[str, float]  # total, content, style, tv, photoreal (0.0 where off)
     curve: list[dict[str, float]]  # step, elapsed_s, loss_total, loss_content, ...
     config: TransferConfig = field(default_factory=TransferConfig)
+    # ssim, colour_distance, affine_residual (styletransfer.quality); None where not scored
+    quality: dict[str, float | None] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, Any]:
         """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md); null: not measured."""
@@ -109,6 +112,7 @@ class TransferResult:
             "seconds": dict(self.seconds),
             "losses": {k: v if math.isfinite(v) else None for k, v in self.losses.items()},
             "curve": [dict(row) for row in self.curve],
+            "quality": {name: self.quality.get(name) for name in QUALITY_METRICS},
         }
 
 
@@ -125,13 +129,15 @@ def transfer(
     callback: StepCallback | None = None,
     cache: TransferCache | None = None,
     runtime: Runtime | None = None,
+    quality: bool = True,
 ) -> TransferResult:
     """Stylise ``content`` with ``styles`` (blended by ``config.style_weights``).
 
     ``runtime`` says where things live that are not settings (``models_dir`` of trained
     models). Raises ValueError for invalid settings or inputs and WeightsUnavailable when the
     feature network's weights cannot be had; a failure during the run is returned as status
-    "failed".
+    "failed". With ``quality`` the output is scored (``TransferResult.quality``), outside the
+    timings.
     """
     return transfer_batch(
         [content],
@@ -141,6 +147,7 @@ def transfer(
         callback=callback,
         cache=cache,
         runtime=runtime,
+        quality=quality,
     )[0]
 
 
@@ -154,6 +161,7 @@ def transfer_batch(
     cache: TransferCache | None = None,
     max_batch: int = 16,
     runtime: Runtime | None = None,
+    quality: bool = True,
 ) -> list[TransferResult]:
     """Stylise several content images with the same styles, as one batch per output size.
 
@@ -215,6 +223,10 @@ def transfer_batch(
                 strict=True,
             ):
                 results[i] = res
+    if quality:
+        for i, res in enumerate(results):
+            if res is not None and res.status != "failed":
+                res.quality = score_run(res.image, content_imgs[i], style_imgs, blend, masks[i])
     return [r for r in results if r is not None]
 
 

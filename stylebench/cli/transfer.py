@@ -154,7 +154,16 @@ def transfer(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     model: str = typer.Option(None, "--model", help="Feed-forward methods: the trained model."),
     metrics: Path = typer.Option(
-        None, "--metrics", help="Write settings, per-step losses and timings to this JSON file."
+        None,
+        "--metrics",
+        help="Write settings, per-step losses, timings and quality (SSIM, colour distance, "
+        "affine residual) to this JSON file.",
+    ),
+    refine: bool = typer.Option(
+        False,
+        "--refine",
+        help="photo-fast: refine the closed-form result with the VGG-loss grid fit "
+        "(at most --steps steps and 25 s) [default: off, seconds per image].",
     ),
 ) -> None:
     """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
@@ -173,6 +182,11 @@ def transfer(
         )
     styles = list(styles or style_options or [])
     runtime = Runtime()
+    extra = {}
+    if refine:
+        if method != "photo-fast":
+            raise fail(f"--refine is a photo-fast option; method {method} has no refinement")
+        extra["refine"] = 1
     if model is not None and not Path(model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
         try:
@@ -206,6 +220,7 @@ def transfer(
             levels=levels,
             model=model,
             device=device,
+            extra=extra,
         ).validate()
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
@@ -248,6 +263,8 @@ def transfer(
     if result.status == "diverged":
         err_console.print(f"[yellow]warning:[/] {escaped(result.error)}; wrote the best iterate")
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if v)
+    scored = ", ".join(f"{k} {v:.3g}" for k, v in result.quality.items() if v is not None)
+    losses = "; ".join(part for part in (losses, scored) if part)
     console.print(
         f"wrote {output} ({result.width}x{result.height}, {result.steps} steps, "
         f"{result.seconds['total']:.1f} s on {result.device}; {losses})"

@@ -1,64 +1,104 @@
-"""photo-fast: a bilateral grid of affine colour maps fitted small, applied at full size.
+"""photo-fast: per-segment colour transfer made locally affine, in seconds; optional VGG refinement.
 
-Training-free and photorealistic by construction: the output is ``A(x) @ content(x) + b(x)``,
-where the 3x3 matrix A and offset b are read by trilinear lookup from a coarse grid over
-(row, column, content luma) (Chen et al. 2016, "Bilateral guided upsampling"; the grid of
-Gharbi et al. 2017, HDRNet, here optimised per image instead of predicted by a trained
-network). The grid is optimised against Gatys' content and (blended, optionally masked)
-style losses on a small copy of the images, then sliced with the full-resolution content as
-the guide, so edges and textures of the photo survive and the cost barely grows with size.
+Default (closed form, no feature network):
+
+1. on copies at ``work_size`` px, the content's colours in CIELAB are moved onto the style's
+   per segment: the linear Monge-Kantorovich map of the colour statistics (Pitie & Kokaram
+   2007), then ``passes`` sliced one-dimensional matches along fixed rotated axes (Pitie et
+   al. 2005). Segments are the masks when given (hard labels: no soft edge mixes two
+   segments), otherwise k-means clusters of colour and position matched between the two
+   photos (``styletransfer.colour.auto_segments``). Several styles blend their targets by the
+   style weights.
+2. That target is fitted from the content by the colour guided filter (He et al. 2013) at the
+   working size, and its local affine coefficients are upsampled and applied to the
+   full-size photo (He & Sun 2015, the fast guided filter): every output pixel is an affine
+   map of the photo's own colour, so edges and textures survive, and the cost at full size is
+   one bilinear upsampling and one multiply-add per pixel.
+
+``refine`` 1 then fits a bilateral grid of affine colour maps (Chen et al. 2016; the grid of
+Gharbi et al. 2017) on that result against Gatys' content and (masked, blended) style losses
+through the engine's optimiser loop, within ``refine_seconds``; its identity start is the
+closed-form result, and the refined output stays a local affine map of the photo.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from styletransfer.engine import LOSS_TERMS, MethodInput, MethodOutput, timer, to_image
-from styletransfer.guided import apply_grid, grid_roughness, identity_grid, luminance
+from styletransfer.colour import (
+    auto_segments,
+    lab_to_rgb,
+    labels_from_masks,
+    rgb_to_lab,
+    transfer_segments,
+)
+from styletransfer.engine import MethodInput, MethodOutput, minimize, timer, to_image
+from styletransfer.guided import (
+    apply_affine,
+    box_filter,
+    grid_roughness,
+    identity_grid,
+    local_affine_fit,
+    luminance,
+)
 
-# Its loss weights: styletransfer.registry.PhotoFastDefaults.
+# The refinement's loss weights and layers: styletransfer.registry.PhotoFastDefaults.
+# Style masks of the refinement are eroded by this share of the style's longer side: deep
+# features near a segment's border see the neighbouring segment, and would carry it across.
+MASK_EROSION = 1.0 / 32.0
 
-# A step that raises the loss above this multiple of the initial loss, or a non-finite loss,
-# ends the fit with status "diverged" (the best grid so far is kept), as in the engine's loop.
-EXPLOSION_FACTOR = 1e3
-# L-BFGS steps without any improvement after which the fit goes on with Adam.
-STALL_STEPS = 3
-
-
-_FLOAT_OPTIONS = ("smoothness", "tolerance")
+_FLOAT_OPTIONS = (
+    "eps",
+    "contrast_floor",
+    "smoothness",
+    "tolerance",
+    "refine_seconds",
+    "position_weight",
+)
 
 
 @dataclass(frozen=True)
 class PhotoFastOptions:
     """Settings of photo-fast, given as ``TransferConfig(extra={...})``.
 
-    ``steps`` of the config is the most optimiser steps of the grid fit; the fit stops early
-    once the loss improved by less than ``tolerance`` (relative) over the last ``patience``
-    steps. The defaults were chosen at 256 px on four photo pairs against dpst at 2 x 300 steps
-    (bench/bench_speed.py; style distance and luma SSIM of the output, bundled VGG19). A
-    12 x 12 x 8 grid fitted at 128 px left the style distance 1.3-6.7x dpst's; fitting at
-    256 px and refining the grid to 64 x 64 x 16 brought it to 0.1-0.6x, and a content weight of
-    15 (gatys: 5) kept the SSIM above dpst's on every pair. Coarse-to-fine fitting (``levels``
-    2) did not pay on astronaut / coffee: at most a tenth of the time saved (the early stop ends
-    each level on its own plateau), and a lower SSIM (0.63 against 0.68 with a 32-cell grid).
-    Stopping at a 1% gain per 20 steps rather than 0.1% halved the steps and cost little.
+    Closed form: ``work_size`` (longest side of the copies the colour transfer and the affine
+    fit run on), ``segments`` (automatic segments without masks; 1: the whole picture),
+    ``position_weight`` (of the pixel position against colour in that clustering),
+    ``passes`` (sliced matches after the Gaussian map), ``radius`` and ``eps`` (window radius
+    at ``work_size`` and ridge of the guided filter: larger, smoother maps), ``contrast_floor``
+    (the least share of a segment's lightness spread kept, see ``transfer_points``). The defaults were
+    chosen on the 12 pairs of the DPST paper (bench/bench_photo.py).
+
+    Refinement (``refine`` 1): ``steps`` of the config is the most optimiser steps of the grid
+    fit, ``refine_seconds`` its time budget; it stops early once the loss improved by less
+    than ``tolerance`` (relative) over the last ``patience`` steps. ``fit_size`` is the
+    longest side of the images the grid is fitted on, ``grid`` and ``bins`` its cells along
+    the longer side and the luma axis, ``smoothness`` the weight of its roughness.
     """
 
-    fit_size: int = 256  # longest side of the images the grid is fitted on, at the finest level
-    grid: int = 64  # grid cells along the longer image side
-    bins: int = 16  # grid cells along the luma axis
-    smoothness: float = 30.0  # weight of the grid's roughness, relative to the content's loss
-    levels: int = 1  # coarse-to-fine fitting sizes: fit_size / 2^k for k < levels
+    work_size: int = 320
+    segments: int = 3
+    position_weight: float = 0.5
+    passes: int = 6
+    radius: int = 4
+    eps: float = 1e-4
+    contrast_floor: float = 0.5
+    refine: int = 0
+    refine_seconds: float = 20.0
+    fit_size: int = 192
+    grid: int = 32
+    bins: int = 8
+    smoothness: float = 30.0
     tolerance: float = 1e-2
-    patience: int = 20
+    patience: int = 10
 
     @classmethod
     def from_extra(cls, extra: tuple[tuple[str, Any], ...]) -> PhotoFastOptions:
@@ -77,16 +117,24 @@ class PhotoFastOptions:
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"photo-fast options must be numbers: {exc}") from exc
-        if opts.fit_size < 32:
-            raise ValueError(f"photo-fast fit_size must be >= 32 pixels, got {opts.fit_size}")
-        if opts.grid < 2 or opts.bins < 2:
-            raise ValueError(f"photo-fast grid and bins must be >= 2, got {opts.grid}, {opts.bins}")
-        if opts.smoothness < 0:
-            raise ValueError(f"photo-fast smoothness must be >= 0, got {opts.smoothness}")
-        if opts.levels < 1:
-            raise ValueError(f"photo-fast levels must be >= 1, got {opts.levels}")
-        if opts.tolerance < 0 or opts.patience < 1:
-            raise ValueError("photo-fast tolerance must be >= 0 and patience >= 1")
+        checks = (
+            (opts.work_size >= 32, f"work_size must be >= 32 pixels, got {opts.work_size}"),
+            (opts.fit_size >= 32, f"fit_size must be >= 32 pixels, got {opts.fit_size}"),
+            (1 <= opts.segments <= 16, f"segments must be 1 to 16, got {opts.segments}"),
+            (opts.passes >= 0, f"passes must be >= 0, got {opts.passes}"),
+            (opts.radius >= 1, f"radius must be >= 1, got {opts.radius}"),
+            (opts.eps > 0, f"eps must be > 0, got {opts.eps}"),
+            (opts.position_weight >= 0, "position_weight must be >= 0"),
+            (0 <= opts.contrast_floor <= 1, "contrast_floor must be 0 to 1"),
+            (opts.refine in (0, 1), f"refine must be 0 or 1, got {opts.refine}"),
+            (opts.refine_seconds > 0, "refine_seconds must be > 0"),
+            (opts.grid >= 2 and opts.bins >= 2, "grid and bins must be >= 2"),
+            (opts.smoothness >= 0, f"smoothness must be >= 0, got {opts.smoothness}"),
+            (opts.tolerance >= 0 and opts.patience >= 1, "tolerance >= 0 and patience >= 1"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"photo-fast {message}")
         return opts
 
 
@@ -99,264 +147,219 @@ def _downsize(image: Tensor, longest: int) -> Tensor:
     return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def _row(step: int, elapsed: float, parts: dict[str, Tensor], i: int) -> dict[str, float]:
-    terms = {name: float(parts[name][i]) if name in parts else 0.0 for name in LOSS_TERMS}
-    return {
-        "step": step,
-        "elapsed_s": elapsed,
-        "loss_total": sum(terms.values()),
-        **{f"loss_{name}": value for name, value in terms.items()},
-    }
+def _mask_labels(masks: list[Tensor], like: Tensor) -> np.ndarray:
+    size = like.shape[-2:]
+    resized = [F.interpolate(m.float(), size=size, mode="area") for m in masks]
+    return labels_from_masks(resized)
 
 
-@dataclass
-class GridFit:
-    """The best grid of a fit and its record."""
-
-    grid: Tensor
-    status: str
-    error: str | None
-    losses: list[dict[str, float]]  # per sample: weighted terms and total at the best grid
-    curves: list[list[dict[str, float]]]
-    steps: int
+def _lab_array(image: Tensor) -> np.ndarray:
+    return rgb_to_lab(image.double())[0].permute(1, 2, 0).cpu().numpy()  # [H, W, 3]
 
 
-def fit_grid(
-    grid0: Tensor,
-    contents: Tensor,
-    loss_fn: Callable[[Tensor], dict[str, Tensor]],
-    *,
-    steps: int,
-    optimizer: str = "lbfgs",
-    lr: float = 0.02,
-    smoothness: float = 0.0,
-    reference: Tensor | None = None,
-    tolerance: float = 1e-3,
-    patience: int = 20,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-    step_offset: int = 0,
-    time_offset: float = 0.0,
-) -> GridFit:
-    """Minimise ``loss_fn(image)`` over the bilateral grid that maps ``contents`` to the image.
+def colour_target(
+    content: Tensor,
+    styles: list[Tensor],
+    blend: tuple[float, ...],
+    opts: PhotoFastOptions,
+    masks: list[tuple[Tensor, list[Tensor]]] | None = None,
+    seed: int = 0,
+) -> Tensor:
+    """The per-segment colour transfer of ``content`` ([1, 3, h, w]) as RGB, clipped to [0, 1]."""
+    lab_c = _lab_array(content)
+    target = np.zeros_like(lab_c)
+    content_labels = None if masks is None else _mask_labels([cm for cm, _ in masks], content)
+    for s, (style, weight) in enumerate(zip(styles, blend, strict=True)):
+        if weight == 0:
+            continue
+        lab_s = _lab_array(style)
+        if masks is None:
+            labels_c, labels_s = auto_segments(
+                lab_c, lab_s, opts.segments, opts.position_weight, seed
+            )
+        else:
+            labels_c = content_labels
+            labels_s = _mask_labels([sms[s] for _, sms in masks], style)
+        target += weight * transfer_segments(
+            lab_c, lab_s, labels_c, labels_s, opts.passes, seed, opts.contrast_floor
+        )
+    rgb = lab_to_rgb(torch.from_numpy(target).permute(2, 0, 1)[None])
+    return rgb.clamp(0, 1).to(content.dtype)
 
-    ``smoothness`` times ``reference`` (per sample; default: the initial loss) times the grid's
-    roughness is added to the ``tv`` term: it keeps neighbouring cells, and so the colour maps
-    of nearby pixels and of nearby luma values, alike. L-BFGS (strong-Wolfe line search, one
-    iteration per step) or Adam; evaluations are memoised by iterate. A non-finite or exploding loss ends the fit with status
-    ``diverged``; the best grid seen is returned either way.
+
+def affine_coefficients(
+    guide: Tensor, target: Tensor, radius: int, eps: float
+) -> tuple[Tensor, Tensor]:
+    """Guided-filter coefficients of ``target`` on ``guide``, averaged over covering windows."""
+    a, b = local_affine_fit(guide, target, radius, eps)
+    n, c, _, h, w = a.shape
+    a = box_filter(a.reshape(n, c * 3, h, w), radius)  # [B, 9, h, w]
+    return a, box_filter(b, radius)
+
+
+def apply_coefficients(a: Tensor, b: Tensor, image: Tensor, rows: int = 512) -> Tensor:
+    """Upsample coefficients bilinearly to ``image``'s size and apply them, ``rows`` at a time.
+
+    Equivalent to one bilinear resize of the coefficients (align_corners False), computed in
+    bands of rows so a 4096 px picture never holds more than a band's coefficients.
     """
-    start = time.perf_counter() - time_offset
-    grid = grid0.detach().clone().requires_grad_(True)
-    guide = luminance(contents)
-    batch = contents.shape[0]
-    memo: list[tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]] = []
-    scale: list[Tensor] = [] if reference is None else [reference.detach()]
-    norm: list[float] = []  # the initial total, once known
+    n, _, h, w = a.shape
+    big_h, big_w = image.shape[-2:]
+    coeffs = torch.cat([a, b], 1).to(image.dtype)  # [B, 12, h, w]
+    xs = (torch.arange(big_w, device=image.device, dtype=image.dtype) + 0.5) / big_w * 2 - 1
+    out = torch.empty(n, 3, big_h, big_w, dtype=image.dtype, device=image.device)
+    for top in range(0, big_h, rows):
+        bottom = min(big_h, top + rows)
+        ys = (torch.arange(top, bottom, device=image.device, dtype=image.dtype) + 0.5) / big_h
+        ys = ys * 2 - 1
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx, gy], -1)[None].expand(n, -1, -1, -1)
+        band = F.grid_sample(
+            coeffs, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )  # [B, 12, rows, W]
+        aa = band[:, :9].reshape(n, 3, 3, bottom - top, big_w)
+        out[:, :, top:bottom] = apply_affine(aa, band[:, 9:], image[:, :, top:bottom])
+    return out.clamp_(0, 1)
 
-    def evaluate() -> tuple[Tensor, dict[str, Tensor]]:
-        for seen, total, grad, parts in memo:
-            if torch.equal(seen, grid.detach()):
-                grid.grad = grad.clone()
-                return total, parts
-        grid.grad = None
-        parts = loss_fn(to_image(apply_grid(grid, contents, guide)))
-        if not scale:
-            scale.append(sum(parts.values()).detach())
-        if smoothness > 0:
-            penalty = smoothness * scale[0] * grid_roughness(grid)
+
+def closed_form(
+    inp: MethodInput, opts: PhotoFastOptions, index: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Content ``index`` at full size, its closed-form result, and the result at work size."""
+    content = inp.contents[index : index + 1]
+    small = _downsize(content, opts.work_size)
+    styles = [_downsize(s, opts.work_size) for s in inp.styles]
+    masks = None if inp.masks is None else inp.masks[index]
+    target = colour_target(small, styles, inp.style_blend, opts, masks, inp.config.seed)
+    a, b = affine_coefficients(small.float(), target.float(), opts.radius, opts.eps)
+    full = apply_coefficients(a, b, content.float()).to(content.dtype)
+    at_work = apply_coefficients(a, b, small.float()).to(content.dtype)
+    return content, full, at_work
+
+
+def _erode(mask: Tensor, radius: int) -> Tensor:
+    if radius < 1:
+        return mask
+    return -F.max_pool2d(-mask, 2 * radius + 1, stride=1, padding=radius)
+
+
+def refine(
+    inp: MethodInput,
+    opts: PhotoFastOptions,
+    content: Tensor,
+    start: Tensor,
+    index: int,
+) -> tuple[Tensor, Any]:
+    """The VGG-loss bilateral-grid fit from the closed-form ``start``, within the time budget."""
+    from styletransfer.methods.neural import PerceptualLoss, get_encoder, style_targets
+
+    cfg = inp.config
+    started = time.perf_counter()
+    encoder = get_encoder(inp)
+    small_content = _downsize(content, opts.fit_size)
+    small_start = _downsize(start, opts.fit_size)
+    small_styles = [_downsize(s, opts.fit_size) for s in inp.styles]
+    small = dataclasses.replace(inp, contents=small_content, styles=small_styles)
+    masks = None if inp.masks is None else inp.masks[index]
+    content_masks = None
+    targets = []
+    for s in range(len(inp.styles)):
+        style_masks = None
+        if masks is not None:
+            style_masks = []
+            for _, sms in masks:
+                m = (_downsize(sms[s].float(), opts.fit_size) >= 0.5).float()
+                style_masks.append(_erode(m, round(MASK_EROSION * max(m.shape[-2:]))))
+        key = None if inp.mask_keys is None else f"{inp.mask_keys[index]}:eroded"
+        targets.append(style_targets(small, encoder, s, style_masks, key))
+    if masks is not None:
+        # Hard content masks: each content pixel belongs to exactly one segment.
+        labels = torch.from_numpy(_mask_labels([cm for cm, _ in masks], small_content))
+        content_masks = [
+            (labels == k).float()[None, None].to(inp.device) for k in range(len(masks))
+        ]
+    loss_fn = PerceptualLoss(
+        encoder,
+        cfg,
+        inp.device,
+        small_content,
+        targets,
+        inp.style_blend,
+        content_masks,
+        None,
+        photoreal=False,
+    )
+    h, w = content.shape[-2:]
+    gh = max(2, round(opts.grid * h / max(h, w)))
+    gw = max(2, round(opts.grid * w / max(h, w)))
+    grid0 = identity_grid(1, opts.bins, gh, gw).to(inp.device)
+    if cfg.init == "noise":
+        generator = torch.Generator().manual_seed(cfg.seed)
+        grid0 = grid0 + 0.05 * torch.randn(grid0.shape, generator=generator).to(inp.device)
+    guide = luminance(small_content)
+    with torch.no_grad():
+        reference = sum(loss_fn(small_start).values()).detach()
+
+    def objective(grid: Tensor) -> dict[str, Tensor]:
+        parts = loss_fn(to_image(_apply_grid(grid, small_start, guide)))
+        if opts.smoothness > 0:
+            penalty = opts.smoothness * reference * grid_roughness(grid)
             parts["tv"] = parts["tv"] + penalty if "tv" in parts else penalty
-        total = sum(parts.values()).sum()
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"loss became {float(total)}")
-        if not norm:
-            norm.append(float(total.detach()) or 1.0)
-        # The optimiser sees the loss relative to its start: O(1) values and gradients, which
-        # keeps L-BFGS' first step and line search from stalling on losses of order 1e8.
-        total = total / norm[0]
-        total.backward()
-        if not torch.isfinite(grid.grad).all():
-            raise FloatingPointError("gradient became non-finite")
-        detached = {k: v.detach() for k, v in parts.items()}
-        memo.append((grid.detach().clone(), total.detach(), grid.grad.clone(), detached))
-        del memo[:-4]
-        return total.detach(), detached
+        return parts
 
-    if optimizer == "lbfgs":
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [grid],
-            lr=1.0,
-            max_iter=1,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=0.0,
-            tolerance_change=1e-12,
-        )
-    else:
-        opt = torch.optim.Adam([grid], lr=lr)
-    curves: list[list[dict[str, float]]] = [[] for _ in range(batch)]
-    try:
-        total, parts = evaluate()
-    except FloatingPointError as exc:
-        return GridFit(
-            grid0, "diverged", str(exc), [_losses({}, i) for i in range(batch)], curves, 0
-        )
-    initial = best = float(total)
-    best_grid, best_parts, history = grid.detach().clone(), parts, [best]
-    if step_offset == 0:
-        for i in range(batch):
-            curves[i].append(_row(0, time.perf_counter() - start, parts, i))
-    status, error, done = "ok", None, 0
-    for step in range(1, steps + 1):
-        try:
-            if optimizer == "lbfgs":
-                opt.step(lambda: evaluate()[0])
-                total, parts = evaluate()  # memoised: the line search evaluated it
-            else:
-                opt.zero_grad(set_to_none=True)
-                total, parts = evaluate()
-                opt.step()
-        except FloatingPointError as exc:
-            status, error = "diverged", f"stopped at step {step}: {exc}"
-            break
-        done, value = step, float(total)
-        if value > EXPLOSION_FACTOR * max(initial, 1e-12):
-            status, error = "diverged", f"loss exploded to {value:.4g} at step {step}"
-            break
-        if value < best:
-            best, best_grid, best_parts = value, grid.detach().clone(), parts
-        history.append(best)
-        if (
-            optimizer == "lbfgs"
-            and len(history) > STALL_STEPS
-            and history[-1 - STALL_STEPS] <= best
-        ):
-            # L-BFGS can stall on this objective (its line search stops moving the grid):
-            # carry on with Adam from the best grid.
-            optimizer = "adam"
-            with torch.no_grad():
-                grid.copy_(best_grid)
-            opt = torch.optim.Adam([grid], lr=lr)
-        elapsed = time.perf_counter() - start
-        for i in range(batch):
-            curves[i].append(_row(step_offset + step, elapsed, parts, i))
-        if callback is not None:
-            callback({"step": step_offset + step, "elapsed_s": elapsed, "loss_total": value})
-        if len(history) > patience and history[-1 - patience] - best <= tolerance * abs(best):
-            break
-    return GridFit(
-        best_grid, status, error, [_losses(best_parts, i) for i in range(batch)], curves, done
+    fit = minimize(
+        grid0,
+        objective,
+        steps=cfg.steps,
+        optimizer=cfg.optimizer,
+        lr=cfg.lr,
+        callback=inp.callback,
+        normalize=True,
+        # The budget covers the set-up too (targets, the first evaluation).
+        max_seconds=max(0.0, opts.refine_seconds - (time.perf_counter() - started)),
+        tolerance=opts.tolerance,
+        patience=opts.patience,
     )
+    return fit.param, fit
 
 
-def _losses(parts: dict[str, Tensor], i: int) -> dict[str, float]:
-    row = {name: float(parts[name][i]) if name in parts else 0.0 for name in LOSS_TERMS}
-    row["total"] = sum(row.values())
-    return row
+def _apply_grid(grid: Tensor, image: Tensor, guide: Tensor) -> Tensor:
+    from styletransfer.guided import apply_grid
 
-
-def _level_input(inp: MethodInput, longest: int) -> MethodInput:
-    return dataclasses.replace(
-        inp,
-        contents=_downsize(inp.contents, longest),
-        styles=[_downsize(s, longest) for s in inp.styles],
-    )
+    return apply_grid(grid, image, guide)
 
 
 def photo_fast(inp: MethodInput) -> list[MethodOutput]:
-    """Fit a bilateral grid of affine colour maps on small copies, apply it at full size.
-
-    The grid does not depend on the image size, so with ``levels`` > 1 it is fitted coarse to
-    fine: first on copies at 1/2^(levels-1) of ``fit_size`` (most of the steps, at a fraction
-    of the cost), then on each next size up, starting from the grid so far.
-    """
-    from styletransfer.methods.neural import PerceptualLoss, get_encoder, style_targets
-    from styletransfer.multires import MIN_LEVEL_SIZE, Level, plan_levels
-
+    """Per-segment colour transfer, made locally affine; then, with ``refine``, the grid fit."""
     cfg = inp.config
     opts = PhotoFastOptions.from_extra(cfg.extra)
+    if not inp.styles:
+        raise ValueError("photo-fast needs at least one style image")
+    if inp.masks is not None and len(inp.masks) != inp.contents.shape[0]:
+        raise ValueError("segmentation masks need one set per content image")
     torch.manual_seed(cfg.seed)
-    seconds: dict[str, float] = {"laplacian": 0.0, "prepare": 0.0}
-    batch = inp.contents.shape[0]
-    content_masks = None
-    if inp.masks is not None:
-        if batch != 1:
-            raise ValueError("segmentation masks need one content image per run")
-        content_masks = [cm for cm, _ in inp.masks[0]]
-    mask_key = inp.mask_keys[0] if inp.mask_keys else None
-    with timer(seconds, "prepare"):
-        encoder = get_encoder(inp)
-
-    def level_loss(small: MethodInput) -> tuple[PerceptualLoss, Tensor]:
-        targets = []
-        for s in range(len(inp.styles)):
-            style_masks = None if inp.masks is None else [sms[s] for _, sms in inp.masks[0]]
-            targets.append(style_targets(small, encoder, s, style_masks, mask_key))
-        loss_fn = PerceptualLoss(
-            encoder,
-            cfg,
-            inp.device,
-            small.contents,
-            targets,
-            inp.style_blend,
-            content_masks,
-            None,
-            photoreal=False,
+    outputs = []
+    for index in range(inp.contents.shape[0]):
+        seconds: dict[str, float] = {"laplacian": 0.0, "prepare": 0.0, "optimize": 0.0}
+        with timer(seconds, "optimize"):
+            content, image, _ = closed_form(inp, opts, index)
+        status, error, losses, curve, steps = "ok", None, {}, [], 0
+        if opts.refine and cfg.steps > 0:
+            with timer(seconds, "optimize"):
+                grid, fit = refine(inp, opts, content, image, index)
+                with torch.no_grad():
+                    image = _apply_grid(grid, image, luminance(content)).clamp(0, 1)
+            status, error, steps = fit.status, fit.error, fit.steps
+            losses, curve = fit.losses[0], fit.curves[0]
+        outputs.append(
+            MethodOutput(
+                image=image.detach(),
+                status=status,
+                error=error,
+                losses=losses,
+                curve=curve,
+                seconds=seconds,
+                steps=steps,
+            )
         )
-        with torch.no_grad():  # the content's own loss: the scale of the grid's roughness
-            reference = sum(loss_fn(small.contents).values())
-        return loss_fn, reference
-
-    h, w = inp.contents.shape[-2:]
-    gh = max(2, round(opts.grid * h / max(h, w)))
-    gw = max(2, round(opts.grid * w / max(h, w)))
-    grid = identity_grid(batch, opts.bins, gh, gw).to(inp.device)
-    if cfg.init == "noise":
-        generator = torch.Generator().manual_seed(cfg.seed)
-        grid = grid + 0.1 * torch.randn(grid.shape, generator=generator).to(inp.device)
-    fit_size = min(opts.fit_size, max(h, w))
-    levels = [lv for lv in plan_levels(cfg.steps, opts.levels) if lv.steps > 0]
-    curves: list[list[dict[str, float]]] = [[] for _ in range(batch)]
-    status, error, losses, done, optimize_s = "ok", None, None, 0, 0.0
-    for level in levels or [Level(scale=1.0, steps=0)]:
-        with timer(seconds, "prepare"):
-            small = _level_input(inp, max(MIN_LEVEL_SIZE, round(fit_size * level.scale)))
-            loss_fn, reference = level_loss(small)
-        start = time.perf_counter()
-        fit = fit_grid(
-            grid,
-            small.contents,
-            loss_fn,
-            steps=level.steps,
-            optimizer=cfg.optimizer,
-            lr=cfg.lr,
-            smoothness=opts.smoothness,
-            reference=reference,
-            tolerance=opts.tolerance,
-            patience=opts.patience,
-            callback=inp.callback,
-            step_offset=done,
-            time_offset=optimize_s,
-        )
-        optimize_s += time.perf_counter() - start
-        grid, status, error, losses = fit.grid, fit.status, fit.error, fit.losses
-        for i in range(batch):
-            curves[i] += fit.curves[i]
-        done += fit.steps
-        if status != "ok":
-            break
-    start = time.perf_counter()
-    with torch.no_grad():
-        images = to_image(apply_grid(grid, inp.contents)).clamp(0, 1)
-    seconds["optimize"] = optimize_s + time.perf_counter() - start
-    return [
-        MethodOutput(
-            image=images[i : i + 1],
-            status=status,
-            error=error,
-            losses=losses[i],
-            curve=curves[i],
-            seconds=dict(seconds),
-            steps=done,
-        )
-        for i in range(batch)
-    ]
+    return outputs

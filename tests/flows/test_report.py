@@ -77,6 +77,11 @@ def test_report_has_gallery_and_plots(report_store, tmp_path):
     assert result.runs == 3 and result.plots == 3  # curves, times, one loss matrix
     html = result.index.read_text()
     assert html.count('alt="output"') == 3 and "gatys" in html
+    # The quality of each run, recorded in its row, stands beside its time.
+    runs = report_store.read("runs").to_pylist()
+    assert all(0 < r["quality_ssim"] <= 1 and r["quality_colour_distance"] > 0 for r in runs)
+    assert all(r["quality_affine_residual"] >= 0 for r in runs)
+    assert html.count("SSIM ") == 3 and html.count("affine resid.") == 3
     for src in re.findall(r'src="([^"]+)"', html):
         assert (tmp_path / "report" / src).is_file(), src
 

@@ -119,3 +119,21 @@ def test_loss_matrix_writes_rows_and_a_heatmap(tmp_path, astronaut, coffee, chel
     assert all(r["style_loss"] > 0 for r in off)
     pair = {(r["image_a"], r["image_b"]): r["style_loss"] for r in off}
     assert all(abs(v - pair[(b, a)]) <= 1e-6 * v for (a, b), v in pair.items())
+
+
+def test_photo_fast_refine_and_the_quality_block_of_metrics(tmp_path, astronaut, coffee):
+    content, style = _save({"content": astronaut, "style": coffee}, tmp_path)
+    out, metrics = tmp_path / "pf.png", tmp_path / "pf.json"
+    args = ["-q", "transfer", content, style, "-o", str(out), "--size", "48"]
+    result = runner.invoke(
+        app,
+        [*args, "--method", "photo-fast", "--refine", "--steps", "2", "--metrics", str(metrics)],
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(metrics.read_text())
+    assert record["config"]["extra"] == {"refine": 1}
+    assert set(record["quality"]) == {"ssim", "colour_distance", "affine_residual"}
+    assert 0 < record["quality"]["ssim"] <= 1 and record["quality"]["colour_distance"] > 0
+    assert 1 <= len(record["curve"]) <= 3
+    refused = runner.invoke(app, [*args, "--method", "gatys", "--refine"])
+    assert refused.exit_code != 0 and "--refine is a photo-fast option" in refused.output

@@ -51,7 +51,10 @@ def test_result_and_metrics_follow_the_design(astronaut, coffee, cache):
         "seconds",
         "losses",
         "curve",
+        "quality",  # added after DESIGN.md's keys: ssim, colour_distance, affine_residual
     ]
+    assert set(metrics["quality"]) == {"ssim", "colour_distance", "affine_residual"}
+    assert all(0 <= metrics["quality"][k] <= 1 for k in ("ssim", "affine_residual"))
     assert set(metrics["seconds"]) == {"total", "prepare", "optimize", "laplacian"}
     assert set(metrics["losses"]) == {"total", "content", "style", "tv", "photoreal"}
     assert [row["step"] for row in metrics["curve"]] == [0, 1, 2, 3, 4]

@@ -1,0 +1,101 @@
+"""Tests of styletransfer.quality: the metrics are pure functions with known values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from styletransfer.colour import lab_to_rgb, rgb_to_lab
+from styletransfer.images import label_codes
+from styletransfer.quality import (
+    affine_residual_share,
+    colour_distance,
+    labels_from_label_images,
+    luma_ssim,
+    score,
+    sliced_wasserstein,
+)
+
+
+def _photo(astronaut, size=64) -> torch.Tensor:
+    array = np.asarray(astronaut.resize((size, size)), dtype=np.float32) / 255
+    return torch.from_numpy(array).permute(2, 0, 1)[None]
+
+
+def test_ssim_is_one_against_itself_and_lower_for_noise(astronaut):
+    x = _photo(astronaut)
+    assert luma_ssim(x, x) == pytest.approx(1.0)
+    noisy = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert luma_ssim(noisy, x) < 0.8
+    # Content of another size is resized to the output's.
+    assert luma_ssim(x, astronaut) > 0.95
+
+
+def test_sliced_wasserstein_of_a_shift_is_the_shift_times_the_mean_projection():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 3))
+    assert sliced_wasserstein(a, a) == 0.0
+    shift = np.array([3.0, 0.0, 0.0])
+    from styletransfer.quality import _directions
+
+    expected = 3.0 * np.sqrt((_directions()[:, 0] ** 2).mean())
+    assert sliced_wasserstein(a, a + shift) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="non-empty"):
+        sliced_wasserstein(a[:0], a)
+
+
+def test_colour_distance_is_per_segment_and_area_weighted():
+    # Two segments: the output's left half matches the style's left half exactly, its right
+    # half is 10 L units off.
+    lab = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
+    lab[:, 0] = 50
+    lab[:, 0, :, 4:] = 70
+    style = lab_to_rgb(lab).clamp(0, 1)
+    shifted = lab.clone()
+    shifted[:, 0, :, 4:] += 10
+    out = lab_to_rgb(shifted).clamp(0, 1)
+    labels = np.zeros((8, 8), dtype=int)
+    labels[:, 4:] = 1
+    got = colour_distance(out.float(), style.float(), labels, labels)
+    from styletransfer.quality import _directions
+
+    per_segment = 10 * np.sqrt((_directions()[:, 0] ** 2).mean())
+    assert got == pytest.approx(0.5 * per_segment, rel=0.02)
+    # Segments absent from the style are left out; none at all in common is an error.
+    other = np.full((8, 8), 5)
+    with pytest.raises(ValueError, match="no segment"):
+        colour_distance(out.float(), style.float(), labels, other)
+    assert np.isfinite(rgb_to_lab(out)).all()
+
+
+def test_affine_residual_is_zero_for_affine_recolourings_and_high_for_other_pictures(
+    astronaut, coffee
+):
+    x = _photo(astronaut).double()
+    matrix = torch.tensor([[0.8, 0.1, 0.0], [0.0, 0.5, 0.2], [0.1, 0.0, 0.7]], dtype=torch.float64)
+    recoloured = torch.einsum("ij,bjhw->bihw", matrix, x) + 0.05
+    assert affine_residual_share(recoloured, x) < 1e-6
+    assert affine_residual_share(_photo(coffee).double(), x) > 0.3
+
+
+def test_score_and_label_images_with_noisy_colours():
+    # Anti-aliased, lossy label images: near-palette colours are read as the palette colour.
+    mask = np.zeros((20, 20, 3), dtype=np.uint8)
+    mask[:, 10:] = 255
+    mask[0, 9] = (3, 1, 2)
+    mask[1, 10] = (250, 252, 251)
+    mask[2, 10] = (128, 128, 128)  # grey is a label colour of its own
+    codes = label_codes(Image.fromarray(mask))
+    assert set(np.unique(codes)) == {0, 0x808080, 0xFFFFFF}
+    style_mask = mask[:, ::-1].copy()
+    style_mask[2, 9] = 0
+    lc, ls = labels_from_label_images(Image.fromarray(mask), Image.fromarray(style_mask))
+    assert lc[2, 10] == -1  # grey only in the content
+    assert (lc[:, :9] == 0).all() and (ls[:, 11:] == 0).all()
+    image = torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    q = score(image, image, image, lc, lc)
+    assert q.ssim == pytest.approx(1.0) and q.colour_distance == 0.0
+    assert q.affine_residual < 1e-6
+    assert set(q.to_dict()) == {"ssim", "colour_distance", "affine_residual"}
