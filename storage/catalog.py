@@ -184,10 +184,12 @@ class Catalog:
         todo = [i for i in ids if i not in stored_here]
         if not todo:
             return
+        # Every sighting counts: the catalog view shows one of them, which may lack the path.
         rows = self.store.query(
-            "SELECT image_id, any_value(path) FILTER (WHERE path IS NOT NULL) AS path, "
-            "any_value(reason) AS reason FROM catalog WHERE list_contains(?, image_id) "
-            "GROUP BY image_id",
+            "SELECT i.image_id, any_value(i.path) FILTER (WHERE i.path IS NOT NULL) AS path, "
+            "any_value(c.reason) AS reason FROM images AS i "
+            "LEFT JOIN curation_latest AS c USING (image_id) "
+            "WHERE list_contains(?, i.image_id) GROUP BY i.image_id",
             [todo],
         ).to_pylist()
         found = {r["image_id"]: r for r in rows}

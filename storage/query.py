@@ -127,6 +127,8 @@ RETRIES = 5  # a compaction may remove files between listing and reading: list a
 
 def _is_vanished(exc: duckdb.Error) -> bool:
     text = str(exc)
+    if "FileNotFoundError" in text or "NoSuchKey" in text:
+        return True  # raised by the fsspec file system (object stores), wrapped by DuckDB
     return isinstance(exc, duckdb.IOException) and (
         "No such file" in text or "not found" in text.lower() or "No files found" in text
     )
@@ -257,7 +259,10 @@ def _check_read_only(conn: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    if lines[0].startswith("Traceback") and len(lines) > 1:
+        return lines[-1].strip()  # a Python error inside a file system call: its last line
+    return lines[0]
 
 
 def read_table(loc: Location, table: str) -> pa.Table:
