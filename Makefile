@@ -43,7 +43,7 @@ endif
 
 setup: $(STAMP)  ## Create .venv and install stylebench with its dev and bench extras
 
-demo: setup  ## Run the whole pipeline offline on bundled images (minutes on 2 CPU cores)
+demo: setup  ## Run the whole pipeline offline on bundled images (about 75 s on 2 CPU cores, fp32)
 	$(BIN)/stylebench demo
 
 test: setup  ## Run the test suite (slow tests included)
