@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 PHASES = ("total", "prepare", "optimize", "laplacian")
 LOSSES = ("total", "content", "style", "tv", "photoreal")
-QUALITY = ("ssim", "colour_distance", "affine_residual")
 CURVE_COLUMNS = ("step", "elapsed_s", *(f"loss_{k}" for k in LOSSES))
 
 
@@ -129,6 +128,7 @@ def run_batch(
     """
     from stylebench import __version__
     from styletransfer import TransferConfig, transfer_batch
+    from styletransfer.quality import QUALITY_METRICS
 
     slot = accelerator_slot or nullcontext
     host = socket.gethostname()
@@ -185,7 +185,7 @@ def run_batch(
                     output_path=output,
                     **{f"seconds_{k}": result.seconds.get(k) for k in PHASES},
                     **{f"loss_{k}": result.losses.get(k) for k in LOSSES},
-                    **{f"quality_{k}": result.quality.get(k) for k in QUALITY},
+                    **{f"quality_{k}": result.quality.get(k) for k in QUALITY_METRICS},
                 )
                 curves.extend(
                     CurvePoint(run_id=run_id, **{k: p.get(k) for k in CURVE_COLUMNS})
