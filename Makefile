@@ -11,39 +11,53 @@ PYTEST_ARGS ?=
 help:  ## List the chores
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# uv (https://pypi.org/project/uv/) creates the virtualenv and installs when it is on the
-# PATH (`pip install uv`), pip otherwise; `make setup UV=` forces pip. uv is handed the same
-# find-links and extra indexes as pip's own configuration, so local wheel mirrors are used
-# by both, and compiles bytecode at install as pip does (else torch and Prefect are compiled
-# from source on every import where PYTHONDONTWRITEBYTECODE is set, and on the first run).
-UV ?= $(shell command -v uv 2>/dev/null)
+# uv (https://pypi.org/project/uv/) installs, several times faster than pip on an empty
+# cache (48 s against 139 s on 2 cores). One on the PATH is used; otherwise pip puts uv into the
+# fresh virtualenv first (a few seconds), and where that fails (no index) pip installs
+# everything. `make setup UV=` forces pip. uv is handed the same find-links and extra indexes
+# as pip's own configuration, so local wheel mirrors are used by both, and compiles bytecode
+# at install as pip does (else torch and Prefect are compiled on the first run, and on every
+# import where PYTHONDONTWRITEBYTECODE is set).
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(BIN)/uv)
 PIP_SOURCES = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n \
 	-e "s/^[^.]*\.index-url='\(.*\)'$$/--index-url \1/p" | head -n 1) \
 	$(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n \
 	-e "s/^[^.]*\.find-links='\(.*\)'$$/\1/p" | tr ' ' '\n' | sort -u | sed 's/^/--find-links /') \
 	$(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n \
 	-e "s/^[^.]*\.extra-index-url='\(.*\)'$$/\1/p" | tr ' ' '\n' | sort -u | sed 's/^/--extra-index-url /')
+EXTRAS = '.[dev,bench]'
 
 $(STAMP): pyproject.toml constraints.txt
-ifneq ($(strip $(UV)),)
-	@echo "setup 1/2: virtualenv $(VENV) (uv)"
-	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	@echo "setup 2/2: stylebench with its dev and bench extras, versions from constraints.txt (uv)"
-	@$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python \
-		--index-strategy unsafe-best-match \
-		$(PIP_SOURCES) -c constraints.txt -e '.[dev,bench]'
-else
-	@echo "setup 1/2: virtualenv $(VENV) (pip; install uv to make this faster)"
+ifeq ($(strip $(UV)),$(BIN)/uv)
+	@echo "setup 1/3: virtualenv $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "setup 2/2: stylebench with its dev and bench extras, versions from constraints.txt (pip)"
-	@$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	@echo "setup 2/3: uv into $(VENV), to install with"
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check uv \
+		|| echo "  uv could not be installed; pip installs instead (slower)"
+else ifneq ($(strip $(UV)),)
+	@echo "setup 1/3: virtualenv $(VENV) (uv: $(UV))"
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@echo "setup 2/3: uv found on the PATH"
+else
+	@echo "setup 1/3: virtualenv $(VENV) (pip, as UV= asks)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "setup 2/3: no uv (pip installs)"
 endif
+	@echo "setup 3/3: stylebench with its dev and bench extras, versions from constraints.txt"
+	@if [ -n "$(strip $(UV))" ] && [ -x "$(UV)" ]; then \
+		$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python \
+			--index-strategy unsafe-best-match \
+			$(PIP_SOURCES) -c constraints.txt -e $(EXTRAS); \
+	else \
+		$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check \
+			-c constraints.txt -e $(EXTRAS); \
+	fi
 	@touch $(STAMP)
 	@echo "setup done: $(BIN)/stylebench"
 
 setup: $(STAMP)  ## Create .venv and install stylebench with its dev and bench extras
 
-demo: setup  ## Run the whole pipeline offline on bundled images (about 75 s on 2 CPU cores, fp32)
+demo: setup  ## Run the whole pipeline offline on bundled images (about 80 s on 2 CPU cores, fp32)
 	$(BIN)/stylebench demo
 
 test: setup  ## Run the test suite (slow tests included)
