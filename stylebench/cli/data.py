@@ -57,7 +57,7 @@ def query(
     (and the views catalog and curation_latest). Reading statements only, over the
     tables' files only, unless --unlocked."""
     from storage import QueryError
-    from stylebench.cli.output import check_output_file, csv_ready
+    from stylebench.cli.output import check_output_file, csv_ready, terminal_safe
 
     if output is not None:
         check_output_file(output, "--output")
@@ -85,7 +85,10 @@ def query(
         if output is None:
             import sys
 
-            pacsv.write_csv(csv_ready(result), sys.stdout.buffer)
+            table = csv_ready(result)
+            if sys.stdout.isatty():
+                table = terminal_safe(table)
+            pacsv.write_csv(table, sys.stdout.buffer)
         else:
             pacsv.write_csv(csv_ready(result), output)
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from stylebench.cli.common import fail
+from stylebench.cli.common import clean, fail
 
 REPORT_MARKER = ".stylebench-report"  # written beside index.html: this folder holds a report
 
@@ -84,5 +84,19 @@ def csv_ready(table: pa.Table) -> pa.Table:
         if _nested(column.type):
             values = [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
             column = pa.array(values, type=pa.string())
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def terminal_safe(table: pa.Table) -> pa.Table:
+    """``table`` with terminal escape sequences and controls removed from its text columns.
+
+    For output bound for a terminal: stored text comes from the web. A file or a pipe gets
+    the values as stored."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            values = [None if v is None else clean(v) for v in column.to_pylist()]
+            column = pa.array(values, type=column.type)
         columns.append(column)
     return pa.table(columns, names=table.column_names)

@@ -115,6 +115,51 @@ def test_query_output_checks_and_list_columns(data_dir, tmp_path, probe):
     assert _snapshot(Path(data_dir)) == before
 
 
+def _cli_output(args: list[str], *, terminal: bool) -> str:
+    """The real command's stdout, written to a pseudo-terminal or to a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import tty
+
+    command = [sys.executable, "-c", "from stylebench.cli.main import main; main()", *args]
+    if not terminal:
+        done = subprocess.run(command, capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout.decode()
+    leader, follower = pty.openpty()
+    tty.setraw(follower)  # no newline translation: what arrives is what was written
+    try:
+        done = subprocess.run(command, stdout=follower, stderr=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(follower)
+    assert done.returncode == 0, done.stderr.decode()
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_csv_to_a_terminal_drops_escapes_and_a_pipe_gets_them_as_stored(data_dir, probe):
+    hostile = "bad \x1b]0;owned\x07\x1b[2J\rdone \x9b31m"
+    _seed(data_dir, hostile)
+    args = ["--data-dir", data_dir, "query", "SELECT reason FROM catalog", "-f", "csv"]
+    shown = _cli_output(args, terminal=True)
+    assert "bad " in shown and "done" in shown, shown
+    assert not any(c in shown for c in "\x1b\x07\r\x9b"), repr(shown)
+    piped = _cli_output(args, terminal=False)
+    assert hostile in piped, repr(piped)
+    probe.record("stored escapes in query -f csv to a terminal", rejected=True, reason="escaped")
+
+
 def test_images_html_into_a_missing_folder(data_dir, tmp_path, probe):
     _seed(data_dir)
     code, out = _run(["--data-dir", data_dir, "images", "--html", str(tmp_path / "no" / "a.html")])
