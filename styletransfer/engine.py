@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,13 @@ from styletransfer.cache import TransferCache
 from styletransfer.config import Runtime, TransferConfig
 
 LOSS_TERMS = ("content", "style", "tv", "photoreal")
+
+
+def unmeasured_losses() -> dict[str, float]:
+    """The losses of a run that evaluated none (a closed form, a failure): NaN, null when stored."""
+    return {"total": math.nan, **{name: math.nan for name in LOSS_TERMS}}
+
+
 # A step whose loss exceeds this multiple of the initial loss, or is not finite, ends the run.
 EXPLOSION_FACTOR = 1e3
 # L-BFGS restarts from the best iterate (history dropped) when a step raises the loss by more

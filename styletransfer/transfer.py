@@ -22,6 +22,7 @@ from styletransfer.engine import (
     StepCallback,
     configure_threads,
     select_device,
+    unmeasured_losses,
 )
 from styletransfer.features import WeightsUnavailable
 from styletransfer.images import (
@@ -95,7 +96,8 @@ class TransferResult:
     width: int
     steps: int
     seconds: dict[str, float]  # total, prepare, optimize, laplacian
-    losses: dict[str, float]  # total, content, style, tv, photoreal (0.0 where off)
+    # total, content, style, tv, photoreal: 0.0 where a term is off, NaN where none was measured
+    losses: dict[str, float]
     curve: list[dict[str, float]]  # step, elapsed_s, loss_total, loss_content, ...
     config: TransferConfig = field(default_factory=TransferConfig)
     # ssim, colour_distance, affine_residual (styletransfer.quality); None where not scored
@@ -302,7 +304,7 @@ def _run_group(
                 width=width,
                 steps=0,
                 config=cfg,
-                losses=_zero_losses(),
+                losses=unmeasured_losses(),
                 curve=[],
                 seconds={
                     "total": total / n,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from pathlib import Path
 
@@ -262,7 +263,7 @@ def transfer(
         raise fail(f"transfer failed: {result.error}")
     if result.status == "diverged":
         err_console.print(f"[yellow]warning:[/] {escaped(result.error)}; wrote the best iterate")
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if v)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if v and math.isfinite(v))
     scored = ", ".join(f"{k} {v:.3g}" for k, v in result.quality.items() if v is not None)
     losses = "; ".join(part for part in (losses, scored) if part)
     console.print(

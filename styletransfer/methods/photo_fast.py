@@ -40,7 +40,14 @@ from styletransfer.colour import (
     rgb_to_lab,
     transfer_segments,
 )
-from styletransfer.engine import MethodInput, MethodOutput, minimize, timer, to_image
+from styletransfer.engine import (
+    MethodInput,
+    MethodOutput,
+    minimize,
+    timer,
+    to_image,
+    unmeasured_losses,
+)
 from styletransfer.guided import (
     apply_affine,
     box_filter,
@@ -343,7 +350,8 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
         seconds: dict[str, float] = {"laplacian": 0.0, "prepare": 0.0, "optimize": 0.0}
         with timer(seconds, "optimize"):
             content, image, _ = closed_form(inp, opts, index)
-        status, error, losses, curve, steps = "ok", None, {}, [], 0
+        # the closed form evaluates no loss: its losses are not measured (null), not zero
+        status, error, losses, curve, steps = "ok", None, unmeasured_losses(), [], 0
         if opts.refine and cfg.steps > 0:
             with timer(seconds, "optimize"):
                 grid, fit = refine(inp, opts, content, image, index)

@@ -58,10 +58,34 @@ def test_a_failing_item_is_a_row_and_the_batch_carries_on(small_catalog):
     assert (outcome.ok, outcome.failed) == (1, 1)
     rows = {r["pair_id"]: r for r in store.read("runs").to_pylist()}
     assert rows["broken"]["status"] == "failed" and "missing" in rows["broken"]["error"]
+    assert rows["broken"]["loss_total"] is None and rows["broken"]["loss_style"] is None
     assert rows[items[1].pair_id]["status"] == "ok"
     # The failed item is planned again; the ok one is not.
     pending = {i.pair_id for i in plan(store, configs)}
     assert items[1].pair_id not in pending and items[0].pair_id in pending
+
+
+def test_a_method_that_evaluates_no_loss_records_null_losses_not_zero(small_catalog):
+    store = small_catalog
+    pair_catalog(store, "all")
+    spec = {**TINY, "methods": ["photo-fast", "gatys"]}
+    items = plan(store, expand_configs(load_spec(spec, ExperimentSpec)))
+    outcome = run_batch(store, [i for i in items if json.loads(i.config)["method"] == "photo-fast"])
+    outcome = run_batch(store, [i for i in items if json.loads(i.config)["method"] == "gatys"][:2])
+    assert outcome.ok == 2
+    rows = store.query(
+        "select method, count(*) as n, count(loss_total) as measured, avg(loss_style) as style,"
+        " count(quality_ssim) as scored from runs where status = 'ok' group by 1 order by 1"
+    ).to_pylist()
+    fast, gatys = rows[1], rows[0]
+    assert (fast["method"], fast["n"], fast["measured"], fast["style"]) == (
+        "photo-fast",
+        6,
+        0,
+        None,
+    )
+    assert fast["scored"] == 6  # what the method is judged by is recorded
+    assert gatys["measured"] == 2 and gatys["style"] > 0
 
 
 def test_batches_keep_one_config_and_style_set_together(small_catalog):
