@@ -43,10 +43,19 @@ def machine() -> str:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    precision = "unknown"
     try:
         import torch
 
+        from styletransfer.engine import cpu_has_bf16
+
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        forced = os.environ.get("ATEN_CPU_CAPABILITY")
+        precision = (
+            f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+            + (f" (ATEN_CPU_CAPABILITY={forced})" if forced else "")
+            + (", bf16 autocast available" if cpu_has_bf16() else ", no bf16: fp32 throughout")
+        )
     except Exception:  # noqa: BLE001 - a missing or broken torch still leaves a report
         gpu = "unknown"
     versions = []
@@ -59,6 +68,7 @@ def machine() -> str:
         [
             f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
             f"- machine: {cpu}, {os.cpu_count()} logical cores, GPU: {gpu}",
+            f"- CPU kernels: {precision}",
             f"- python {platform.python_version()} on {platform.platform()}",
             f"- {', '.join(versions)}",
         ]
