@@ -32,6 +32,7 @@ ifeq ($(strip $(UV)),$(BIN)/uv)
 	@echo "setup 1/3: virtualenv $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "setup 2/3: uv into $(VENV), to install with"
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check uv \
 		|| echo "  uv could not be installed; pip installs instead (slower)"
 else ifneq ($(strip $(UV)),)
@@ -41,6 +42,7 @@ else ifneq ($(strip $(UV)),)
 else
 	@echo "setup 1/3: virtualenv $(VENV) (pip, as UV= asks)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null
 	@echo "setup 2/3: no uv (pip installs)"
 endif
 	@echo "setup 3/3: stylebench with its dev and bench extras, versions from constraints.txt"
