@@ -47,15 +47,12 @@ def machine() -> str:
     try:
         import torch
 
+        from bench import cpu_capability
         from styletransfer.engine import cpu_has_bf16
 
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-        forced = os.environ.get("ATEN_CPU_CAPABILITY")
-        precision = (
-            f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
-            + (f" (ATEN_CPU_CAPABILITY={forced})" if forced else "")
-            + (", bf16 autocast available" if cpu_has_bf16() else ", no bf16: fp32 throughout")
-        )
+        bf16 = ", bf16 autocast available" if cpu_has_bf16() else ", no bf16: fp32 throughout"
+        precision = cpu_capability() + bf16
     except Exception:  # noqa: BLE001 - a missing or broken torch still leaves a report
         gpu = "unknown"
     versions = []

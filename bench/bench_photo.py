@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from bench import cpu_capability
 from styletransfer import SegmentationMasks, TransferCache, TransferConfig, transfer
 from styletransfer.quality import Quality, labels_from_label_images, score
 
@@ -216,9 +217,6 @@ def side_by_side(pairs: list[Pair], names: list[str], path: Path, width: int = 2
 
 
 def _cpu() -> str:
-    capability = torch.backends.cpu.get_cpu_capability()
-    forced = os.environ.get("ATEN_CPU_CAPABILITY")
-    note = f" (ATEN_CPU_CAPABILITY={forced})" if forced else ""
     name = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as fh:
@@ -226,7 +224,7 @@ def _cpu() -> str:
         name = names[0] if names else name
     except OSError:
         pass
-    return f"{name}, torch CPU capability {capability}{note}, {torch.get_num_threads()} threads"
+    return f"{name}, {cpu_capability()}, {torch.get_num_threads()} threads"
 
 
 def run(quick: bool = False) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import socket
 import time
 import traceback
@@ -109,11 +108,6 @@ def _inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any], 
     return config, images, runtime
 
 
-def _measured(value: float | None) -> float | None:
-    """A loss for the runs table: null where none was measured (NaN), so SQL aggregates skip it."""
-    return None if value is None or not math.isfinite(value) else value
-
-
 def _png(image: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -180,6 +174,7 @@ def run_batch(
                 output = None
                 if result.status in ("ok", "diverged") and result.image is not None:
                     output = store.write_bytes(f"outputs/{run_id}.png", _png(result.image))
+                losses = result.measured_losses()  # null where not measured: SQL skips it
                 row = RunRecord(
                     **{**common, "config": result.config.to_json()},
                     status=result.status,
@@ -190,7 +185,7 @@ def run_batch(
                     steps=result.steps,
                     output_path=output,
                     **{f"seconds_{k}": result.seconds.get(k) for k in PHASES},
-                    **{f"loss_{k}": _measured(result.losses.get(k)) for k in LOSSES},
+                    **{f"loss_{k}": losses.get(k) for k in LOSSES},
                     **{f"quality_{k}": result.quality.get(k) for k in QUALITY_METRICS},
                 )
                 curves.extend(

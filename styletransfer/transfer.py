@@ -103,6 +103,10 @@ class TransferResult:
     # ssim, colour_distance, affine_residual (styletransfer.quality); None where not scored
     quality: dict[str, float | None] = field(default_factory=dict)
 
+    def measured_losses(self) -> dict[str, float | None]:
+        """The losses with None where a term was not measured (NaN): null in JSON and tables."""
+        return {k: v if math.isfinite(v) else None for k, v in self.losses.items()}
+
     def metrics(self) -> dict[str, Any]:
         """The JSON object of ``stylebench transfer --metrics`` (DESIGN.md); null: not measured."""
         return {
@@ -112,7 +116,7 @@ class TransferResult:
             "config": self.config.settings(),
             "device": self.device,
             "seconds": dict(self.seconds),
-            "losses": {k: v if math.isfinite(v) else None for k, v in self.losses.items()},
+            "losses": self.measured_losses(),
             "curve": [dict(row) for row in self.curve],
             "quality": {name: self.quality.get(name) for name in QUALITY_METRICS},
         }
