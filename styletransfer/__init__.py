@@ -5,6 +5,7 @@ from styletransfer.config import Runtime, TransferConfig
 from styletransfer.features import FEATURE_MODELS, WeightsUnavailable, load_encoder
 from styletransfer.registry import METHODS, MethodSpec, method_spec, register_method
 from styletransfer.transfer import (
+    MASK_SOURCES,
     PairStyle,
     SegmentationMasks,
     TransferResult,
@@ -15,6 +16,7 @@ from styletransfer.transfer import (
 
 __all__ = [
     "FEATURE_MODELS",
+    "MASK_SOURCES",
     "METHODS",
     "MethodSpec",
     "PairStyle",

@@ -156,6 +156,9 @@ class MethodOutput:
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     steps: int = 0
+    # which segment correspondence the run used: "given" (masks passed in), "auto" (found by
+    # the method itself) or "none" (one global style)
+    mask_source: str = "none"
 
 
 # -- the optimiser loop ----------------------------------------------------------------------

@@ -46,6 +46,10 @@ from styletransfer.registry import method_spec
 # larger images run one at a time.
 CPU_BATCH_PIXELS = 8 * 128 * 128
 
+# Where a run's segment correspondence came from: masks passed in, found by the method from
+# the two photos, or none (one global style).
+MASK_SOURCES = ("given", "auto", "none")
+
 
 @dataclass(frozen=True)
 class SegmentationMasks:
@@ -102,6 +106,8 @@ class TransferResult:
     config: TransferConfig = field(default_factory=TransferConfig)
     # ssim, colour_distance, affine_residual (styletransfer.quality); None where not scored
     quality: dict[str, float | None] = field(default_factory=dict)
+    # the segment correspondence the run used: one of MASK_SOURCES
+    mask_source: str = "none"
 
     def measured_losses(self) -> dict[str, float | None]:
         """The losses with None where a term was not measured (NaN): null in JSON and tables."""
@@ -119,6 +125,7 @@ class TransferResult:
             "losses": self.measured_losses(),
             "curve": [dict(row) for row in self.curve],
             "quality": {name: self.quality.get(name) for name in QUALITY_METRICS},
+            "mask_source": self.mask_source,
         }
 
 
@@ -310,6 +317,7 @@ def _run_group(
                 config=cfg,
                 losses=unmeasured_losses(),
                 curve=[],
+                mask_source="given" if masks is not None else "none",
                 seconds={
                     "total": total / n,
                     "prepare": total / n,
@@ -346,6 +354,7 @@ def _run_group(
                 losses=losses,
                 curve=out.curve,
                 config=cfg,
+                mask_source="given" if masks is not None else out.mask_source,
             )
         )
     return results

@@ -368,6 +368,7 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
                 curve=curve,
                 seconds=seconds,
                 steps=steps,
+                mask_source="given" if inp.masks is not None else "auto",
             )
         )
     return outputs

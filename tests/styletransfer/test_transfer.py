@@ -52,6 +52,7 @@ def test_result_and_metrics_follow_the_design(astronaut, coffee, cache):
         "losses",
         "curve",
         "quality",  # added after DESIGN.md's keys: ssim, colour_distance, affine_residual
+        "mask_source",  # added after DESIGN.md's keys: given | auto | none
     ]
     assert set(metrics["quality"]) == {"ssim", "colour_distance", "affine_residual"}
     assert all(0 <= metrics["quality"][k] <= 1 for k in ("ssim", "affine_residual"))
@@ -213,3 +214,13 @@ def test_cpu_batches_are_chunked_by_pixels(astronaut, coffee, cache, monkeypatch
     sizes.clear()
     transfer_batch([astronaut] * 3, coffee, SMALL.with_(device="cpu"), cache=cache, max_batch=1)
     assert sizes == [1, 1, 1]
+
+
+def test_mask_source_says_where_the_segments_came_from(astronaut, coffee, cache):
+    plain = transfer(astronaut, coffee, SMALL.with_(steps=0), cache=cache)
+    assert plain.mask_source == "none" and plain.metrics()["mask_source"] == "none"
+    white = Image.new("RGB", (40, 40), "white")
+    given = transfer(astronaut, coffee, SMALL.with_(steps=0), masks=(white, [white]), cache=cache)
+    assert given.mask_source == "given"
+    photo = transfer(astronaut, coffee, TransferConfig(method="photo-fast", size=32), cache=cache)
+    assert photo.mask_source == "auto"
