@@ -58,7 +58,7 @@ def check_fit(mask: ImageLike, image: ImageLike, mask_name: str, image_name: str
     """A ValueError naming both when ``mask`` does not have ``image``'s shape (see ``misfit``)."""
     why = misfit(size_of(mask), size_of(image))
     if why:
-        raise ValueError(f"mask {mask_name} does not fit {image_name}: it {why}")
+        raise ValueError(f"{mask_name} does not fit {image_name}: it {why}")
 
 
 def check_masks(
@@ -70,11 +70,10 @@ def check_masks(
     """Each mask against its photo (content, then each style): a ValueError names the misfit."""
     if len(style_masks) != len(styles):
         raise ValueError(f"{len(style_masks)} style mask(s) for {len(styles)} style image(s)")
-    check_fit(
-        content_mask,
-        content,
-        name_of(content_mask, "the content mask"),
-        name_of(content, "the content image"),
-    )
+    pairs = [(content_mask, content, "the content mask", "the content image")]
     for k, (mask, style) in enumerate(zip(style_masks, styles, strict=True), 1):
-        check_fit(mask, style, name_of(mask, f"style mask {k}"), name_of(style, f"style image {k}"))
+        pairs.append((mask, style, f"style mask {k}", f"style image {k}"))
+    for mask, image, mask_name, image_name in pairs:
+        if isinstance(mask, (str, os.PathLike)):
+            mask_name = f"mask {mask}"
+        check_fit(mask, image, mask_name, name_of(image, image_name))
