@@ -51,9 +51,7 @@ def test_check_masks_names_the_file_that_does_not_fit(tmp_path):
     check_masks(good, [Image.new("RGB", (40, 40))], content, [style])
     with pytest.raises(ValueError, match=f"mask {bad} does not fit {style}: it is 40x30"):
         check_masks(good, [bad], content, [style])
-    with pytest.raises(
-        ValueError, match=f"the content mask does not fit {content}: it is 20x30"
-    ):
+    with pytest.raises(ValueError, match=f"the content mask does not fit {content}: it is 20x30"):
         check_masks(Image.new("RGB", (20, 30)), [bad], content, [style])
     with pytest.raises(ValueError, match="1 style mask.* for 2 style image"):
         check_masks(good, [bad], content, [style, style])
