@@ -158,9 +158,11 @@ def import_pairs(
 ) -> None:
     """Import content/style pairs with their segmentation masks: photos, masks and pairs.
 
-    Each pair is checked first (the files decode, each mask has its photo's shape, the two
-    masks share a label colour); a pair that fails is refused with the file and the problem,
-    the others are imported. The photos are accepted. Rerunning adds nothing.
+    Each pair is checked first: its files decode and each mask has its photo's shape.
+
+    Its two masks must share a label colour. A pair that fails is refused, naming the file.
+
+    The others are imported and their photos accepted. Rerunning adds nothing.
     """
     from flows.paired import import_pairs as run_import
 
