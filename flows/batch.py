@@ -108,6 +108,29 @@ def _inputs(store: Store, config: Any, item: WorkItem) -> tuple[Any, list[Any], 
     return config, images, runtime
 
 
+def _gets_masks(method: str | None, item: WorkItem) -> bool:
+    """Whether the item's run is given its pair's masks: it has them and the method takes them."""
+    from styletransfer import method_spec
+
+    if item.content_mask is None or method is None:
+        return False
+    try:
+        return method_spec(method).takes_masks
+    except ValueError:  # an unknown method fails on its own
+        return False
+
+
+def _masks(store: Store, config: Any, item: WorkItem) -> Any:
+    """The pair's segmentation masks as the method takes them, or None (none, or not used)."""
+    from styletransfer import SegmentationMasks
+
+    if not _gets_masks(config.method, item):
+        return None
+    return SegmentationMasks(
+        store.local_path(item.content_mask), [store.local_path(m) for m in item.style_masks]
+    )
+
+
 def _png(image: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -142,9 +165,12 @@ def run_batch(
         try:
             config = TransferConfig.from_json(first.config)
             contents = [store.local_path(i.content_path) for i in group]
+            masks = [_masks(store, config, i) for i in group]
             config, styles, runtime = _inputs(store, config, first)
             with slot():
-                results = transfer_batch(contents, styles, config, cache=cache, runtime=runtime)
+                results = transfer_batch(
+                    contents, styles, config, masks=masks, cache=cache, runtime=runtime
+                )
             errors: list[str | None] = [None] * len(group)
         except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
             log.warning("transfer failed for %d item(s): %s", len(group), exc)
@@ -169,7 +195,8 @@ def run_batch(
                 "stylebench_version": __version__,
             }
             if result is None:
-                row = RunRecord(**common, status="failed", error=error)
+                given = "given" if _gets_masks(common["method"], item) else None
+                row = RunRecord(**common, status="failed", error=error, mask_source=given)
             else:
                 output = None
                 if result.status in ("ok", "diverged") and result.image is not None:
@@ -187,6 +214,7 @@ def run_batch(
                     **{f"seconds_{k}": result.seconds.get(k) for k in PHASES},
                     **{f"loss_{k}": losses.get(k) for k in LOSSES},
                     **{f"quality_{k}": result.quality.get(k) for k in QUALITY_METRICS},
+                    mask_source=result.mask_source,
                 )
                 curves.extend(
                     CurvePoint(run_id=run_id, **{k: p.get(k) for k in CURVE_COLUMNS})

@@ -25,11 +25,22 @@ class Pair:
     strategy: str
 
 
-def pair_id_for(content_id: str, style_ids: Sequence[str], weights: Sequence[float]) -> str:
-    """A stable id: the same content, styles and weights always make the same pair."""
+def pair_id_for(
+    content_id: str,
+    style_ids: Sequence[str],
+    weights: Sequence[float],
+    mask_ids: Sequence[str] = (),
+) -> str:
+    """A stable id: the same content, styles, weights (and masks) always make the same pair.
+
+    ``mask_ids`` (the sha256 of the content's mask, then of each style's) make a pair with
+    masks another pair than the same images without them, or with other masks.
+    """
     key = (
         content_id + "|" + ",".join(f"{s}:{w:.6g}" for s, w in zip(style_ids, weights, strict=True))
     )
+    if mask_ids:
+        key += "|masks:" + ",".join(mask_ids)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

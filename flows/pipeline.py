@@ -9,6 +9,7 @@ that the CLI calls too; Prefect-client plumbing is in ``flows.prefect_client``.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -52,6 +53,20 @@ def build_dataset(spec: str | dict[str, Any], data_dir: str | None = None) -> li
         results.append({"source": imp.source, "role": imp.role, **counts})
     pc.summary_artifacts("build-dataset", f"Dataset {dataset.name}", results)
     return results
+
+
+@flow(name="import-pairs", log_prints=True)
+def import_pairs(folder: str, data_dir: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """A paired dataset (photos and their segmentation masks) into the catalog and ``pairs``."""
+    from flows.paired import import_pairs as run_import
+
+    result = run_import(Store(data_dir), folder, dry_run=dry_run)
+    print(result.render())
+    keys = ("found", "new", "known", "with_masks", "images_new", "masks_new")
+    row = {"folder": result.folder, **{k: getattr(result, k) for k in keys}}
+    row["refused"] = len(result.refused)
+    pc.summary_artifacts("import-pairs", "Paired dataset", [row], "\n".join(result.refused))
+    return asdict(result)
 
 
 @flow(name="pair-images", log_prints=True)

@@ -4,7 +4,7 @@ from scraper.curate import CurationConfig
 from scraper.download import DownloadConfig
 from scraper.engines import ENGINES, LICENSES, Result
 from scraper.errors import DownloadError, EngineError, InvalidImage, ScraperError
-from scraper.pipeline import ScrapeSummary, import_sources, scrape
+from scraper.pipeline import LocalFile, ScrapeSummary, import_files, import_sources, scrape
 
 __all__ = [
     "ENGINES",
@@ -14,9 +14,11 @@ __all__ = [
     "DownloadError",
     "EngineError",
     "InvalidImage",
+    "LocalFile",
     "Result",
     "ScrapeSummary",
     "ScraperError",
+    "import_files",
     "import_sources",
     "scrape",
 ]

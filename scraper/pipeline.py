@@ -180,16 +180,20 @@ def _land(
     client: Client,
     retry_failed: bool,
     progress: Progress | None,
+    skip_seen: bool = True,
 ) -> ScrapeSummary:
     """Fetch, validate, curate and record ``candidates`` (already ranked).
 
-    ``engine`` None records "local" or "url" per candidate (imports).
+    ``engine`` None records "local" or "url" per candidate (imports). Candidates whose URL
+    is in the catalog are skipped unless ``skip_seen`` is False (the caller chose them).
     """
     from storage import Decision, ImageRecord
 
     validate_role(role)
     known = store.catalog.snapshot()  # one reading of the catalog for the whole run
     skip = known.seen_urls - known.failed_urls if retry_failed else known.seen_urls
+    if not skip_seen:
+        skip = frozenset()
     unique: dict[str, Candidate] = {}
     for c in candidates:
         unique.setdefault(c.result.image_url, c)
@@ -383,3 +387,58 @@ def import_sources(
         retry_failed=retry_failed,
         progress=progress,
     )
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A local file to import: its path, its title, and (if known) the sha256 of its checked bytes.
+
+    ``image_id`` is what ``validate.decode(bytes).data`` hashes to, i.e. the id it is stored
+    under: a file recorded before whose bytes are stored under that id is skipped.
+    """
+
+    path: str
+    title: str | None = None
+    image_id: str | None = None
+
+
+def import_files(
+    store: Store,
+    files: Iterable[LocalFile],
+    role: str,
+    *,
+    query: str | None = None,
+    page_url: str | None = None,
+    curation: CurationConfig | None = None,
+    progress: Progress | None = None,
+) -> ScrapeSummary:
+    """Land local files as ``role``, with ``query`` and ``page_url`` as their provenance.
+
+    Idempotent like ``import_sources``: a file already recorded is skipped; but one whose
+    ``image_id`` is given and not stored (the file changed since) is landed again.
+    """
+    validate_role(role)
+    known = store.catalog.snapshot()
+    candidates: list[Candidate] = []
+    skipped = 0
+    for rank, f in enumerate(files, 1):
+        path = Path(f.path).resolve()
+        url = path.as_uri()
+        if url in known.seen_urls and (f.image_id is None or f.image_id in known.stored_ids):
+            skipped += 1
+            continue
+        result = Result(image_url=url, page_url=page_url, title=f.title, rank=rank)
+        candidates.append(Candidate(str(path), result, local=True))
+    summary = _land(
+        store,
+        candidates,
+        role=role,
+        query=query,
+        engine=None,
+        curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
+        client=Client(DownloadConfig()),
+        retry_failed=False,
+        progress=progress,
+        skip_seen=False,
+    )
+    return replace(summary, found=summary.found + skipped, skipped=skipped)

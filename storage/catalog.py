@@ -79,6 +79,17 @@ class Catalog:
         rows = self.store.query(f"SELECT {cols} FROM catalog").to_pylist()
         return {r["image_id"]: r for r in rows}
 
+    def statuses(self, image_ids: Sequence[str]) -> dict[str, str | None]:
+        """The current curation status of each of these images (None: no decision yet)."""
+        if not image_ids:
+            return {}
+        rows = self.store.query(
+            "SELECT image_id, any_value(status) AS status FROM catalog "
+            "WHERE list_contains(?, image_id) GROUP BY image_id",
+            [list(image_ids)],
+        ).to_pylist()
+        return {r["image_id"]: r["status"] for r in rows}
+
     def select(
         self,
         *,

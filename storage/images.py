@@ -1,4 +1,4 @@
-"""The content-addressed image store: ``images/<sha256[:2]>/<sha256>.<ext>``, and run outputs."""
+"""The content-addressed image store: ``images/`` and ``masks/`` by sha256, and run outputs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from storage.location import Location
 
 IMAGES_DIR = "images"
+MASKS_DIR = "masks"  # segmentation masks (colour label images) of pairs
 OUTPUTS_DIR = "outputs"
 MODELS_DIR = "models"
 CACHE_ENV = "STYLEBENCH_CACHE"
@@ -27,9 +28,9 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def image_relpath(image_id: str, ext: str) -> str:
+def image_relpath(image_id: str, ext: str, directory: str = IMAGES_DIR) -> str:
     ext = ext.lower().lstrip(".")
-    return f"{IMAGES_DIR}/{image_id[:2]}/{image_id}.{ext}"
+    return f"{directory}/{image_id[:2]}/{image_id}.{ext}"
 
 
 def output_relpath(run_id: str, ext: str = "png") -> str:
@@ -41,12 +42,12 @@ def write_bytes_atomic(loc: Location, relpath: str, data: bytes) -> str:
     return loc.write_atomic(loc.join(relpath), lambda fh: fh.write(data))
 
 
-def put_image(loc: Location, data: bytes, ext: str) -> StoredImage:
-    """Store ``data`` under its sha256; storing the same bytes twice is a no-op."""
+def put_image(loc: Location, data: bytes, ext: str, directory: str = IMAGES_DIR) -> StoredImage:
+    """Store ``data`` under its sha256 in ``directory``; storing the same bytes twice is a no-op."""
     if not data:
         raise ValueError("refusing to store an empty image")
     image_id = sha256(data)
-    rel = image_relpath(image_id, ext)
+    rel = image_relpath(image_id, ext, directory)
     if loc.fs.exists(loc.join(rel)):
         return StoredImage(image_id, rel, existed=True)
     write_bytes_atomic(loc, rel, data)

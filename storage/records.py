@@ -71,6 +71,10 @@ class PairRecord(_Record):
     style_weights: tuple[float, ...]
     strategy: str
     created_at: datetime = field(default_factory=now)
+    # colour label images under masks/: the content's and one per style (None: no masks)
+    content_mask: str | None = None
+    style_masks: tuple[str, ...] | None = None
+    mask_source: str | None = "none"  # given | none
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class RunRecord(_Record):
     quality_ssim: float | None = None
     quality_colour_distance: float | None = None
     quality_affine_residual: float | None = None
+    mask_source: str | None = None  # given | auto | none; null: failed, the pair had no masks
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ class WorkItem:
     style_weights: tuple[float, ...]
     config: str  # canonical JSON of the planned TransferConfig
     config_hash: str
+    # the pair's segmentation masks (paths in the data directory): content, one per style
+    content_mask: str | None = None
+    style_masks: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -59,6 +62,8 @@ class WorkItem:
             style_weights=tuple(float(w) for w in d["style_weights"]),
             config=d["config"],
             config_hash=d["config_hash"],
+            content_mask=d.get("content_mask"),
+            style_masks=tuple(d.get("style_masks") or ()),
         )
 
 
@@ -104,7 +109,9 @@ class Runs:
         pairs = self.store.query(
             """SELECT pair_id, any_value(content_id) AS content_id,
                       any_value(style_ids) AS style_ids,
-                      any_value(style_weights) AS style_weights, min(created_at) AS created_at
+                      any_value(style_weights) AS style_weights, min(created_at) AS created_at,
+                      any_value(content_mask) AS content_mask,
+                      any_value(style_masks) AS style_masks
                FROM pairs WHERE ? IS NULL OR strategy = ?
                GROUP BY pair_id ORDER BY created_at, pair_id""",
             [strategy, strategy],
@@ -144,6 +151,8 @@ class Runs:
                         style_weights=tuple(p["style_weights"]),
                         config=config.json,
                         config_hash=config.hash,
+                        content_mask=p["content_mask"],
+                        style_masks=tuple(p["style_masks"] or ()),
                     )
                 )
         return items

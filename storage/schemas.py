@@ -56,6 +56,11 @@ PAIRS = pa.schema(
         ("style_weights", pa.list_(pa.float64())),
         ("strategy", pa.string()),
         ("created_at", TS),
+        # Segmentation masks (colour label images) stored under masks/, when the pair has them:
+        # one for the content, one per style in the order of style_ids.
+        ("content_mask", pa.string()),
+        ("style_masks", pa.list_(pa.string())),
+        ("mask_source", pa.string()),  # given | none
     ]
 )
 
@@ -95,6 +100,9 @@ RUNS = pa.schema(
         ("quality_ssim", pa.float64()),
         ("quality_colour_distance", pa.float64()),
         ("quality_affine_residual", pa.float64()),
+        # Where the run's segment correspondence came from: given (the pair's masks), auto
+        # (found by the method from the two photos) or none (one global style).
+        ("mask_source", pa.string()),
     ]
 )
 

@@ -75,6 +75,10 @@ class Store:
     def put_image(self, data: bytes, ext: str) -> _images.StoredImage:
         return _images.put_image(self.loc, data, ext)
 
+    def put_mask(self, data: bytes, ext: str) -> _images.StoredImage:
+        """Store a segmentation mask under ``masks/<sha256[:2]>/<sha256>.<ext>`` (idempotent)."""
+        return _images.put_image(self.loc, data, ext, _images.MASKS_DIR)
+
     def read_bytes(self, relpath: str) -> bytes:
         return _images.read_bytes(self.loc, relpath)
 

@@ -140,6 +140,7 @@ LABEL_COLOURS = np.array(
     ],
     dtype=np.int64,
 )
+LABEL_NAMES = ("blue", "green", "black", "white", "red", "yellow", "grey", "light blue", "purple")
 LABEL_SNAP = 100.0
 # Other colours label a segment only where they cover at least this share of the image.
 MIN_LABEL_SHARE = 0.001
@@ -168,22 +169,34 @@ def label_codes(mask: Image.Image, size: tuple[int, int] | None = None) -> np.nd
     return mapped[inverse.reshape(-1)].reshape(rgb.size[1], rgb.size[0])
 
 
+def colour_names(codes: np.ndarray) -> str:
+    """The label colours in an array of ``label_codes``: paper colours by name, others #rrggbb."""
+    palette = dict(zip((int(c) for c in LABEL_COLOURS @ (65536, 256, 1)), LABEL_NAMES, strict=True))
+    found = sorted(set(np.unique(codes).tolist()) - {-1})
+    return ", ".join(palette.get(c, f"#{c:06x}") for c in found) or "no label colour"
+
+
 def label_masks(
     content_mask: Image.Image,
     style_mask: Image.Image,
     content_size: tuple[int, int],
     style_size: tuple[int, int],
+    names: tuple[str, str] = ("the content mask", "the style mask"),
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Colour label images -> one (content [1,1,H,W], style [1,1,h,w]) pair per shared colour.
 
     Sizes are (width, height). Colours are read by ``label_codes``; colours present in only
-    one of the two images are dropped.
+    one of the two images are dropped. ``names`` name the two masks in errors.
     """
     c_codes = label_codes(content_mask, content_size)
     s_codes = label_codes(style_mask, style_size)
     shared = sorted((set(np.unique(c_codes)) & set(np.unique(s_codes))) - {-1})
     if not shared:
-        raise ValueError("the content and style masks share no label colour")
+        raise ValueError(
+            f"{names[0]} and {names[1]} share no label colour ({names[0]}: "
+            f"{colour_names(c_codes)}; {names[1]}: {colour_names(s_codes)}): the same colour "
+            "must mark matching regions in both"
+        )
     pairs = []
     for code in shared:
         cm = torch.from_numpy((c_codes == code).astype(np.float32))

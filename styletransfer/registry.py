@@ -110,6 +110,7 @@ class MethodSpec:
     the others are left at their defaults, out of its records. ``prepare(config, styles,
     runtime)`` turns a pair's styles (``PairStyle`` items) into the method's ``(config,
     style images)``; without one the pair's weights become ``config.style_weights``.
+    ``takes_masks`` False: the method has no use for segmentation masks (they are refused).
     """
 
     name: str
@@ -119,6 +120,7 @@ class MethodSpec:
     needs_styles: bool = True  # False: runs without style images
     settings: frozenset[str] | None = None
     prepare: str | PrepareFn | None = None
+    takes_masks: bool = True
 
     def default_values(self) -> dict[str, Any]:
         """The defaults as a plain dict of TransferConfig field values."""
@@ -156,6 +158,7 @@ BUILTIN_METHODS: tuple[MethodSpec, ...] = (
         needs_styles=False,
         settings=FAST_SETTINGS,
         prepare="styletransfer.fast.infer:prepare_fast",
+        takes_masks=False,
     ),
 )
 
@@ -171,12 +174,13 @@ def register_method(
     needs_styles: bool | None = None,
     settings: Sequence[str] | None = None,
     prepare: PrepareFn | None = None,
+    takes_masks: bool = True,
 ) -> MethodSpec:
     """Make ``fn`` available as ``TransferConfig(method=name)`` (a method from outside the package).
 
     ``defaults`` (a frozen dataclass or a mapping) fills TransferConfig fields left at ``None``;
     ``uses_layers=False`` skips layer checks for methods whose networks fix their own;
-    ``needs_styles`` defaults to ``uses_layers``.
+    ``needs_styles`` defaults to ``uses_layers``; ``takes_masks=False`` refuses segmentation masks.
     """
     spec = MethodSpec(
         name,
@@ -186,6 +190,7 @@ def register_method(
         needs_styles=uses_layers if needs_styles is None else needs_styles,
         settings=None if settings is None else frozenset({"method", *settings}),
         prepare=prepare,
+        takes_masks=takes_masks,
     )
     METHODS[name] = spec
     return spec

@@ -36,6 +36,7 @@ from styletransfer.images import (
     to_pil,
     to_tensor,
 )
+from styletransfer.masks import check_masks, name_of
 from styletransfer.quality import QUALITY_METRICS, score_run
 from styletransfer.registry import method_spec
 
@@ -205,6 +206,12 @@ def transfer_batch(
     masks = list(masks) if masks is not None else [None] * len(contents)
     if len(masks) != len(contents):
         raise ValueError(f"{len(masks)} mask sets for {len(contents)} content images")
+    masks = [SegmentationMasks(*m) if isinstance(m, tuple) else m for m in masks]
+    for content, m in zip(contents, masks, strict=True):
+        if m is not None:
+            if not spec.takes_masks:
+                raise ValueError(f"method {cfg.method} takes no segmentation masks")
+            check_masks(m.content, list(m.styles), content, list(styles))
 
     groups: dict[tuple, list[int]] = {}
     for i, img in enumerate(content_imgs):
@@ -251,8 +258,12 @@ def _mask_inputs(masks, content: Image.Image, styles: list[Image.Image]):
         raise ValueError(f"{len(style_masks)} style mask(s) for {len(styles)} style image(s)")
     cmask = open_rgb(masks.content)
     smasks = [open_rgb(m) for m in style_masks]
+    names = [name_of(m, f"style mask {k}") for k, m in enumerate(style_masks, 1)]
     per_style = [
-        label_masks(cmask, sm, content.size, st.size) for sm, st in zip(smasks, styles, strict=True)
+        label_masks(
+            cmask, sm, content.size, st.size, (name_of(masks.content, "the content mask"), n)
+        )
+        for sm, st, n in zip(smasks, styles, names, strict=True)
     ]
     colours = len(per_style[0])
     if any(len(p) != colours for p in per_style):

@@ -145,6 +145,36 @@ def import_(
     _print_summary(summary)
 
 
+def import_pairs(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(
+        ...,
+        help="A paired dataset: input/inN, style/tarN, segmentation/inN and segmentation/tarN "
+        "(the DPST authors' layout), or inN, tarN, seg_inN, seg_tarN in the folder itself.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check the pairs and say what would be imported; store nothing."
+    ),
+) -> None:
+    """Import content/style pairs with their segmentation masks: photos, masks and pairs.
+
+    Each pair is checked first: its files decode and each mask has its photo's shape.
+
+    Its two masks must share a label colour. A pair that fails is refused, naming the file.
+
+    The others are imported and their photos accepted. Rerunning adds nothing.
+    """
+    from flows.paired import import_pairs as run_import
+
+    try:
+        result = run_import(settings(ctx).store(), folder, dry_run=dry_run)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(escaped(result.render()), soft_wrap=True)  # a line per refused pair
+    if result.refused and not result.pair_ids:
+        raise fail(f"no pair of {folder} could be imported; see the lines above")
+
+
 def _select(
     store: Any, role: Role | None, status: Status | None, query: str | None, engine: str | None
 ) -> list[dict[str, Any]]:
@@ -327,6 +357,7 @@ def reject(
 def register(app: typer.Typer) -> None:
     app.command()(scrape)
     app.command(name="import")(import_)
+    app.command(name="import-pairs")(import_pairs)
     app.command()(images)
     app.command()(accept)
     app.command()(reject)

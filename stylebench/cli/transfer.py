@@ -141,12 +141,16 @@ def transfer(
         "1/4 and 1/2 of the size first [default: 1, off].",
     ),
     content_mask: Path = typer.Option(
-        None, help="dpst: colour label image of the content's segments.", exists=True
+        None,
+        help="gatys, dpst, photo-fast: colour label image of the content's segments (the "
+        "content's shape; the same colour marks matching regions in each --style-mask).",
+        exists=True,
     ),
     style_masks: list[Path] = typer.Option(
         None,
         "--style-mask",
-        help="dpst: colour label image per style, in their order: --style-mask a.png b.png, or repeated.",
+        help="gatys, dpst, photo-fast: colour label image per style, in their order: "
+        "--style-mask a.png b.png, or repeated.",
         exists=True,
     ),
     no_mixed_precision: bool = typer.Option(

@@ -121,15 +121,21 @@ def test_style_blend_weights(astronaut, coffee, chelsea, cache):
 def test_one_colour_masks_equal_no_masks_and_two_colours_run(astronaut, coffee, cache):
     cfg = TransferConfig(method="dpst", size=32, steps=0)
     plain = transfer(astronaut, coffee, cfg, cache=cache)
-    white = Image.new("RGB", (40, 40), "white")
-    masked = transfer(astronaut, coffee, cfg, masks=SegmentationMasks(white, [white]), cache=cache)
+    white = Image.new("RGB", (40, 40), "white")  # astronaut is square, coffee 600 x 400
+    wide = Image.new("RGB", (60, 40), "white")
+    masked = transfer(astronaut, coffee, cfg, masks=SegmentationMasks(white, [wide]), cache=cache)
     assert masked.losses["style"] == pytest.approx(plain.losses["style"], rel=1e-4)
     halves = Image.new("RGB", (40, 40), "red")
     halves.paste((0, 0, 255), (0, 20, 40, 40))
-    two = transfer(astronaut, coffee, cfg.with_(steps=2), masks=(halves, [halves]), cache=cache)
+    wide_halves = halves.resize((60, 40), Image.Resampling.NEAREST)
+    two = transfer(
+        astronaut, coffee, cfg.with_(steps=2), masks=(halves, [wide_halves]), cache=cache
+    )
     assert two.status == "ok" and two.losses["style"] != pytest.approx(plain.losses["style"])
     with pytest.raises(ValueError, match="share no label colour"):
-        transfer(astronaut, coffee, cfg, masks=(white, [halves]), cache=cache)
+        transfer(astronaut, coffee, cfg, masks=(white, [wide_halves]), cache=cache)
+    with pytest.raises(ValueError, match="style mask 1 does not fit style image 1: it is 40x40"):
+        transfer(astronaut, coffee, cfg, masks=(white, [white]), cache=cache)
 
 
 def test_preserve_color_keeps_the_content_chrominance(astronaut, coffee, cache):
@@ -219,8 +225,8 @@ def test_cpu_batches_are_chunked_by_pixels(astronaut, coffee, cache, monkeypatch
 def test_mask_source_says_where_the_segments_came_from(astronaut, coffee, cache):
     plain = transfer(astronaut, coffee, SMALL.with_(steps=0), cache=cache)
     assert plain.mask_source == "none" and plain.metrics()["mask_source"] == "none"
-    white = Image.new("RGB", (40, 40), "white")
-    given = transfer(astronaut, coffee, SMALL.with_(steps=0), masks=(white, [white]), cache=cache)
+    white, wide = Image.new("RGB", (40, 40), "white"), Image.new("RGB", (60, 40), "white")
+    given = transfer(astronaut, coffee, SMALL.with_(steps=0), masks=(white, [wide]), cache=cache)
     assert given.mask_source == "given"
     photo = transfer(astronaut, coffee, TransferConfig(method="photo-fast", size=32), cache=cache)
     assert photo.mask_source == "auto"
