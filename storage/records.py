@@ -109,6 +109,7 @@ class RunRecord(_Record):
     quality_ssim: float | None = None
     quality_colour_distance: float | None = None
     quality_affine_residual: float | None = None
+    experiment: str | None = None  # the name of the experiment that planned the run
 
 
 @dataclass(frozen=True)

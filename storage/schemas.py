@@ -95,6 +95,7 @@ RUNS = pa.schema(
         ("quality_ssim", pa.float64()),
         ("quality_colour_distance", pa.float64()),
         ("quality_affine_residual", pa.float64()),
+        ("experiment", pa.string()),  # the name of the experiment that planned the run
     ]
 )
 
