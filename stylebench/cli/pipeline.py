@@ -166,9 +166,29 @@ def report(
         Path("stylebench-report"),
         "--output",
         "-o",
-        help="Directory for index.html and its assets [default: ./stylebench-report].",
+        help="Directory for index.html, a page per experiment and their assets "
+        "[default: ./stylebench-report].",
     ),
-    limit: int = typer.Option(200, min=1, help="Latest runs shown in the gallery [default: 200]."),
+    experiment: list[str] = typer.Option(
+        None,
+        "--experiment",
+        "-e",
+        help="An experiment to report: its name (the runs recorded under it) or its YAML file "
+        "(the runs of its settings, whichever experiment recorded them); repeat to compare "
+        "several [default: the experiments of the latest runs].",
+    ),
+    where: str = typer.Option(
+        None,
+        "--where",
+        help="Only runs meeting this SQL condition on the runs table's columns, e.g. "
+        "\"method = 'gatys' and width >= 256\" (read-only, like `stylebench query`).",
+    ),
+    limit: int = typer.Option(
+        200,
+        min=1,
+        help="Latest runs in the gallery (and, without --experiment, in the report) "
+        "[default: 200].",
+    ),
     force: bool = typer.Option(
         False,
         "--force",
@@ -176,22 +196,28 @@ def report(
         "(an earlier report in the folder is always replaced).",
     ),
 ) -> None:
-    """Write a static HTML report: gallery, loss curves, times, loss-matrix heatmaps.
+    """Write a static HTML report: a page per experiment (its runs side by side, a summary per
+    setting, time, quality and loss plots), loss matrices compared across networks, a gallery.
 
-    An earlier report in the folder is replaced (and the command says so); any other
-    index.html there is kept unless --force.
+    An earlier report in the folder is replaced (and the command says so); any other index.html
+    there is kept unless --force.
     """
     from flows.report import build_report
     from stylebench.cli.common import escaped
     from stylebench.cli.output import check_report_folder, mark_report_folder
 
     replacing = check_report_folder(output, force)
-    result = build_report(settings(ctx).store(), output, limit=limit)
+    result = build_report(
+        settings(ctx).store(), output, limit=limit, experiments=experiment or (), where=where
+    )
     mark_report_folder(output)
     verb = "replaced the report" if replacing else "report"
     console.print(
-        f"{verb} with {result.runs} run(s) and {result.plots} plot(s): {escaped(result.index)}"
+        f"{verb} with {result.runs} run(s), {len(result.pages)} experiment page(s) and "
+        f"{result.plots} plot(s): {escaped(result.index)}"
     )
+    for page in result.pages:
+        console.print(f"  {escaped(page.name)}", highlight=False)
 
 
 def demo(
