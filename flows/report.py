@@ -150,6 +150,7 @@ def build_report(
     catalog = store.catalog.entries(
         ["path", "role", "query", "rank", "title", "image_url", "engine", "license", "creator"]
     )
+    experiments = list(dict.fromkeys(experiments))
     if experiments:
         chosen = find_experiments(store, experiments, where)
         seen: dict[str, dict[str, Any]] = {}
@@ -185,7 +186,7 @@ def build_report(
     palette = plots.colours(list(by_method))
     figures = _figures(store, runs, by_method, palette, assets, "index", by="method")
     compared = None
-    if len(chosen) > 1:
+    if experiments and len(chosen) > 1:
         compared = summarise(
             [
                 (
@@ -203,7 +204,7 @@ def build_report(
         selected=list(experiments),
         compared=compared,
         by_method=summarise([(m, m, rs) for m, rs in by_method.items()]),
-        figures=figures,
+        figures=_wide_first(figures),
         matrices=matrices,
         gallery=gallery,
         limit=limit,
@@ -264,27 +265,32 @@ def _figures(
     prefix: str,
     *,
     by: str,
+    size_groups: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> list[Figure]:
-    """Time against size, the cost-quality frontier and the loss curves, one group per
-    ``by`` (method or setting)."""
+    """Time against size (one group per ``size_groups``, default ``groups``), the
+    cost-quality frontier and the loss curves, one group per ``by`` (method or setting)."""
     out = []
+    size_groups = groups if size_groups is None else size_groups
     sizes = {
         name: [
             ((r.get("height") or 0) * (r.get("width") or 0), run_seconds(r) or 0.0)
             for r in rs
             if r.get("status") == "ok"
         ]
-        for name, rs in groups.items()
+        for name, rs in size_groups.items()
     }
     name = f"{prefix}-time-size.png"
-    note = plots.time_vs_size(sizes, palette, assets.figure(name))
+    size_palette = palette if size_groups is groups else plots.colours(list(size_groups))
+    note = plots.time_vs_size(sizes, size_palette, assets.figure(name))
     if note:
         out.append(
             Figure(
                 f"Time against output size, by {by}",
                 f"assets/{name}",
                 "Seconds per image (wall time where recorded) against the output's pixel "
-                f"count, both on log scales, one point per ok run. {note}",
+                "count, both on log scales, one point per ok run"
+                + ("" if size_groups is groups else f", a {by}'s sizes in one colour")
+                + f". {note}",
             )
         )
     quality = {
@@ -365,7 +371,12 @@ def _experiment_page(
     pairs.sort(key=lambda p: (image_name(catalog.get(p.content_id), p.content_id), p.pair_id))
     palette = plots.colours([s.title for s in settings])
     prefix = _page_name(exp.name).removesuffix(".html")
-    figures = _figures(store, exp.runs, by_setting, palette, assets, prefix, by="setting")
+    size_free: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in settings:
+        size_free[_title_without(s, "size")] += by_setting[s.title]
+    figures = _figures(
+        store, exp.runs, by_setting, palette, assets, prefix, by="setting", size_groups=size_free
+    )
     curves = _curves(store, [r["run_id"] for r in exp.runs])
     title_of = {s.key: s.title for s in settings}
     photoreal = [
@@ -401,7 +412,7 @@ def _experiment_page(
         summary=summary,
         header=[_setting_head(s) for s in settings],
         rows=[_grid_row(p, settings, cells, attempts, catalog, assets) for p in pairs],
-        figures=figures,
+        figures=_wide_first(figures),
         diverged=diverged,
         matrices=[m for m in matrices if m["experiment_id"] == exp.name],
         counts=_experiment_row(exp, page.name),
@@ -431,6 +442,13 @@ def _diverged_row(
         "loss": loss,
         "error": (run.get("error") or "").strip().splitlines()[:1],
     }
+
+
+def _title_without(setting: Setting, name: str) -> str:
+    """The setting's title without one of its values (the groups of a plot along that value)."""
+    return Setting(
+        setting.key, setting.method, tuple(kv for kv in setting.label if kv[0] != name)
+    ).title
 
 
 def _setting_head(setting: Setting) -> dict[str, Any]:
@@ -645,3 +663,8 @@ def _heat_cell(
         "title": f"{a['name']} ({a['role'] or '?'}) and {b['name']} ({b['role'] or '?'}): "
         f"{loss} loss {value:.4g}, {scaled:.3g} × the network's median",
     }
+
+
+def _wide_first(figures: list[Figure]) -> list[Figure]:
+    """The page-wide figure first, so the others pair up two to a row."""
+    return sorted(figures, key=lambda f: not f.wide)

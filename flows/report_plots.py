@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axis import Axis  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import EngFormatter, FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
 
 FIGSIZE = (6.4, 4.0)
 DPI = 100
@@ -303,6 +303,7 @@ def photoreal_term(
     ax.axhline(0, color="black", linewidth=0.8)
     top = max(float(np.nanmax(v)) for _, _, v, _ in curves)
     ax.set_ylim(min(0.0, lowest * 1.1), top * 1.08 if top > 0 else 1.0)
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))  # 40M, not an offset of 1e7
     ax.set_xlabel("step")
     ax.set_ylabel("photorealism term (matting Laplacian)")
     ax.grid(True, alpha=0.3)

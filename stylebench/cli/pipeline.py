@@ -199,8 +199,8 @@ def report(
     """Write a static HTML report: a page per experiment (its runs side by side, a summary per
     setting, time, quality and loss plots), loss matrices compared across networks, a gallery.
 
-    An earlier report in the folder is replaced (and the command says so); any other index.html
-    there is kept unless --force.
+    An earlier report in the folder is replaced (and the command says so).
+    Any other index.html there is kept unless --force.
     """
     from flows.report import build_report
     from stylebench.cli.common import escaped

@@ -91,7 +91,6 @@ def render(page, tmp_path) -> BeautifulSoup:
     return soup
 
 
-@pytest.mark.slow
 @pytest.mark.browser
 def test_an_experiment_page_compares_settings_side_by_side(small_catalog, tmp_path):
     store = small_catalog
