@@ -161,7 +161,11 @@ def build_report(
         runs = store.runs.select(where=where, limit=limit)
         names = list(dict.fromkeys(r["experiment"] for r in runs if r.get("experiment")))
         chosen = [
-            Experiment(n, store.runs.select(experiments=[n], where=where), source="recorded runs")
+            Experiment(
+                n,
+                store.runs.select(experiments=[n], where=where),
+                source="runs recorded under this name",
+            )
             for n in names
         ]
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=True)

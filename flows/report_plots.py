@@ -126,7 +126,12 @@ def time_vs_size(
             line = np.geomspace(min(xs), max(xs), 20)
             ax.plot(line, fit.a * line**fit.exponent, color=colour, linewidth=1.5)
             name += f" (time ∝ pixels^{fit.exponent:.2f})"
-            notes.append(f"{label}: time grows as pixels^{fit.exponent:.2f}")
+            notes.append(
+                f"{label}: time grows as pixels^{fit.exponent:.2f}"
+                if abs(fit.exponent) >= 0.2
+                else f"{label}: time hardly changes with size (pixels^{fit.exponent:.2f}: "
+                "fixed costs dominate)"
+            )
         ax.scatter(xs, ys, color=colour, s=28, alpha=0.8, label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")

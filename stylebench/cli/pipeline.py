@@ -229,17 +229,23 @@ def demo(
         help="Report directory [default: ./stylebench-report].",
     ),
     size: int = typer.Option(
-        128, help="Output size of gatys and dpst in pixels [default: 128; photo-fast runs at 512]."
+        128,
+        help="Output size of gatys and dpst in pixels "
+        "[default: 128; photo-fast runs at 256 and 512, fast at 256].",
     ),
     steps: int = typer.Option(50, help="Steps per gatys and dpst run [default: 50]."),
     open_report: bool = typer.Option(
-        False, "--open", help="Open the report in a web browser at the end, where there is one."
+        False,
+        "--open",
+        help="Open the experiment's page in a web browser at the end, where there is one.",
     ),
 ) -> None:
     """The whole pipeline offline on photos shipped with scikit-image: import, curate, pair,
     train a small fast network, stylise with every method, record, report."""
     from flows.demo import run_demo
+    from stylebench.cli.output import check_report_folder, mark_report_folder
 
+    check_report_folder(output, force=False)  # an earlier report is replaced, nothing else
     run_demo(
         settings(ctx).data_dir,
         output,
@@ -248,6 +254,7 @@ def demo(
         open_report=open_report,
         console=console,
     )
+    mark_report_folder(output)  # `stylebench report -o` may replace it later
 
 
 def register(app: typer.Typer) -> None:

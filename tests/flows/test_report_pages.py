@@ -354,3 +354,27 @@ def test_image_names_are_short_and_human():
     )
     assert image_name(None, "0123456789abcdef") == "0123456789"
     assert len(image_name({"title": "x" * 80}, "id")) == 28
+
+
+def test_the_demo_marks_its_report_folder_and_keeps_a_foreign_index(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import flows.demo
+    from stylebench.cli.main import app
+
+    def quick_demo(data_dir, report_dir, **_):  # the pipeline itself is `make demo`'s job
+        build_report(Store(data_dir), report_dir)
+
+    monkeypatch.setattr(flows.demo, "run_demo", quick_demo)
+    data, out = str(tmp_path / "data"), tmp_path / "out"
+    runner = CliRunner()
+    assert runner.invoke(app, ["-d", data, "demo", "-o", str(out)]).exit_code == 0
+    # a later `report` into the same folder replaces the demo's report
+    again = runner.invoke(app, ["-d", data, "report", "-o", str(out)])
+    assert again.exit_code == 0 and "replaced the report" in again.output
+    foreign = tmp_path / "site"
+    foreign.mkdir()
+    (foreign / "index.html").write_text("<p>mine</p>")
+    refused = runner.invoke(app, ["-d", data, "demo", "-o", str(foreign)])
+    assert refused.exit_code == 1 and "not a stylebench report" in refused.output
+    assert (foreign / "index.html").read_text() == "<p>mine</p>"
