@@ -31,6 +31,7 @@ from flows.report_data import (
     show_value,
     summarise,
 )
+from flows.report_matrices import matrix_view
 from storage import Store
 
 THUMB = 256
@@ -556,117 +557,17 @@ def _matrices(
     assets: _Assets,
     only: set[str] | None,
 ) -> list[dict[str, Any]]:
-    """Each loss matrix (by experiment id), each loss's networks as normalised heatmaps, and
-    the rank agreement of every two networks."""
-    from styletransfer.agreement import (
-        interpret,
-        median_scale,
-        normalised,
-        pair_values,
-        rank_agreement,
-    )
-
+    """Each loss matrix (by experiment id, those in ``only`` if given) as its view."""
     groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in store.matrices.all():
         if only is None or row["experiment_id"] in only:
             groups[row["experiment_id"]][row["feature_model"]].append(row)
     out = []
     for experiment_id, models in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        ids = sorted(
-            {r[k] for rows in models.values() for r in rows for k in ("image_a", "image_b")}
-        )
-        heads = sorted(
-            (_image_head(i, catalog, assets) for i in ids),
-            key=lambda h: (h["role"] != "content", h["role"], h["name"], h["id"]),
-        )
-        losses = []
-        for loss in ("content", "style"):
-            values = {
-                m: pair_values((r["image_a"], r["image_b"], r[f"{loss}_loss"]) for r in rows)
-                for m, rows in sorted(models.items())
-            }
-            values = {m: v for m, v in values.items() if v}
-            if not values:
-                continue
-            scales = {m: median_scale(v) for m, v in values.items()}
-            norm = {m: normalised(v) for m, v in values.items()}
-            heat = _heat_range(norm)
-            networks = [
-                {
-                    "model": m,
-                    "median": scales[m],
-                    "rows": [
-                        [_heat_cell(a, b, values[m], norm[m], heat, loss) for b in heads]
-                        for a in heads
-                    ],
-                }
-                for m in values
-            ]
-            models_ = list(values)
-            agreements = []
-            for i, a in enumerate(models_):
-                for b in models_[i + 1 :]:
-                    agreement = rank_agreement(values[a], values[b])
-                    ratio = scales[a] / scales[b] if scales[b] else math.nan
-                    agreements.append(
-                        {
-                            "a": a,
-                            "b": b,
-                            "rho": agreement.spearman,
-                            "tau": agreement.kendall,
-                            "p": agreement.p_value,
-                            "pairs": agreement.pairs,
-                            "sentence": interpret(agreement, loss, a, b, ratio),
-                        }
-                    )
-            losses.append({"loss": loss, "networks": networks, "agreements": agreements})
-        out.append(
-            {
-                "experiment_id": experiment_id,
-                "images": heads,
-                "losses": losses,
-                "small": len(heads) <= 10,
-            }
-        )
+        ids = {r[k] for rows in models.values() for r in rows for k in ("image_a", "image_b")}
+        heads = [_image_head(i, catalog, assets) for i in sorted(ids)]
+        out.append(matrix_view(experiment_id, models, heads))
     return out
-
-
-def _heat_range(norm: Mapping[str, Mapping[Any, float]]) -> tuple[float, float]:
-    logs = [
-        math.log10(v) for vs in norm.values() for v in vs.values() if v > 0 and math.isfinite(v)
-    ]
-    if not logs:
-        return (0.0, 1.0)
-    lo, hi = min(logs), max(logs)
-    return (lo, hi if hi > lo else lo + 1.0)
-
-
-def _heat_cell(
-    a: dict[str, Any],
-    b: dict[str, Any],
-    raw: Mapping[tuple[str, str], float],
-    norm: Mapping[tuple[str, str], float],
-    heat: tuple[float, float],
-    loss: str,
-) -> dict[str, Any]:
-    import matplotlib
-
-    if a["id"] == b["id"]:
-        return {"text": "", "colour": "#eeeeee", "ink": "#999", "title": f"{a['name']}: itself"}
-    key = (min(a["id"], b["id"]), max(a["id"], b["id"]))
-    value, scaled = raw.get(key), norm.get(key)
-    if value is None or scaled is None or not math.isfinite(scaled) or scaled <= 0:
-        return {"text": "—", "colour": "#ffffff", "ink": "#999", "title": "not measured"}
-    t = (math.log10(scaled) - heat[0]) / (heat[1] - heat[0])
-    r, g, bl, _ = matplotlib.colormaps["viridis"](min(max(t, 0.0), 1.0))
-    ink = "#000" if 0.299 * r + 0.587 * g + 0.114 * bl > 0.5 else "#fff"
-    return {
-        "text": f"{scaled:.2g}",
-        "colour": f"#{int(r * 255):02x}{int(g * 255):02x}{int(bl * 255):02x}",
-        "ink": ink,
-        "title": f"{a['name']} ({a['role'] or '?'}) and {b['name']} ({b['role'] or '?'}): "
-        f"{loss} loss {value:.4g}, {scaled:.3g} × the network's median",
-    }
 
 
 def _wide_first(figures: list[Figure]) -> list[Figure]:

@@ -378,3 +378,42 @@ def test_the_demo_marks_its_report_folder_and_keeps_a_foreign_index(tmp_path, mo
     refused = runner.invoke(app, ["-d", data, "demo", "-o", str(foreign)])
     assert refused.exit_code == 1 and "not a stylebench report" in refused.output
     assert (foreign / "index.html").read_text() == "<p>mine</p>"
+
+
+def test_a_matrix_view_normalises_each_network_and_compares_their_order():
+    from flows.report_matrices import matrix_view
+
+    ids = ["a", "b", "c", "d"]
+    base = {(x, y): float(i + 1) for i, (x, y) in enumerate((x, y) for x in ids for y in ids)}
+
+    def rows(scale: float) -> list[dict]:
+        return [
+            {
+                "image_a": x,
+                "image_b": y,
+                "content_loss": 0.0 if x == y else scale * base[(min(x, y), max(x, y))],
+                "style_loss": 0.0 if x == y else scale * base[(min(x, y), max(x, y))] ** 2,
+            }
+            for x in ids
+            for y in ids
+        ]
+
+    heads = [{"id": i, "name": i.upper(), "role": "style" if i > "b" else "content"} for i in ids]
+    view = matrix_view("e", {"vgg19": rows(1e6), "vgg16": rows(1.0)}, heads)
+    assert [h["id"] for h in view["images"]] == ids  # content images first
+    content = view["losses"][0]
+    assert content["loss"] == "content" and [n["model"] for n in content["networks"]] == [
+        "vgg16",
+        "vgg19",
+    ]
+    (agreement,) = content["agreements"]
+    assert agreement["rho"] == pytest.approx(1.0) and agreement["pairs"] == 6
+    assert "1,000,000 times" not in agreement["sentence"]  # vgg16's median is 1e-6 of vgg19's
+    assert "1/1,000,000 of" in agreement["sentence"]
+    # normalised, the two networks' cells are the same numbers in the same colours
+    vgg16, vgg19 = (n["rows"] for n in content["networks"])
+    assert [[c["text"] for c in r] for r in vgg16] == [[c["text"] for c in r] for r in vgg19]
+    assert [[c["colour"] for c in r] for r in vgg16] == [[c["colour"] for c in r] for r in vgg19]
+    assert vgg16[0][0]["text"] == "" and "itself" in vgg16[0][0]["title"]
+    # the raw value on hover: A and B's content loss under vgg19 is 2e6
+    assert "A (content) and B (content): content loss 2e+06" in vgg19[0][1]["title"]
