@@ -163,8 +163,8 @@ def _frontier(points: Sequence[tuple[str, float, float]], higher_better: bool) -
 
 
 QUALITY_AXES = (
-    ("quality_ssim", "SSIM with the content (higher: more structure kept)", True),
-    ("quality_colour_distance", "colour distance to the style (lower: closer)", False),
+    ("quality_ssim", "SSIM with the content\n(higher: more structure kept)", True),
+    ("quality_colour_distance", "colour distance to the style\n(lower: closer colours)", False),
 )
 
 
@@ -214,7 +214,7 @@ def cost_quality(
         ax.set_xlabel("seconds per image")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        short = label.split(" (")[0]
+        short = label.split("\n")[0]
         notes.append(f"{short}: {', '.join(medians[i][0] for i in front)}")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.tight_layout()
