@@ -20,32 +20,43 @@ FAST_TRAIN_SIZE = 64
 PHOTO_SIZE = 512
 
 
+EXPERIMENT = "demo"  # the name of the demo's methods comparison (examples/methods.yaml)
+DEMO_PAIRS = 2  # content photos, each with the style nearest in colour
+
+
 @dataclass(frozen=True)
 class DemoRun:
-    """One experiment of the demo: a method at settings that show it well, on a few pairs."""
+    """Some methods of the demo's experiment, at settings that show each well."""
 
-    name: str
     methods: tuple[str, ...]
     settings: dict[str, Any]
-    strategy: str  # which pairs: "similar" (nearest colour), "all" (the other single-style
-    # pairs) or "random" (two styles blended)
-    pairs: int
+    grid: dict[str, list[Any]]
 
 
 def demo_runs(size: int, steps: int) -> tuple[DemoRun, ...]:
-    """The demo's stylisations, each method at its best within the time.
+    """The demo's methods comparison: every method on the same pairs, each at its best within
+    the time, recorded as one experiment.
 
-    photo-fast runs at its own defaults, at a size where a photorealistic result looks like a
-    photograph, on the style nearest in colour to each content photo; gatys and dpst run
-    short optimisations at ``size``; gatys also blends two styles; the fast network stylises
-    at photo size, since its cost is one forward pass.
+    photo-fast costs a second, so it runs at two sizes (half and full photo size, where a
+    photorealistic result looks like a photograph), which puts a slope on the
+    time-against-size plot; gatys and dpst run short optimisations at ``size``; the fast
+    network stylises at half photo size (its losses are scored by a forward pass of the loss
+    network, which costs more than the stylisation).
     """
     return (
-        DemoRun("demo-photo-fast", ("photo-fast",), {"size": PHOTO_SIZE}, "similar", 1),
-        DemoRun("demo-optimised", ("gatys", "dpst"), {"size": size, "steps": steps}, "all", 1),
-        DemoRun("demo-blend", ("gatys",), {"size": size, "steps": steps}, "random", 1),
-        DemoRun("demo-fast", ("fast",), {"size": PHOTO_SIZE // 2, "model": FAST_MODEL}, "all", 3),
+        DemoRun(("photo-fast",), {}, {"size": [PHOTO_SIZE // 2, PHOTO_SIZE]}),
+        DemoRun(("gatys", "dpst"), {"size": size, "steps": steps}, {}),
+        DemoRun(("fast",), {"size": PHOTO_SIZE // 2, "model": FAST_MODEL}, {}),
     )
+
+
+def cached_networks() -> list[str]:
+    """vgg19 (bundled) and the other feature networks whose weights are already cached."""
+    from styletransfer.features import FEATURE_MODELS, torchvision_cache_file
+
+    return ["vgg19"] + [
+        m for m in FEATURE_MODELS if m != "vgg19" and torchvision_cache_file(m).is_file()
+    ]
 
 
 def sample_photos() -> tuple[list[str], list[str]]:
@@ -92,16 +103,8 @@ def run_demo(
     counts = ", ".join(f"{n} {role}" for role, n in store.catalog.accepted_counts().items())
     say(f"1/6 imported and curated: {counts}")
 
-    # Nearest-colour pairs first: a pair already recorded by another strategy keeps that one.
     similar = pair_images(strategy="similar", data_dir=data_dir)
-    single = pair_images(strategy="all", data_dir=data_dir)
-    blended = pair_images(
-        strategy="random", styles_per_pair=2, style_weights=[0.7, 0.3], data_dir=data_dir
-    )
-    say(
-        f"2/6 paired: {similar['pairs']} nearest-colour and {single['new']} other single-style "
-        f"pairs, {blended['pairs']} two-style pairs"
-    )
+    say(f"2/6 paired each content photo with the style nearest in colour: {similar['pairs']} pairs")
 
     style_ids = [i.image_id for i in store.catalog.accepted("style", order="id")]
     t0 = time.perf_counter()
@@ -127,11 +130,12 @@ def run_demo(
         t0 = time.perf_counter()
         result = stylize_nightly(
             {
-                "name": run.name,
+                "name": EXPERIMENT,
                 "methods": list(run.methods),
                 "batch_size": 4,
                 "settings": run.settings,
-                "pairs": {"strategy": run.strategy, "limit": run.pairs},
+                "grid": run.grid,
+                "pairs": {"strategy": "similar", "limit": DEMO_PAIRS},
             },
             data_dir=data_dir,
         )
@@ -143,23 +147,34 @@ def run_demo(
         f"{totals['diverged']} diverged ({', '.join(timings)})"
     )
 
+    networks = cached_networks()
     matrix = loss_matrix(
-        feature_models=["vgg19"], size=size, experiment_id="demo", data_dir=data_dir
+        feature_models=networks, size=size, experiment_id=EXPERIMENT, data_dir=data_dir
     )
-    say(f"5/6 loss matrix of {matrix['models'][0]['images']} images under vgg19")
+    say(
+        f"5/6 loss matrix of {matrix['models'][0]['images']} images under "
+        f"{', '.join(networks)}"
+        + ("" if len(networks) > 1 else " (other networks join where their weights are cached)")
+    )
 
     report = build_report(store, report_dir)
     index = report.index.resolve()
-    say(f"6/6 report: {index}")
+    page = next(p for p in report.pages if p.name.startswith(f"experiment-{EXPERIMENT}-"))
+    say(f"6/6 report: {index}; the methods side by side: {page.name}")
     say(f"\ndone in {time.perf_counter() - started:.0f} s. Data: {store.display('')}")
     prefix = "stylebench" + ("" if data_dir is None else f" --data-dir {data_dir}")
     say("Try:")
     for q in EXAMPLE_QUERIES:  # what a user types into `stylebench query`
         say(f'  {prefix} query "{q}"', soft_wrap=True, highlight=False)
-    say(f"\nThe report: {index.as_uri()}", soft_wrap=True, highlight=False)
+    say(f"\nThe experiment: {page.resolve().as_uri()}", soft_wrap=True, highlight=False)
     if open_report:
         import webbrowser
 
-        if not webbrowser.open(index.as_uri()):
+        if not webbrowser.open(page.resolve().as_uri()):
             say("(no web browser found here: open the file above on a machine that has one)")
-    return {"report": str(report.index), "runs": report.runs, "seconds": timings}
+    return {
+        "report": str(report.index),
+        "experiment_page": str(page),
+        "runs": report.runs,
+        "seconds": timings,
+    }

@@ -36,6 +36,50 @@ DERIVED_VIEWS: dict[str, str] = {
         ) AS i
         LEFT JOIN curation_latest AS c USING (image_id)
     """,
+    # Do two feature networks order the same image pairs alike by a loss? One row per
+    # (loss matrix, loss, pair of networks): the unordered image pairs both measured (a pair
+    # recorded both ways or twice takes the mean), Spearman's rho over them (the correlation
+    # of their ranks, ties at their mean rank), and each network's median loss over those
+    # pairs, by which the report divides its matrix. styletransfer.agreement does the same.
+    "loss_matrix_agreement": """
+        WITH cells AS (
+            SELECT experiment_id, feature_model,
+                   least(image_a, image_b) AS a, greatest(image_a, image_b) AS b,
+                   avg(content_loss) FILTER (WHERE isfinite(content_loss)) AS content,
+                   avg(style_loss) FILTER (WHERE isfinite(style_loss)) AS style
+            FROM loss_matrix WHERE image_a <> image_b
+            GROUP BY experiment_id, feature_model, a, b
+        ), losses AS (
+            SELECT experiment_id, feature_model, a, b, 'content' AS loss, content AS value
+            FROM cells WHERE content IS NOT NULL
+            UNION ALL
+            SELECT experiment_id, feature_model, a, b, 'style' AS loss, style AS value
+            FROM cells WHERE style IS NOT NULL
+        ), joined AS (
+            SELECT x.experiment_id, x.loss, x.feature_model AS model_a,
+                   y.feature_model AS model_b, x.value AS value_a, y.value AS value_b
+            FROM losses AS x JOIN losses AS y
+              ON x.experiment_id = y.experiment_id AND x.loss = y.loss
+             AND x.a = y.a AND x.b = y.b AND x.feature_model < y.feature_model
+        ), ranked AS (
+            SELECT *,
+                rank() OVER (PARTITION BY experiment_id, loss, model_a, model_b
+                             ORDER BY value_a)
+                + (count(*) OVER (PARTITION BY experiment_id, loss, model_a, model_b, value_a)
+                   - 1) / 2.0 AS rank_a,
+                rank() OVER (PARTITION BY experiment_id, loss, model_a, model_b
+                             ORDER BY value_b)
+                + (count(*) OVER (PARTITION BY experiment_id, loss, model_a, model_b, value_b)
+                   - 1) / 2.0 AS rank_b
+            FROM joined
+        )
+        SELECT experiment_id, loss, model_a, model_b, count(*) AS pairs,
+               CASE WHEN count(*) >= 3 THEN corr(rank_a, rank_b) END AS spearman,
+               median(value_a) AS median_a, median(value_b) AS median_b
+        FROM ranked
+        GROUP BY experiment_id, loss, model_a, model_b
+        ORDER BY experiment_id, loss, model_a, model_b
+    """,
 }
 
 VIEWS: tuple[str, ...] = TABLES + tuple(DERIVED_VIEWS)

@@ -114,6 +114,7 @@ class RunRecord(_Record):
     quality_colour_distance: float | None = None
     quality_affine_residual: float | None = None
     mask_source: str | None = None  # given | auto | none; null: failed, the pair had no masks
+    experiment: str | None = None  # the name of the experiment that planned the run
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class WorkItem:
     # the pair's segmentation masks (paths in the data directory): content, one per style
     content_mask: str | None = None
     style_masks: tuple[str, ...] = ()
+    experiment: str | None = None  # the name of the experiment that planned it
 
     @property
     def key(self) -> tuple[str, str]:
@@ -64,6 +65,7 @@ class WorkItem:
             config_hash=d["config_hash"],
             content_mask=d.get("content_mask"),
             style_masks=tuple(d.get("style_masks") or ()),
+            experiment=d.get("experiment"),
         )
 
 
@@ -124,8 +126,10 @@ class Runs:
         *,
         strategy: str | None = None,
         limit: int | None = None,
+        experiment: str | None = None,
     ) -> list[WorkItem]:
-        """Every (pair, config) not yet recorded ``ok``, pairs oldest first."""
+        """Every (pair, config) not yet recorded ``ok``, pairs oldest first, as work of
+        ``experiment``."""
         pairs = self.pairs(strategy, limit)
         paths = self.store.catalog.paths()
         done = self.done()
@@ -153,6 +157,7 @@ class Runs:
                         config_hash=config.hash,
                         content_mask=p["content_mask"],
                         style_masks=tuple(p["style_masks"] or ()),
+                        experiment=experiment,
                     )
                 )
         return items
@@ -228,12 +233,54 @@ class Runs:
         ).to_pylist()
 
     def curves(self, run_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """The total-loss curves of these runs."""
+        """The loss curves of these runs: total and photorealism term by step."""
         if not run_ids:
             return []
         return self.store.query(
-            "SELECT run_id, step, loss_total FROM loss_curves WHERE list_contains(?, run_id)",
+            "SELECT run_id, step, loss_total, loss_photoreal FROM loss_curves "
+            "WHERE list_contains(?, run_id)",
             [list(run_ids)],
+        ).to_pylist()
+
+    def select(
+        self,
+        *,
+        experiments: Sequence[str] | None = None,
+        config_hashes: Sequence[str] | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first: of these experiments (by name), of these configs, matching
+        ``where`` (an SQL condition on the runs' columns, run as a locked query: it reads
+        the tables only), at most ``limit``."""
+        conditions, params = ["TRUE"], []
+        if experiments is not None:
+            conditions.append("list_contains(?, experiment)")
+            params.append(list(experiments))
+        if config_hashes is not None:
+            conditions.append("list_contains(?, config_hash)")
+            params.append(list(config_hashes))
+        if where is not None:
+            if ";" in where:
+                raise ValueError(f"a run condition is one SQL expression, without ';': {where!r}")
+            conditions.append(f"(\n{where}\n)")  # own lines: a -- comment ends there
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(conditions)} "
+        sql += "ORDER BY finished_at DESC NULLS LAST, run_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.store.query(sql, params or None, locked=where is not None).to_pylist()
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Each experiment named in the runs: runs, settings, pairs and runs by status,
+        the latest first."""
+        return self.store.query(
+            "SELECT experiment, count(*) AS runs, count(DISTINCT config_hash) AS settings, "
+            "count(DISTINCT pair_id) AS pairs, "
+            "count(*) FILTER (WHERE status = 'ok') AS ok, "
+            "count(*) FILTER (WHERE status = 'failed') AS failed, "
+            "count(*) FILTER (WHERE status = 'diverged') AS diverged, "
+            "max(finished_at) AS finished_at "
+            "FROM runs WHERE experiment IS NOT NULL GROUP BY 1 ORDER BY finished_at DESC, 1"
         ).to_pylist()
 
     def summary(self) -> list[dict[str, Any]]:

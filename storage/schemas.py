@@ -103,6 +103,7 @@ RUNS = pa.schema(
         # Where the run's segment correspondence came from: given (the pair's masks), auto
         # (found by the method from the two photos) or none (one global style).
         ("mask_source", pa.string()),
+        ("experiment", pa.string()),  # the name of the experiment that planned the run
     ]
 )
 

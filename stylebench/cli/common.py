@@ -148,12 +148,40 @@ def describe_error(exc: BaseException) -> str | None:
     return None
 
 
+# A default the help text states itself, e.g. "Longest side in pixels [default: 256]."
+_STATED_DEFAULT = re.compile(r"\[default: [^\]]*\]")
+
+
+def literal_help(command: Any) -> None:
+    """Show every option's help of ``command`` as written.
+
+    Rich markup would read a ``[default: 256]`` in the text as a style tag and drop it, which
+    left "Optimisation steps ." in --help; escaped, it shows, and typer adds no second default
+    beside the one the text states.
+    """
+    if getattr(command, "rich_markup_mode", None) != "rich":
+        return
+    for param in command.params:
+        text = getattr(param, "help", None)
+        if not text or "[" not in text:
+            continue
+        if _STATED_DEFAULT.search(text):
+            param.show_default = False
+        param.help = escape(text)
+
+
 class ErrorBoundary(typer.core.TyperGroup):
     """Every command's errors end as one line on stderr and an exit code, never a traceback.
 
     Errors a user can act on (bad input, a missing or unwritable path, a damaged file) exit
     1 with what to do; anything else is a bug: one line, exit 70, the traceback with -vv.
+    Option help shows as written (``literal_help``).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in (self, *self.commands.values()):
+            literal_help(command)
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -166,9 +166,29 @@ def report(
         Path("stylebench-report"),
         "--output",
         "-o",
-        help="Directory for index.html and its assets [default: ./stylebench-report].",
+        help="Directory for index.html, a page per experiment and their assets "
+        "[default: ./stylebench-report].",
     ),
-    limit: int = typer.Option(200, min=1, help="Latest runs shown in the gallery [default: 200]."),
+    experiment: list[str] = typer.Option(
+        None,
+        "--experiment",
+        "-e",
+        help="An experiment to report: its name (the runs recorded under it) or its YAML file "
+        "(the runs of its settings, whichever experiment recorded them); repeat to compare "
+        "several [default: the experiments of the latest runs].",
+    ),
+    where: str = typer.Option(
+        None,
+        "--where",
+        help="Only runs meeting this SQL condition on the runs table's columns, e.g. "
+        "\"method = 'gatys' and width >= 256\" (read-only, like `stylebench query`).",
+    ),
+    limit: int = typer.Option(
+        200,
+        min=1,
+        help="Latest runs in the gallery (and, without --experiment, in the report) "
+        "[default: 200].",
+    ),
     force: bool = typer.Option(
         False,
         "--force",
@@ -176,22 +196,28 @@ def report(
         "(an earlier report in the folder is always replaced).",
     ),
 ) -> None:
-    """Write a static HTML report: gallery, loss curves, times, loss-matrix heatmaps.
+    """Write a static HTML report: a page per experiment (its runs side by side, a summary per
+    setting, time, quality and loss plots), loss matrices compared across networks, a gallery.
 
-    An earlier report in the folder is replaced (and the command says so); any other
-    index.html there is kept unless --force.
+    An earlier report in the folder is replaced (and the command says so).
+    Any other index.html there is kept unless --force.
     """
     from flows.report import build_report
     from stylebench.cli.common import escaped
     from stylebench.cli.output import check_report_folder, mark_report_folder
 
     replacing = check_report_folder(output, force)
-    result = build_report(settings(ctx).store(), output, limit=limit)
+    result = build_report(
+        settings(ctx).store(), output, limit=limit, experiments=experiment or (), where=where
+    )
     mark_report_folder(output)
     verb = "replaced the report" if replacing else "report"
     console.print(
-        f"{verb} with {result.runs} run(s) and {result.plots} plot(s): {escaped(result.index)}"
+        f"{verb} with {result.runs} run(s), {len(result.pages)} experiment page(s) and "
+        f"{result.plots} plot(s): {escaped(result.index)}"
     )
+    for page in result.pages:
+        console.print(f"  {escaped(page.name)}", highlight=False)
 
 
 def demo(
@@ -203,17 +229,23 @@ def demo(
         help="Report directory [default: ./stylebench-report].",
     ),
     size: int = typer.Option(
-        128, help="Output size of gatys and dpst in pixels [default: 128; photo-fast runs at 512]."
+        128,
+        help="Output size of gatys and dpst in pixels "
+        "[default: 128; photo-fast runs at 256 and 512, fast at 256].",
     ),
     steps: int = typer.Option(50, help="Steps per gatys and dpst run [default: 50]."),
     open_report: bool = typer.Option(
-        False, "--open", help="Open the report in a web browser at the end, where there is one."
+        False,
+        "--open",
+        help="Open the experiment's page in a web browser at the end, where there is one.",
     ),
 ) -> None:
     """The whole pipeline offline on photos shipped with scikit-image: import, curate, pair,
     train a small fast network, stylise with every method, record, report."""
     from flows.demo import run_demo
+    from stylebench.cli.output import check_report_folder, mark_report_folder
 
+    check_report_folder(output, force=False)  # an earlier report is replaced, nothing else
     run_demo(
         settings(ctx).data_dir,
         output,
@@ -222,6 +254,7 @@ def demo(
         open_report=open_report,
         console=console,
     )
+    mark_report_folder(output)  # `stylebench report -o` may replace it later
 
 
 def register(app: typer.Typer) -> None:

@@ -74,14 +74,15 @@ def report_store(small_catalog):
 
 def test_report_has_gallery_and_plots(report_store, tmp_path):
     result = build_report(report_store, tmp_path / "report")
-    assert result.runs == 3 and result.plots == 3  # curves, times, one loss matrix
+    # cost against quality and the loss curves (one output size: no time-size plot)
+    assert result.runs == 3 and result.plots == 2
     html = result.index.read_text()
     assert html.count('alt="output"') == 3 and "gatys" in html
     # The quality of each run, recorded in its row, stands beside its time.
     runs = report_store.read("runs").to_pylist()
     assert all(0 < r["quality_ssim"] <= 1 and r["quality_colour_distance"] > 0 for r in runs)
     assert all(r["quality_affine_residual"] >= 0 for r in runs)
-    assert html.count("SSIM ") == 3 and html.count("affine resid.") == 3
+    assert html.count("· SSIM ") == 3 and html.count("affine resid.") == 3
     for src in re.findall(r'src="([^"]+)"', html):
         assert (tmp_path / "report" / src).is_file(), src
 
@@ -106,7 +107,7 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(report_stor
     match = re.search(r'data-images="(\d+)/(\d+)"', dom.stdout)
     assert match, f"the page's load handler did not run:\n{dom.stderr[-2000:]}"
     loaded, total = map(int, match.groups())
-    assert total >= 3 + 3 + 3 + 3 and loaded == total
+    assert total >= 3 + 3 + 3 + 2 and loaded == total  # contents, styles, outputs, plots
     shot = tmp_path / "shot.png"
     subprocess.run(
         [

@@ -31,6 +31,7 @@ def _hostile_store(tmp_path) -> Store:
                 "config": json.dumps({"model": HOSTILE.format(n=1), "size": 32, "steps": 5}),
                 "status": "failed",
                 "error": "RuntimeError: " + HOSTILE.format(n=2),
+                "experiment": HOSTILE.format(n=5) + " $x$",
                 "started_at": now,
                 "finished_at": now,
             },
@@ -75,10 +76,16 @@ def test_report_escapes_every_stored_string(tmp_path, probe):
         assert f"&lt;script&gt;alert({n})" in page, n
     # the one script block is the page's own image counter
     assert page.count("<script>") == 1
+    # the experiment's page: its name escaped, its file name made of safe characters
+    (experiment,) = result.pages
+    assert experiment.name.startswith("experiment-script-alert-5-script-x-")
+    text = experiment.read_text()
+    assert "alert(5)</script>" not in text and "&lt;script&gt;alert(5)" in text
+    assert "alert(1)</script>" not in text and text.count("<script>") == 1
     probe.record(
-        "report: <script> in data dir, settings, error, experiment id",
+        "report: <script> in data dir, settings, error, experiment, matrix id",
         rejected=True,
-        reason="escaped in index.html",
+        reason="escaped in index.html and the experiment's page",
     )
 
 
