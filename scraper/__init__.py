@@ -4,11 +4,12 @@ from scraper.curate import CurationConfig
 from scraper.download import DownloadConfig
 from scraper.engines import ENGINES, LICENSES, Result
 from scraper.errors import DownloadError, EngineError, InvalidImage, ScraperError
-from scraper.pipeline import ScrapeSummary, import_sources, scrape
+from scraper.pipeline import CurateSummary, ScrapeSummary, curate_undecided, import_sources, scrape
 
 __all__ = [
     "ENGINES",
     "LICENSES",
+    "CurateSummary",
     "CurationConfig",
     "DownloadConfig",
     "DownloadError",
@@ -17,6 +18,7 @@ __all__ = [
     "Result",
     "ScrapeSummary",
     "ScraperError",
+    "curate_undecided",
     "import_sources",
     "scrape",
 ]

@@ -340,7 +340,7 @@ def curate(
     """Decide every image that has no curation decision, by the automatic rules (size, shape,
     duplicates of accepted images). Import and scrape always decide what they land; this
     finds images that an interrupted run of an older version left undecided."""
-    from scraper.pipeline import curate_undecided
+    from scraper import curate_undecided
 
     try:
         summary = curate_undecided(

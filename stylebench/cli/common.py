@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -95,14 +96,21 @@ EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): one line, the traceback with -vv
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
-def _os_error(exc: OSError) -> str:
-    from storage.location import fault_of_environment
+_ERRNO_HINTS = {
+    errno.ENOSPC: "free some space on that disk, or write elsewhere",
+    errno.EDQUOT: "free some space within your quota, or write elsewhere",
+    errno.EROFS: "that file system is read-only; write elsewhere",
+    errno.EIO: "the disk or network mount failed; check it",
+    errno.ELOOP: "a symbolic link loop; fix or remove the link",
+}
 
+
+def _os_error(exc: OSError) -> str:
     where = exc.filename if exc.filename is not None else ""
     what = exc.strerror or str(exc)
-    fault = fault_of_environment(exc)
-    if fault is not None:
-        return fault
+    hint = _ERRNO_HINTS.get(exc.errno) if exc.errno is not None else None
+    if hint is not None:
+        return f"{where}: {what}; {hint}" if where else f"{what}; {hint}"
     hint = {
         FileNotFoundError: "check the path; its folder must exist",
         IsADirectoryError: "that is a folder; give a file name",
@@ -182,6 +190,8 @@ def describe_error(exc: BaseException, data_dir: str | None = None) -> str | Non
         return f"{exc}; downscale the image first"
     if isinstance(exc, StorageError):
         return str(exc)
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop"):
+        return f"{exc}: a symbolic link loop; fix or remove the link"  # Path.resolve()
     if isinstance(exc, OSError):
         return _os_error(exc)
     fault = fault_of_environment(exc)
