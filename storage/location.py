@@ -52,6 +52,7 @@ _ERRNO_CAUSES = {
     errno.EISDIR: "a folder stands where a file belongs; move it out of the data directory",
     errno.ELOOP: "a symbolic link loop; fix or remove the link",
 }
+_CLIENTS = frozenset({"botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "adlfs"})
 _UNREACHABLE = frozenset(
     {
         "EndpointConnectionError",
@@ -113,10 +114,33 @@ def fault_of_environment(exc: BaseException, *, any_os_error: bool = False) -> s
     ``any_os_error`` (the error came from writing the data directory's own files) every
     OSError is one.
     """
+    cause = object_store_fault(exc)
+    if cause is not None:
+        return cause
+    if not isinstance(exc, OSError):
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    cause = _ERRNO_CAUSES.get(exc.errno) if exc.errno is not None else None
+    if cause is not None:
+        return f"{where}{cause}"
+    if isinstance(exc, PermissionError):
+        return f"access refused ({_first_line(exc)}); check the permissions or the credentials"
+    if any_os_error:
+        return f"{where}{exc.strerror or _first_line(exc)}"
+    return None
+
+
+def object_store_fault(exc: BaseException) -> str | None:
+    """The cause in words when ``exc`` (or an error behind it) says an object store cannot be
+    reached, has no credentials or refuses them, or lacks the bucket; else None."""
     for link in _chain(exc):
-        names = {c.__name__ for c in type(link).__mro__}
+        module = type(link).__module__.split(".")[0]
+        names = {c.__name__ for c in type(link).__mro__} if module in _CLIENTS else set()
         if names & _UNREACHABLE:
-            return f"cannot reach the object store ({_first_line(link)}); check the endpoint and the network"
+            return (
+                f"cannot reach the object store ({_first_line(link)}); check the endpoint "
+                "and the network"
+            )
         if names & _NO_CREDENTIALS:
             return (
                 f"no credentials for the object store ({_first_line(link)}); set them "
@@ -128,16 +152,6 @@ def fault_of_environment(exc: BaseException, *, any_os_error: bool = False) -> s
             return "the bucket does not exist; create it or give another --data-dir"
         if code in _REFUSED_CODES:
             return f"the object store refused access ({_first_line(link)}); check the credentials"
-    if not isinstance(exc, OSError):
-        return None
-    where = f"{exc.filename}: " if exc.filename else ""
-    cause = _ERRNO_CAUSES.get(exc.errno) if exc.errno is not None else None
-    if cause is not None:
-        return f"{where}{cause}"
-    if isinstance(exc, PermissionError):
-        return f"access refused ({_first_line(exc)}); check the permissions or the credentials"
-    if any_os_error:
-        return f"{where}{exc.strerror or _first_line(exc)}"
     return None
 
 

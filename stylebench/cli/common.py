@@ -181,7 +181,12 @@ def describe_error(exc: BaseException, data_dir: str | None = None) -> str | Non
     """
     from PIL import Image
 
-    from storage.location import StorageError, fault_of_environment, resolve_location
+    from storage.location import (
+        StorageError,
+        fault_of_environment,
+        object_store_fault,
+        resolve_location,
+    )
 
     advice = ephemeral_server_advice(exc) or prefect_api_advice(exc)
     if advice is not None:
@@ -192,11 +197,13 @@ def describe_error(exc: BaseException, data_dir: str | None = None) -> str | Non
         return str(exc)
     if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop"):
         return f"{exc}: a symbolic link loop; fix or remove the link"  # Path.resolve()
-    if isinstance(exc, OSError):
-        return _os_error(exc)
-    fault = fault_of_environment(exc)
+    fault = object_store_fault(exc) or (
+        None if isinstance(exc, OSError) else fault_of_environment(exc)
+    )
     if fault is not None:  # an object store's errors (unreachable, credentials refused)
         return f"data directory {resolve_location(data_dir)}: {fault}"
+    if isinstance(exc, OSError):
+        return _os_error(exc)
     if isinstance(exc, ValueError):
         return str(exc)
     names = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(exc).__mro__}
