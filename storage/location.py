@@ -47,6 +47,9 @@ _ERRNO_CAUSES = {
     errno.EACCES: "permission denied; check the permissions or give another --data-dir",
     errno.EPERM: "operation not permitted; check the permissions or give another --data-dir",
     errno.EIO: "input/output error (a failing disk or a lost network mount)",
+}
+# errno -> cause, for errors while writing the data directory's own files: its shape is wrong.
+_WRITE_ERRNO_CAUSES = {
     errno.ENOTDIR: "a file stands where a folder belongs; move it out of the data directory",
     errno.EEXIST: "a file stands where a folder belongs; move it out of the data directory",
     errno.EISDIR: "a folder stands where a file belongs; move it out of the data directory",
@@ -120,7 +123,8 @@ def fault_of_environment(exc: BaseException, *, any_os_error: bool = False) -> s
     if not isinstance(exc, OSError):
         return None
     where = f"{exc.filename}: " if exc.filename else ""
-    cause = _ERRNO_CAUSES.get(exc.errno) if exc.errno is not None else None
+    causes = {**_ERRNO_CAUSES, **_WRITE_ERRNO_CAUSES} if any_os_error else _ERRNO_CAUSES
+    cause = causes.get(exc.errno) if exc.errno is not None else None
     if cause is not None:
         return f"{where}{cause}"
     if isinstance(exc, PermissionError):
