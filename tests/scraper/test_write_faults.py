@@ -96,11 +96,13 @@ def _state(location: str | Path) -> State:
     return State(statuses, stranded, counts["sightings"], counts["urls"])
 
 
-def _record(probe, name: str, clean: State, failed: State, final: State, reason: str) -> None:
+def _record(
+    probe, name: str, clean: State, failed: State, final: State, reason: str, rejected: bool = True
+) -> None:
     lost = sum(1 for i, s in clean.statuses.items() if final.statuses.get(i) != s)
     probe.record(
         name,
-        rejected=True,
+        rejected=rejected,
         reason=reason,
         rows_lost=lost,
         rows_stranded=failed.stranded + final.stranded,
@@ -394,7 +396,13 @@ def test_a_rerun_and_curate_decide_images_left_undecided(tmp_path, fast, probe):
     final = _state(rerun)
     assert final.statuses == clean.statuses and final.sightings == final.urls == 9
     _record(
-        probe, "import rerun over undecided images", clean, State({}, 0, 0, 0), final, "decided"
+        probe,
+        "import rerun over undecided images",
+        clean,
+        State({}, 0, 0, 0),
+        final,
+        "decided from their rows",
+        rejected=False,
     )
 
     # `stylebench curate` decides every undecided image; met again at a new URL, one is decided
@@ -412,7 +420,15 @@ def test_a_rerun_and_curate_decide_images_left_undecided(tmp_path, fast, probe):
     assert final.statuses == clean.statuses
     result = runner.invoke(app, ["-d", str(by_curate), "curate"])
     assert result.exit_code == 0 and "every image in the catalog has a decision" in result.output
-    _record(probe, "curate over undecided images", clean, State({}, 0, 0, 0), final, "decided")
+    _record(
+        probe,
+        "curate over undecided images",
+        clean,
+        State({}, 0, 0, 0),
+        final,
+        "decided from their rows",
+        rejected=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,7 +498,7 @@ def test_temporaries_of_a_killed_import_are_removed(cleaner, tmp_path, probe):
         assert f"removed {len(left)} temporary file(s)" in proc.stdout
     assert not any(p.exists() for p in left)
     assert live.exists() and foreign.exists()
-    probe.record(f"import killed mid-write, then {cleaner}", rejected=True, reason="removed")
+    probe.record(f"import killed mid-write, then {cleaner}", rejected=False, reason="removed")
 
 
 # ---------------------------------------------------------------------------------------------
