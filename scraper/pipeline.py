@@ -40,7 +40,7 @@ from scraper.errors import DownloadError, InvalidImage
 from scraper.sources import describe_missing, is_url, read_list
 
 if TYPE_CHECKING:
-    from storage import Store, Undecided
+    from storage import Decision, ImageRecord, Store, Undecided
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +216,6 @@ def _land(
 
     ``engine`` None records "local" or "url" per candidate (imports).
     """
-    from storage import Decision, ImageRecord
-
     validate_role(role)
     store.remove_stale_temporaries()  # left by a run that was killed mid-write
     known = store.catalog.snapshot()  # one reading of the catalog for the whole run
@@ -297,8 +295,8 @@ def _collect(
     query: str | None,
     engine: str | None,
     batch_id: str,
-    images_rows: list[Any],
-    curation_rows: list[Any],
+    images_rows: list[ImageRecord],
+    curation_rows: list[Decision],
     flush: Callable[[], None],
     progress: Progress | None,
     total: int,
@@ -370,7 +368,7 @@ def _collect(
 
 def late_decision(
     image: Undecided, deduper: Deduper, curation: CurationConfig, now: datetime
-) -> Any:
+) -> Decision:
     """The automatic decision for an image an earlier run left without one, from its row."""
     from storage import Decision
 
