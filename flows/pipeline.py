@@ -22,7 +22,12 @@ from flows.specs import DatasetSpec, ExperimentSpec, load_spec
 from storage import Store
 
 
-@task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NO_CACHE)
+@task(
+    retries=3,
+    retry_delay_seconds=[5, 30, 120],
+    retry_condition_fn=pc.retry_unless_storage_fault,
+    cache_policy=NO_CACHE,
+)
 def scrape_query(data_dir: str | None, query: dict[str, Any]) -> dict[str, Any]:
     """One search query into the catalog (network I/O: retried)."""
     from scraper import scrape

@@ -18,6 +18,20 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 SLOT_LIMIT = 1  # one batch at a time on one accelerator
 
 
+def retry_unless_storage_fault(task: Any, task_run: Any, state: Any) -> bool:
+    """A task's retry condition: retry a failure, but not a fault of the data directory
+    (no space, read-only, unreachable), which no retry mends: that one ends the flow."""
+    from storage import StorageError
+
+    try:
+        state.result()
+    except StorageError:
+        return False
+    except Exception:  # noqa: BLE001 - any other failure is retried
+        return True
+    return True
+
+
 def accelerator_slot_name() -> str:
     """The concurrency limit that guards this machine's accelerator (one per GPU)."""
     import torch

@@ -103,27 +103,34 @@ def train_on_catalog(
     torch_device = select_device(device)
     if torch_device.type == "cpu":
         configure_threads()
-    encoder = load_encoder(
-        config.feature_model,
-        config.content_layers + config.style_layers,
-        weights=weights,
-        device=torch_device,
-    )
-    out_dir = store.models.training_dir(name)
-    result = train(
-        contents.paths,
-        styles.paths,
-        encoder,
-        config,
-        out_dir,
-        name=name,
-        style_labels=styles.labels,
-        dataset_ids=contents.ids,
-        device=torch_device,
-        resume=resume,
-        on_step=on_step,
-    )
-    store.models.publish(name)
+    with store.models.training(name) as keep_alive:  # one trainer per model name
+        encoder = load_encoder(
+            config.feature_model,
+            config.content_layers + config.style_layers,
+            weights=weights,
+            device=torch_device,
+        )
+
+        def step(info: Any) -> None:
+            keep_alive()
+            if on_step is not None:
+                on_step(info)
+
+        out_dir = store.models.training_dir(name)
+        result = train(
+            contents.paths,
+            styles.paths,
+            encoder,
+            config,
+            out_dir,
+            name=name,
+            style_labels=styles.labels,
+            dataset_ids=contents.ids,
+            device=torch_device,
+            resume=resume,
+            on_step=step,
+        )
+        store.models.publish(name)
     return result
 
 

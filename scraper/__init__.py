@@ -4,11 +4,20 @@ from scraper.curate import CurationConfig
 from scraper.download import DownloadConfig
 from scraper.engines import ENGINES, LICENSES, Result
 from scraper.errors import DownloadError, EngineError, InvalidImage, ScraperError
-from scraper.pipeline import LocalFile, ScrapeSummary, import_files, import_sources, scrape
+from scraper.pipeline import (
+    CurateSummary,
+    LocalFile,
+    ScrapeSummary,
+    curate_undecided,
+    import_files,
+    import_sources,
+    scrape,
+)
 
 __all__ = [
     "ENGINES",
     "LICENSES",
+    "CurateSummary",
     "CurationConfig",
     "DownloadConfig",
     "DownloadError",
@@ -19,6 +28,7 @@ __all__ = [
     "ScrapeSummary",
     "ScraperError",
     "import_files",
+    "curate_undecided",
     "import_sources",
     "scrape",
 ]

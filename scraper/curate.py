@@ -180,9 +180,10 @@ class Deduper:
             return None
         return self._ids[best], int(distances[best])
 
-    def decide(self, f: Features) -> str | None:
-        """None to accept (and remember), else the rejection reason."""
-        reason = quality_reason(f, self.config)
+    def decide(self, f: Features, config: CurationConfig | None = None) -> str | None:
+        """None to accept (and remember), else the rejection reason (``config``: thresholds
+        for this image other than the deduper's own)."""
+        reason = quality_reason(f, config or self.config)
         if reason:
             return reason
         match = self.near(f.phash, exclude=f.sha256)

@@ -8,6 +8,12 @@ URL is already in ``images`` are skipped, so running the same scrape twice adds
 no rows. An exact duplicate (same sha256 as a stored image) adds an ``images``
 row, another sighting with its own provenance, but no curation row: the stored
 image keeps its decision.
+
+Decisions are written before the image rows they decide (``Catalog.record``), so a failed
+write never leaves an image without a decision; images an earlier version left undecided
+are decided when a rerun meets them again, or by ``curate_undecided``. A fault of the data
+directory itself (no space, read-only, unreachable) is a StorageError that stops the run at
+once, before anything more is written; a fault of one image is a rejection with its reason.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +40,7 @@ from scraper.errors import DownloadError, InvalidImage
 from scraper.sources import describe_missing, is_url, read_list
 
 if TYPE_CHECKING:
-    from storage import Store
+    from storage import Decision, ImageRecord, Store, Undecided
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,11 @@ ROLES = ("content", "style")
 IMAGE_HEADERS = {"Accept": "image/*", "Accept-Encoding": "identity"}
 ROWS_PER_APPEND = 500
 IMPORT_MIN_SIDE = 64  # files chosen by hand: only refuse icons
+SCRAPE_MIN_SIDE = 256
+LOCAL_ENGINES = ("local", "url")  # the engine column of imported images
+FAILED_UNRECORDED = (
+    "failed: the fetch failed and its reason was not recorded; --retry-failed fetches it again"
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,8 @@ class ScrapeSummary:
     skipped: int = 0  # already in the catalog from an earlier run
     batch_id: str = ""
     dropped_by_reason: dict[str, int] = field(default_factory=dict)  # left out by the parser
+    caught_up: int = 0  # images an earlier run left without a decision, decided now
+    caught_up_accepted: int = 0
 
     @property
     def dropped(self) -> int:
@@ -90,6 +104,11 @@ class ScrapeSummary:
                     f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
                 )
                 lines.append(f"  {title}: {parts}")
+        if self.caught_up:
+            lines.append(
+                f"  decided {self.caught_up} image(s) an earlier run left without a decision "
+                f"({self.caught_up_accepted} accepted)"
+            )
         return "\n".join(lines)
 
 
@@ -131,23 +150,33 @@ R = TypeVar("R")
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` on a thread pool, in input order, with a bounded window in flight."""
+    """``map(fn, items)`` on a thread pool, in input order, with a bounded window in flight.
+
+    When a call raises, or the caller stops (closes the generator), the calls not yet
+    started are cancelled; only those running are waited for.
+    """
     window = max(1, workers * 4)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stylebench-dl") as pool:
         pending: deque = deque()
-        iterator = iter(items)
-        for item in iterator:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                break
-        while pending:
-            yield pending.popleft().result()
+        try:
+            iterator = iter(items)
             for item in iterator:
                 pending.append(pool.submit(fn, item))
-                break
+                if len(pending) >= window:
+                    break
+            while pending:
+                yield pending.popleft().result()
+                for item in iterator:
+                    pending.append(pool.submit(fn, item))
+                    break
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _worker(store: Store, client: Client) -> Callable[[Candidate], Outcome]:
+    from storage import StorageError
+
     def work(c: Candidate) -> Outcome:
         try:
             if c.local:
@@ -162,6 +191,8 @@ def _worker(store: Store, client: Client) -> Callable[[Candidate], Outcome]:
             )
         except (DownloadError, InvalidImage) as exc:
             return Outcome(c, reason=exc.reason, detail=exc.detail)
+        except StorageError:
+            raise  # the data directory failed, not this image: the run stops
         except Exception as exc:  # a run never stops on one bad result
             log.debug("unexpected error on %s", c.source, exc_info=True)
             return Outcome(c, reason="error", detail=f"{type(exc).__name__}: {exc}")
@@ -187,9 +218,8 @@ def _land(
     ``engine`` None records "local" or "url" per candidate (imports). Candidates whose URL
     is in the catalog are skipped unless ``skip_seen`` is False (the caller chose them).
     """
-    from storage import Decision, ImageRecord
-
     validate_role(role)
+    store.remove_stale_temporaries()  # left by a run that was killed mid-write
     known = store.catalog.snapshot()  # one reading of the catalog for the whole run
     skip = known.seen_urls - known.failed_urls if retry_failed else known.seen_urls
     if not skip_seen:
@@ -199,25 +229,88 @@ def _land(
         unique.setdefault(c.result.image_url, c)
     todo = [c for c in unique.values() if c.result.image_url not in skip]
     skipped = len(unique) - len(todo)
+    skipped_urls = set(unique) - {c.result.image_url for c in todo}
     deduper = Deduper(curation, list(known.accepted))
-    known_ids = set(known.stored_ids)
     batch_id = uuid.uuid4().hex
     download = client.config
     images_rows: list[ImageRecord] = []
     curation_rows: list[Decision] = []
-    rejected: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    accepted_ids: list[str] = []
-    downloaded = 0
 
     def flush() -> None:
         store.catalog.record(images_rows, curation_rows)
         images_rows.clear()
         curation_rows.clear()
 
+    # Images this run skips that an earlier run left without a decision: decide them first.
+    late = [u for u in known.undecided if skipped_urls.intersection(u.urls)]
+    # An undecided image met again at another URL is decided like a new one.
+    known_ids = set(known.stored_ids) - {u.image_id for u in known.undecided if u not in late}
+    started = datetime.now(timezone.utc)
+    curation_rows.extend(late_decision(u, deduper, curation, started) for u in late)
+    late_accepted = sum(d.status == "accepted" for d in curation_rows)
     if progress:
         progress(0, len(todo))
-    for done, got in enumerate(ordered_map(_worker(store, client), todo, download.workers), 1):
+    with closing(ordered_map(_worker(store, client), todo, download.workers)) as results:
+        landed = _collect(
+            results,
+            deduper=deduper,
+            known_ids=known_ids,
+            role=role,
+            query=query,
+            engine=engine,
+            batch_id=batch_id,
+            images_rows=images_rows,
+            curation_rows=curation_rows,
+            flush=flush,
+            progress=progress,
+            total=len(todo),
+        )
+    flush()
+    return ScrapeSummary(
+        found=len(unique),
+        downloaded=landed.downloaded,
+        accepted=len(landed.accepted_ids),
+        rejected_by_reason=dict(landed.rejected),
+        failed_by_reason=dict(landed.failed),
+        image_ids=tuple(landed.accepted_ids),
+        skipped=skipped,
+        batch_id=batch_id,
+        caught_up=len(late),
+        caught_up_accepted=late_accepted,
+    )
+
+
+@dataclass
+class _Landed:
+    """What the loop over fetched candidates counted."""
+
+    downloaded: int = 0
+    accepted_ids: list[str] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+
+
+def _collect(
+    results: Iterable[Outcome],
+    *,
+    deduper: Deduper,
+    known_ids: set[str],
+    role: str,
+    query: str | None,
+    engine: str | None,
+    batch_id: str,
+    images_rows: list[ImageRecord],
+    curation_rows: list[Decision],
+    flush: Callable[[], None],
+    progress: Progress | None,
+    total: int,
+) -> _Landed:
+    """Decide each fetched candidate in order into rows, flushing every ROWS_PER_APPEND."""
+    from storage import Decision, ImageRecord
+
+    out = _Landed()
+    rejected, failed, accepted_ids = out.rejected, out.failed, out.accepted_ids
+    for done, got in enumerate(results, 1):
         now = datetime.now(timezone.utc)
         r = got.candidate.result
         row: dict[str, Any] = {
@@ -244,7 +337,7 @@ def _land(
             curation_rows.append(Decision(image_id, "rejected", reason, "auto", now))
             failed[str(got.reason)] += 1
         else:
-            downloaded += 1
+            out.downloaded += 1
             images_rows.append(
                 ImageRecord(
                     image_id=f.sha256,
@@ -273,17 +366,75 @@ def _land(
         if len(images_rows) >= ROWS_PER_APPEND:
             flush()
         if progress:
-            progress(done, len(todo))
-    flush()
-    return ScrapeSummary(
-        found=len(unique),
-        downloaded=downloaded,
-        accepted=len(accepted_ids),
-        rejected_by_reason=dict(rejected),
-        failed_by_reason=dict(failed),
-        image_ids=tuple(accepted_ids),
-        skipped=skipped,
-        batch_id=batch_id,
+            progress(done, total)
+    return out
+
+
+def late_decision(
+    image: Undecided, deduper: Deduper, curation: CurationConfig, now: datetime
+) -> Decision:
+    """The automatic decision for an image an earlier run left without one, from its row."""
+    from storage import Decision
+
+    if image.path is None or image.width is None or image.height is None or not image.phash:
+        return Decision(image.image_id, "rejected", FAILED_UNRECORDED, "auto", now)
+    features = Features(
+        sha256=image.image_id,
+        width=image.width,
+        height=image.height,
+        phash=image.phash,
+        blur=float(image.blur or 0.0),
+        is_grayscale=bool(image.is_grayscale),
+    )
+    reason = deduper.decide(features, curation)
+    return Decision(image.image_id, "rejected" if reason else "accepted", reason, "auto", now)
+
+
+@dataclass(frozen=True)
+class CurateSummary:
+    """What ``curate_undecided`` decided."""
+
+    accepted: int
+    rejected_by_reason: dict[str, int]
+
+    @property
+    def decided(self) -> int:
+        return self.accepted + sum(self.rejected_by_reason.values())
+
+    def render(self) -> str:
+        if not self.decided:
+            return "every image in the catalog has a decision"
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected_by_reason.items()))
+        return (
+            f"decided {self.decided} image(s) that had no decision: accepted {self.accepted}, "
+            f"rejected {self.decided - self.accepted}" + (f" ({parts})" if parts else "")
+        )
+
+
+def curate_undecided(
+    store: Store, *, role: str | None = None, min_side: int | None = None
+) -> CurateSummary:
+    """Decide every image of the catalog (of ``role``) that has no decision, oldest first,
+    by the automatic rules: size and shape (``min_side``, else 64 px for imported images and
+    256 for scraped ones) and duplicates of the accepted images."""
+    if role is not None:
+        validate_role(role)
+    store.remove_stale_temporaries()
+    known = store.catalog.snapshot()
+    deduper = Deduper(CurationConfig(), list(known.accepted))
+    now = datetime.now(timezone.utc)
+    decisions = []
+    for image in known.undecided:
+        if role is not None and image.role != role:
+            continue
+        side = min_side or (IMPORT_MIN_SIDE if image.engine in LOCAL_ENGINES else SCRAPE_MIN_SIDE)
+        decisions.append(late_decision(image, deduper, CurationConfig(min_side=side), now))
+    store.catalog.record([], decisions)
+    rejected = Counter(
+        curate.reason_code(d.reason or "") for d in decisions if d.status != "accepted"
+    )
+    return CurateSummary(
+        accepted=sum(d.status == "accepted" for d in decisions), rejected_by_reason=dict(rejected)
     )
 
 
@@ -345,7 +496,13 @@ def expand_sources(sources: Iterable[str]) -> list[Candidate]:
             return
         if src.startswith("file://"):
             src = src[len("file://") :]
-        path = (base / os.path.expanduser(src)).resolve()
+        given = base / os.path.expanduser(src)
+        try:
+            path = given.resolve()
+        except (RuntimeError, OSError):  # a symbolic link loop
+            if depth == 0:
+                raise ValueError(describe_missing(src, given)) from None
+            path = given.absolute()  # its read fails, as a rejection with the reason
         if path.is_dir():
             for p in sorted(path.rglob("*")):
                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -85,7 +86,9 @@ def describe_missing(source: str, path: Path) -> str:
     """Why ``source`` (resolved to ``path``) cannot be imported, and what to give instead."""
     try:
         mode = os.stat(path).st_mode
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{source} is a symbolic link loop; fix the link or give the file itself"
         return (
             f"{source}: no such file or folder, and not an http(s) URL; give image files, "
             "folders, URLs, or a .txt file listing them"

@@ -67,10 +67,16 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit or 32-bit integer/float greyscale to 8-bit, scaling the 16-bit range down."""
+    """16-bit or 32-bit integer/float greyscale to 8-bit, scaling the 16-bit range down.
+
+    Float images hold 0..1 by convention (scaled to 0..255); a float image with larger
+    values is taken as 0..255. Values that are not numbers become 0.
+    """
     array = np.asarray(image)
     if image.mode == "F":
-        scaled = np.clip(array, 0, 255)
+        values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        peak = float(values.max()) if values.size else 0.0
+        scaled = np.clip(values * 255.0 if peak <= 1.0 else values, 0, 255)
     else:
         scaled = np.clip(array.astype(np.float64) / 257.0, 0, 255)
     return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")

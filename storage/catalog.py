@@ -1,7 +1,8 @@
 """The image catalog: accepted images by role, id prefixes, known URLs, candidates and decisions.
 
 Every question the scraper, the flows and the CLI ask about images is a method here;
-the rule "only stored images can be accepted" lives in ``decide``.
+the rule "only stored images can be accepted" lives in ``decide``, and the rule "no image
+row without a decision" in ``record`` (decisions are written first).
 """
 
 from __future__ import annotations
@@ -29,6 +30,22 @@ class CatalogImage:
 
 
 @dataclass(frozen=True)
+class Undecided:
+    """An image of the catalog that has no curation decision, with what deciding it needs."""
+
+    image_id: str
+    urls: tuple[str, ...]  # the image URLs of every sighting
+    role: str | None
+    engine: str | None
+    path: str | None  # None: the fetch failed
+    width: int | None
+    height: int | None
+    phash: str | None
+    blur: float | None
+    is_grayscale: bool | None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What a scrape or import needs to know of the catalog, read at one moment."""
 
@@ -36,6 +53,7 @@ class Snapshot:
     failed_urls: frozenset[str]  # URLs that only ever failed
     stored_ids: frozenset[str]  # image ids with a stored file
     accepted: tuple[tuple[str, str], ...]  # (image_id, phash) of accepted images
+    undecided: tuple[Undecided, ...] = ()  # images with no decision, oldest first
 
 
 class Catalog:
@@ -143,14 +161,16 @@ class Catalog:
         return [CatalogImage(r["image_id"], r["path"], r["role"]) for r in rows]
 
     def snapshot(self) -> Snapshot:
-        """Known URLs, stored ids and accepted hashes, from one connection (one listing)."""
-        seen, stored, accepted = self.store.query_all(
+        """Known URLs, stored ids, accepted hashes and undecided images, from one connection
+        (one listing)."""
+        seen, stored, accepted, undecided = self.store.query_all(
             [
                 "SELECT image_url, bool_and(path IS NULL) AS failed FROM images "
                 "WHERE image_url IS NOT NULL GROUP BY image_url",
                 "SELECT DISTINCT image_id FROM images WHERE path IS NOT NULL",
                 "SELECT image_id, phash FROM catalog WHERE status = 'accepted' "
                 "AND phash IS NOT NULL ORDER BY image_id",
+                _UNDECIDED_SQL,
             ]
         )
         urls = seen.to_pylist()
@@ -159,20 +179,28 @@ class Catalog:
             failed_urls=frozenset(r["image_url"] for r in urls if r["failed"]),
             stored_ids=frozenset(stored.column(0).to_pylist()),
             accepted=tuple((r["image_id"], r["phash"]) for r in accepted.to_pylist()),
+            undecided=_undecided(undecided.to_pylist()),
         )
+
+    def undecided(self) -> list[Undecided]:
+        """Images with no curation decision (left so by versions that wrote decisions
+        after the images), oldest first."""
+        return list(_undecided(self.store.query(_UNDECIDED_SQL).to_pylist()))
 
     # writing ----------------------------------------------------------------
     def record(self, images: Sequence[ImageRecord], decisions: Sequence[Decision]) -> None:
-        """Land candidates and their automatic decisions: images first, then decisions.
+        """Land candidates and their automatic decisions: decisions first, then images.
 
-        An acceptance must name an image stored in this batch or before.
+        So no image row is ever without its decision: when the second write fails, what
+        is left is decisions that no image row refers to, which no view shows and which the
+        rerun replaces. An acceptance must name an image stored in this batch or before.
         """
         stored = {i.image_id for i in images if i.path}
         self._check_stored([d.image_id for d in decisions if d.status == "accepted"], stored)
-        if images:
-            self.store.append("images", [i.row() for i in images])
         if decisions:
             self.store.append("curation", [d.row() for d in decisions])
+        if images:
+            self.store.append("images", [i.row() for i in images])
 
     def decide(
         self,
@@ -226,3 +254,32 @@ class Catalog:
         new = [p.row() for p in pairs if p.pair_id not in known]
         self.store.append("pairs", new)
         return len(new)
+
+
+# Every image with no decision: the catalog row (first sighting) and the URLs of all sightings.
+_UNDECIDED_SQL = """
+    SELECT c.image_id, c.role, c.engine, c.path, c.width, c.height, c.phash, c.blur,
+           c.is_grayscale, c.fetched_at,
+           (SELECT list(DISTINCT i.image_url) FROM images AS i
+            WHERE i.image_id = c.image_id AND i.image_url IS NOT NULL) AS urls
+    FROM catalog AS c WHERE c.status IS NULL
+    ORDER BY c.fetched_at, c.image_id
+"""
+
+
+def _undecided(rows: list[dict[str, Any]]) -> tuple[Undecided, ...]:
+    return tuple(
+        Undecided(
+            image_id=r["image_id"],
+            urls=tuple(sorted(r["urls"] or ())),
+            role=r["role"],
+            engine=r["engine"],
+            path=r["path"],
+            width=r["width"],
+            height=r["height"],
+            phash=r["phash"],
+            blur=r["blur"],
+            is_grayscale=r["is_grayscale"],
+        )
+        for r in rows
+    )

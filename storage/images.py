@@ -38,20 +38,35 @@ def output_relpath(run_id: str, ext: str = "png") -> str:
 
 
 def write_bytes_atomic(loc: Location, relpath: str, data: bytes) -> str:
-    """Write ``data`` at ``relpath`` so no reader ever sees a partial file."""
-    return loc.write_atomic(loc.join(relpath), lambda fh: fh.write(data))
+    """Write ``data`` at ``relpath`` so no reader ever sees a partial file.
+
+    A failure to write (no space, read-only, unreachable) is a StorageError naming the place.
+    """
+    with loc.guard(f"writing {relpath}", writing=True):
+        return loc.write_atomic(loc.join(relpath), lambda fh: fh.write(data))
 
 
 def put_image(loc: Location, data: bytes, ext: str, directory: str = IMAGES_DIR) -> StoredImage:
-    """Store ``data`` under its sha256 in ``directory``; storing the same bytes twice is a no-op."""
+    """Store ``data`` under its sha256 in ``directory``; storing the same bytes twice is a no-op.
+
+    A failure of the data directory (not of these bytes) is a StorageError.
+    """
     if not data:
         raise ValueError("refusing to store an empty image")
     image_id = sha256(data)
     rel = image_relpath(image_id, ext, directory)
-    if loc.fs.exists(loc.join(rel)):
-        return StoredImage(image_id, rel, existed=True)
-    write_bytes_atomic(loc, rel, data)
+    with loc.guard(f"storing {rel}", writing=True):
+        if loc.fs.exists(loc.join(rel)):
+            return StoredImage(image_id, rel, existed=True)
+        loc.write_atomic(loc.join(rel), lambda fh: fh.write(data))
     return StoredImage(image_id, rel, existed=False)
+
+
+def remove_stale_temporaries(loc: Location) -> int:
+    """Temporaries that writers killed mid-write left in ``images/`` and ``outputs/``."""
+    return loc.remove_stale_temporaries(IMAGES_DIR, depth=1) + loc.remove_stale_temporaries(
+        OUTPUTS_DIR
+    )
 
 
 def read_bytes(loc: Location, relpath: str) -> bytes:

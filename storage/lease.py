@@ -125,6 +125,16 @@ class Leases:
             return None
         generation = 0 if found is None else found[0] + 1
         lease = Lease(key, generation, uuid.uuid4().hex, time.time() + ttl_s)
+        return self._write(lease, owner)
+
+    def renew(self, lease: Lease, ttl_s: float, owner: str = "") -> Lease | None:
+        """Extend a lease this process holds by ``ttl_s`` from now; None if it was lost."""
+        if not self.holds(lease):
+            return None
+        renewed = Lease(lease.key, lease.generation + 1, lease.token, time.time() + ttl_s)
+        return self._write(renewed, owner)
+
+    def _write(self, lease: Lease, owner: str) -> Lease | None:
         record = {
             "token": lease.token,
             "owner": owner,
@@ -134,9 +144,10 @@ class Leases:
             "acquired_at": time.time(),
             "expires_at": lease.expires_at,
         }
-        if not self.loc.create_exclusive(self._path(key, generation), json.dumps(record).encode()):
+        path = self._path(lease.key, lease.generation)
+        if not self.loc.create_exclusive(path, json.dumps(record).encode()):
             return None
-        self._prune(key, generation)
+        self._prune(lease.key, lease.generation)
         return lease
 
     def holds(self, lease: Lease) -> bool:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import re
+import socket
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,9 +23,140 @@ DEFAULT_DATA_DIR = "./stylebench-data"
 ENV_DATA_DIR = "STYLEBENCH_DATA"
 ENV_STORAGE_OPTIONS = "STYLEBENCH_STORAGE_OPTIONS"
 TMP_PREFIX = ".tmp-"  # temporaries of atomic writes; no reader lists them
+TMP_SUFFIX = ".part"
+# A temporary's name says which machine and process writes it (.tmp-<host>-<pid>-<uuid>.part),
+# so a later command removes those of dead processes at once; any other is removed when stale.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+STALE_TMP_SECONDS = 3600
 # Filesystems that keep nothing after the process ends: every command would start empty.
 VOLATILE_PROTOCOLS = frozenset({"memory"})
 _SCHEME_NO_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
+
+
+class StorageError(OSError):
+    """The data directory cannot be read or written: a fault of where the data lives (a full,
+    read-only or unwritable disk, an unreachable object store, refused credentials, a missing
+    bucket), not of one image or row. The message names the location and the cause."""
+
+
+# errno -> what it means for a data directory, and what to do.
+_ERRNO_CAUSES = {
+    errno.ENOSPC: "no space left on the device; free some space or give another --data-dir",
+    errno.EDQUOT: "the disk quota is used up; free some space or give another --data-dir",
+    errno.EROFS: "the file system is read-only; give a writable --data-dir",
+    errno.EACCES: "permission denied; check the permissions or give another --data-dir",
+    errno.EPERM: "operation not permitted; check the permissions or give another --data-dir",
+    errno.EIO: "input/output error (a failing disk or a lost network mount)",
+}
+# errno -> cause, for errors while writing the data directory's own files: its shape is wrong.
+_WRITE_ERRNO_CAUSES = {
+    errno.ENOTDIR: "a file stands where a folder belongs; move it out of the data directory",
+    errno.EEXIST: "a file stands where a folder belongs; move it out of the data directory",
+    errno.EISDIR: "a folder stands where a file belongs; move it out of the data directory",
+    errno.ELOOP: "a symbolic link loop; fix or remove the link",
+}
+_CLIENTS = frozenset({"botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "adlfs"})
+_UNREACHABLE = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ProxyConnectionError",
+        "SSLError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientOSError",
+        "ServerTimeoutError",
+    }
+)
+_NO_CREDENTIALS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+)
+_REFUSED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AuthorizationHeaderMalformed",
+        "403",
+    }
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return (response.get("Error") or {}).get("Code")
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def fault_of_environment(exc: BaseException, *, any_os_error: bool = False) -> str | None:
+    """The cause in words when ``exc`` is a fault of where the data lives, else None.
+
+    Faults: no space, a read-only or unwritable file system, an I/O error, an object store
+    that cannot be reached, missing or refused credentials, a missing bucket. With
+    ``any_os_error`` (the error came from writing the data directory's own files) every
+    OSError is one.
+    """
+    cause = object_store_fault(exc)
+    if cause is not None:
+        return cause
+    if not isinstance(exc, OSError):
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    causes = {**_ERRNO_CAUSES, **_WRITE_ERRNO_CAUSES} if any_os_error else _ERRNO_CAUSES
+    cause = causes.get(exc.errno) if exc.errno is not None else None
+    if cause is not None:
+        return f"{where}{cause}"
+    if isinstance(exc, PermissionError):
+        return f"access refused ({_first_line(exc)}); check the permissions or the credentials"
+    if any_os_error:
+        return f"{where}{exc.strerror or _first_line(exc)}"
+    return None
+
+
+def object_store_fault(exc: BaseException) -> str | None:
+    """The cause in words when ``exc`` (or an error behind it) says an object store cannot be
+    reached, has no credentials or refuses them, or lacks the bucket; else None."""
+    for link in _chain(exc):
+        module = type(link).__module__.split(".")[0]
+        names = {c.__name__ for c in type(link).__mro__} if module in _CLIENTS else set()
+        if names & _UNREACHABLE:
+            return (
+                f"cannot reach the object store ({_first_line(link)}); check the endpoint "
+                "and the network"
+            )
+        if names & _NO_CREDENTIALS:
+            return (
+                f"no credentials for the object store ({_first_line(link)}); set them "
+                "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or key and secret in "
+                "STYLEBENCH_STORAGE_OPTIONS)"
+            )
+        code = _error_code(link)
+        if code == "NoSuchBucket" or "bucket does not exist" in str(link).lower():
+            return "the bucket does not exist; create it or give another --data-dir"
+        if code in _REFUSED_CODES:
+            return f"the object store refused access ({_first_line(link)}); check the credentials"
+    return None
 
 
 def check_location(url: str) -> None:
@@ -45,6 +181,13 @@ def check_location(url: str) -> None:
                 f"write {name}://{rest} (or ./{url} for a local folder of that name)"
             )
         path = Path(url).expanduser()
+        try:
+            path.resolve()
+        except (RuntimeError, OSError):  # a symbolic link loop
+            raise ValueError(
+                f"data directory {url!r} is a symbolic link loop; fix the link or give "
+                "another folder with --data-dir or STYLEBENCH_DATA"
+            ) from None
         if path.exists() and not path.is_dir():
             raise ValueError(
                 f"data directory {url!r} is a file, not a folder; give a folder (it is "
@@ -101,6 +244,65 @@ class Location:
     def is_local(self) -> bool:
         return isinstance(self.fs, LocalFileSystem)
 
+    @contextmanager
+    def guard(self, doing: str, *, writing: bool = False) -> Iterator[None]:
+        """Turn a fault of the environment inside the block into a StorageError naming this
+        data directory, what was being done and why it failed; other errors pass unchanged.
+
+        ``writing``: the block writes this data directory's own files, so every OSError is
+        such a fault.
+        """
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as exc:
+            cause = fault_of_environment(exc, any_os_error=writing)
+            if cause is None:
+                raise
+            raise StorageError(f"data directory {self.url}: {doing}: {cause}") from exc
+
+    def missing_bucket(self, exc: FileNotFoundError) -> StorageError | None:
+        """For a listing that found nothing on an object store: a StorageError if the bucket
+        itself is missing (then nothing was found because nothing can be), else None."""
+        if self.is_local:
+            return None
+        cause = fault_of_environment(exc)
+        if cause is None:
+            return None
+        return StorageError(f"data directory {self.url}: {cause}")
+
+    def temporary(self, directory: str) -> str:
+        """A fresh temporary name in ``directory`` that tells which host and process wrote it."""
+        return f"{directory}/{TMP_PREFIX}{HOST_TAG}-{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}"
+
+    def remove_stale_temporaries(self, relpath: str, *, depth: int = 0) -> int:
+        """Remove temporaries left under ``relpath`` (and ``depth`` levels of folders below)
+        by writers that died: those of a process of this host that no longer runs, and any
+        older than an hour. Local data directories only (object stores have none)."""
+        if not self.is_local:
+            return 0
+        removed = 0
+        folders = [(self.join(relpath), depth)]
+        now = time.time()
+        while folders:
+            folder, below = folders.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(TMP_SUFFIX):
+                    if _temporary_is_stale(entry, now):
+                        try:
+                            os.unlink(entry.path)
+                            removed += 1
+                        except FileNotFoundError:
+                            pass
+                elif below > 0 and entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, below - 1))
+        return removed
+
     def join(self, *parts: str) -> str:
         """The full path of ``parts`` under the root, on this filesystem."""
         return "/".join([self.root, *(p.strip("/") for p in parts if p)])
@@ -118,7 +320,7 @@ class Location:
             return path
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
-        tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.part"
+        tmp = self.temporary(directory)
         try:
             with open(tmp, "wb") as fh:
                 write(fh)
@@ -149,7 +351,7 @@ class Location:
             return True
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
-        tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.part"
+        tmp = self.temporary(directory)
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -170,3 +372,27 @@ class Location:
             return full
         protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
         return f"{protocol}://{full}"
+
+
+def _temporary_is_stale(entry: os.DirEntry[str], now: float) -> bool:
+    """Whether a temporary's writer is gone: a dead process of this host, or an hour old."""
+    parts = entry.name[len(TMP_PREFIX) : -len(TMP_SUFFIX)].split("-")
+    if len(parts) == 3 and parts[0] == HOST_TAG and parts[1].isdigit():
+        if not _pid_alive(int(parts[1])):
+            return True
+    try:
+        return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

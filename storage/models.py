@@ -7,6 +7,9 @@ training writes to a local cache and ``publish`` uploads, and ``local_root`` fet
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,13 @@ if TYPE_CHECKING:
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 MODEL_FILES = ("model.safetensors", "model.json")
+TRAINING_LEASE_SECONDS = (
+    3600.0  # renewed while training runs; a dead local trainer frees it at once
+)
+
+
+class ModelBusy(ValueError):
+    """Another process is training a model of the same name; the message names it."""
 
 
 def check_model_name(name: str) -> str:
@@ -49,6 +59,35 @@ class ModelStore:
         if not self.remote:
             return Path(self.store.loc.join(MODELS_DIR, name))
         return self._cache() / name
+
+    @contextmanager
+    def training(self, name: str) -> Iterator[Callable[[], None]]:
+        """Hold ``name`` for training (a lease, ``leases/train/<name>``): a second trainer of
+        the same name gets ModelBusy instead of writing the same folder. Yields a function
+        to call now and then while training (it renews the lease)."""
+        check_model_name(name)
+        leases = self.store.leases
+        key, owner = f"train/{name}", f"train-fast {name}"
+        lease = leases.acquire(key, TRAINING_LEASE_SECONDS, owner=owner)
+        if lease is None:
+            raise ModelBusy(
+                f"model {name!r} is being trained by {leases.holder(key)}; wait for it to "
+                "finish, or train under another --name"
+            )
+        held = [lease]
+
+        def keep_alive() -> None:
+            if held[0].expires_at - time.time() > TRAINING_LEASE_SECONDS / 2:
+                return
+            renewed = leases.renew(held[0], TRAINING_LEASE_SECONDS, owner=owner)
+            if renewed is None:
+                raise ModelBusy(f"model {name!r}: another process took over its training")
+            held[0] = renewed
+
+        try:
+            yield keep_alive
+        finally:
+            leases.release(held[0])
 
     def publish(self, name: str) -> None:
         """Make a model trained in ``training_dir(name)`` part of the data directory."""

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -100,6 +109,10 @@ class QueryError(ValueError):
 
 class DamagedTable(QueryError):
     """A data file of a table cannot be read; the message names it and what to do."""
+
+
+class QueryTimeout(QueryError):
+    """A query ran past its time limit and was stopped."""
 
 
 def _sql_list(paths: list[str]) -> str:
@@ -224,19 +237,134 @@ def _raise_damaged(loc: Location, problems: list[tuple[str, str, str]]) -> None:
 
 
 def query(
-    loc: Location, sql: str, params: list[Any] | None = None, *, locked: bool = False
+    loc: Location,
+    sql: str,
+    params: list[Any] | None = None,
+    *,
+    locked: bool = False,
+    timeout: float | None = None,
 ) -> pa.Table:
     """Run ``sql`` (with ``?`` placeholders bound to ``params``) and return Arrow.
 
     ``locked`` (for SQL a user typed): reading statements only, over the tables' files
     only (see ``connect``). Errors name the problem and list the tables and views that
-    exist; a damaged file is named with what to do.
+    exist; a damaged file is named with what to do. ``timeout``: seconds the statements
+    may run before they are stopped (QueryTimeout); None or 0 for no limit. An interrupted
+    query (Ctrl-C) raises KeyboardInterrupt.
     """
-    return query_all(loc, [sql], params, locked=locked)[0]
+    return query_all(loc, [sql], params, locked=locked, timeout=timeout)[0]
+
+
+def _run_stoppable(
+    conn: duckdb.DuckDBPyConnection, work: Callable[[], list[pa.Table]], timeout: float | None
+) -> list[pa.Table]:
+    """``work()`` on ``conn``, interrupted by Ctrl-C or once ``timeout`` seconds have passed.
+
+    DuckDB does not notice every SIGINT while a statement runs, so a watcher thread does:
+    the signal wakes it through ``signal.set_wakeup_fd`` (main thread only), and it calls
+    ``conn.interrupt()``, as it does at the time limit. Raises KeyboardInterrupt when
+    interrupted by Ctrl-C, QueryTimeout past the time limit.
+    """
+    deadline = time.monotonic() + timeout if timeout and timeout > 0 else None
+    wake = _SignalWake.open()
+    if deadline is None and wake is None:
+        return work()
+    done = threading.Event()
+    why: list[str] = []
+
+    def watch() -> None:
+        while not done.is_set():
+            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+            if wake is not None and wake.signalled(wait):
+                why.append("interrupted")
+            elif wake is None:
+                done.wait(wait)
+            if not why and deadline is not None and time.monotonic() >= deadline:
+                why.append("timeout")
+            if why and not done.is_set():
+                conn.interrupt()
+                return
+
+    watcher = threading.Thread(target=watch, name="stylebench-query-watch", daemon=True)
+    watcher.start()
+    try:
+        return work()
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if not _interrupted(exc):
+            raise
+        if why == ["timeout"]:
+            raise QueryTimeout(
+                f"the query was stopped after its time limit of {timeout:g} s; make it "
+                "cheaper (filter, aggregate, LIMIT) or give a longer --timeout (0: no limit)"
+            ) from None
+        raise KeyboardInterrupt from None
+    finally:
+        done.set()
+        if wake is not None:
+            wake.nudge()
+        watcher.join()
+        if wake is not None:
+            wake.close()
+
+
+class _SignalWake:
+    """A socket that a signal's C-level handler writes to (``signal.set_wakeup_fd``)."""
+
+    def __init__(self, reader: socket.socket, writer: socket.socket, previous: int):
+        self.reader, self.writer, self.previous = reader, writer, previous
+
+    @classmethod
+    def open(cls) -> _SignalWake | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None  # SIGINT is ignored or someone else handles it
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        try:
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        except ValueError:
+            reader.close()
+            writer.close()
+            return None
+        return cls(reader, writer, previous)
+
+    def signalled(self, wait: float) -> bool:
+        """Whether SIGINT arrived within ``wait`` seconds."""
+        ready, _, _ = select.select([self.reader], [], [], wait)
+        if not ready:
+            return False
+        data = self.reader.recv(64)
+        if self.previous >= 0:  # hand the bytes on to whoever waited for them before
+            with contextlib.suppress(OSError):
+                os.write(self.previous, data)
+        return signal.SIGINT in data
+
+    def nudge(self) -> None:
+        """Wake the watcher (a byte that is no signal number) so it sees it is done."""
+        with contextlib.suppress(OSError):
+            self.writer.send(b"\0")
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self.previous)
+        self.reader.close()
+        self.writer.close()
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """DuckDB's ways of saying a query was interrupted (by Ctrl-C or by ``interrupt()``)."""
+    if isinstance(exc, duckdb.InterruptException):
+        return True
+    return isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
 
 
 def query_all(
-    loc: Location, sqls: list[str], params: list[Any] | None = None, *, locked: bool = False
+    loc: Location,
+    sqls: list[str],
+    params: list[Any] | None = None,
+    *,
+    locked: bool = False,
+    timeout: float | None = None,
 ) -> list[pa.Table]:
     """Run several queries on one connection: they see the same files (one listing)."""
     tables = _tables_in(" ".join(sqls))
@@ -244,13 +372,7 @@ def query_all(
         conn = None
         try:
             conn = connect(loc, tables, locked=locked)
-            out = []
-            for sql in sqls:
-                if locked:
-                    _check_read_only(conn, sql)
-                relation = conn.sql(sql, params=params) if params else conn.sql(sql)
-                out.append(pa.table({}) if relation is None else relation.to_arrow_table())
-            return out
+            return _run_stoppable(conn, partial(_run_all, conn, sqls, params, locked), timeout)
         except duckdb.CatalogException as exc:
             raise QueryError(f"{_first_line(exc)}\nTables and views: {', '.join(VIEWS)}") from None
         except duckdb.ParserException as exc:
@@ -268,6 +390,18 @@ def query_all(
             if conn is not None:
                 conn.close()
     raise AssertionError("unreachable")
+
+
+def _run_all(
+    conn: duckdb.DuckDBPyConnection, sqls: list[str], params: list[Any] | None, locked: bool
+) -> list[pa.Table]:
+    out = []
+    for sql in sqls:
+        if locked:
+            _check_read_only(conn, sql)
+        relation = conn.sql(sql, params=params) if params else conn.sql(sql)
+        out.append(pa.table({}) if relation is None else relation.to_arrow_table())
+    return out
 
 
 def checked_connect(loc: Location) -> duckdb.DuckDBPyConnection:

@@ -57,12 +57,26 @@ class Store:
     def compact(self, table: str) -> _tables.CompactResult:
         return _tables.compact(self.loc, table)
 
-    def query(self, sql: str, params: list[Any] | None = None, *, locked: bool = False) -> pa.Table:
+    def remove_stale_temporaries(self) -> int:
+        """Remove the temporaries that killed writers left (tables, images, outputs)."""
+        return _tables.remove_stale_temporaries(self.loc) + _images.remove_stale_temporaries(
+            self.loc
+        )
+
+    def query(
+        self,
+        sql: str,
+        params: list[Any] | None = None,
+        *,
+        locked: bool = False,
+        timeout: float | None = None,
+    ) -> pa.Table:
         """Run SQL over the tables; ``?`` placeholders are bound to ``params``.
 
-        ``locked`` for SQL from a user: it reads the tables and nothing else.
+        ``locked`` for SQL from a user: it reads the tables and nothing else. ``timeout``:
+        seconds the statement may run (QueryTimeout after), None for no limit.
         """
-        return _query.query(self.loc, sql, params, locked=locked)
+        return _query.query(self.loc, sql, params, locked=locked, timeout=timeout)
 
     def query_all(self, sqls: list[str]) -> list[pa.Table]:
         """Several queries over one listing of the files (a consistent snapshot)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,14 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage.lease import Lease, Leases
-from storage.location import TMP_PREFIX, Location
+from storage.location import Location, StorageError, fault_of_environment
 from storage.schemas import schema_for
 
 TABLES_DIR = "tables"
 PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
 COMPACT_KEY = b"stylebench.compaction"
-STALE_TMP_SECONDS = 3600
 QUARANTINE_DIR = "quarantine"
 COMPACT_LEASE_SECONDS = 3600.0  # one compaction's longest expected run
 
@@ -82,9 +80,11 @@ def _write_atomic(
         merged = dict(data.schema.metadata or {})
         merged.update(metadata)
         data = data.replace_schema_metadata(merged)
-    return loc.write_atomic(
-        f"{directory}/{name}", lambda fh: pq.write_table(data, fh, compression="zstd")
-    )
+    table = directory.rsplit("/", 1)[-1]
+    with loc.guard(f"writing table {table}", writing=True):
+        return loc.write_atomic(
+            f"{directory}/{name}", lambda fh: pq.write_table(data, fh, compression="zstd")
+        )
 
 
 def append(loc: Location, table: str, rows: pa.Table | Iterable[Mapping[str, Any]]) -> str | None:
@@ -100,8 +100,12 @@ def _listing(loc: Location, table: str) -> list[str]:
     if not loc.is_local:
         loc.fs.invalidate_cache(directory)  # other processes append: never trust a cached listing
     try:
-        names = loc.fs.ls(directory, detail=False)
-    except FileNotFoundError:
+        with loc.guard(f"listing table {table}"):
+            names = loc.fs.ls(directory, detail=False)
+    except FileNotFoundError as exc:
+        missing = loc.missing_bucket(exc)
+        if missing is not None:
+            raise missing from None
         return []
     return sorted(n for n in names if n.rsplit("/", 1)[-1].endswith(".parquet"))
 
@@ -114,7 +118,8 @@ def _compact_meta(loc: Location, path: str) -> dict[str, Any]:
         return json.loads(raw) if raw else {}
     except FileNotFoundError:
         raise
-    except Exception:  # noqa: BLE001 - a damaged file is listed, and named by check_file
+    except Exception as exc:  # noqa: BLE001 - a damaged file is listed, and named by check_file
+        _raise_if_environment(loc, exc, f"reading {path.rsplit('/', 1)[-1]}")
         return {}
 
 
@@ -170,6 +175,7 @@ def check_file(loc: Location, table: str, path: str) -> str | None:
     except FileNotFoundError:
         return None  # compacted away meanwhile
     except Exception as exc:  # noqa: BLE001 - any failure to read the footer is the finding
+        _raise_if_environment(loc, exc, f"reading {path.rsplit('/', 1)[-1]}")
         return f"it is not a readable Parquet file ({str(exc).strip().splitlines()[0][:200]})"
     shared = [n for n in found.names if n in schema.names]
     if not shared:
@@ -201,16 +207,19 @@ class CompactResult:
     skipped: str | None = None  # why nothing was done (another compaction holds the lease)
 
 
-def _remove_stale_temporaries(loc: Location, table: str) -> None:
-    if not loc.is_local:
-        return
-    directory = table_dir(loc, table)
-    if not os.path.isdir(directory):
-        return
-    now = time.time()
-    for entry in os.scandir(directory):
-        if entry.name.startswith(TMP_PREFIX) and now - entry.stat().st_mtime > STALE_TMP_SECONDS:
-            os.unlink(entry.path)
+def _raise_if_environment(loc: Location, exc: Exception, doing: str) -> None:
+    """A file that cannot be read because the store fails is not a damaged file: raise."""
+    cause = fault_of_environment(exc)
+    if cause is not None:
+        raise StorageError(f"data directory {loc.url}: {doing}: {cause}") from exc
+
+
+def remove_stale_temporaries(loc: Location, table: str | None = None) -> int:
+    """Temporaries that writers killed mid-write left in ``table`` (or every table)."""
+    if table is not None:
+        table_dir(loc, table)  # validates the name
+        return loc.remove_stale_temporaries(f"{TABLES_DIR}/{table}")
+    return loc.remove_stale_temporaries(TABLES_DIR, depth=1)
 
 
 def quarantine(loc: Location, table: str, path: str) -> str:
@@ -248,7 +257,7 @@ def compact(loc: Location, table: str, rows_per_file: int = 2_000_000) -> Compac
 def _compact_held(
     loc: Location, table: str, rows_per_file: int, leases: Leases, lease: Lease
 ) -> CompactResult:
-    _remove_stale_temporaries(loc, table)
+    remove_stale_temporaries(loc, table)
     listing = _listing(loc, table)
     visible = files(loc, table)
     hidden = [p for p in listing if p not in visible]

@@ -25,7 +25,8 @@ class ProbeLog:
     """Hostile-input and concurrency probes, tallied for the reliability summary.
 
     A probe test takes the ``probe`` fixture and records what happened: whether the bad
-    input was refused with a reason, and how many stored rows it lost or duplicated.
+    input was refused with a reason, and how many stored rows it lost, duplicated or
+    stranded (an image row left without a curation decision).
     """
 
     def __init__(self) -> None:
@@ -39,6 +40,7 @@ class ProbeLog:
         reason: str | None = None,
         rows_lost: int = 0,
         rows_duplicated: int = 0,
+        rows_stranded: int = 0,
     ) -> None:
         self.entries.append(
             {
@@ -47,6 +49,7 @@ class ProbeLog:
                 "reason": reason,
                 "rows_lost": int(rows_lost),
                 "rows_duplicated": int(rows_duplicated),
+                "rows_stranded": int(rows_stranded),
             }
         )
 
@@ -67,10 +70,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     rejected = sum(e["rejected"] for e in entries)
     lost = sum(e["rows_lost"] for e in entries)
     duplicated = sum(e["rows_duplicated"] for e in entries)
+    stranded = sum(e["rows_stranded"] for e in entries)
     terminalreporter.write_sep("-", "reliability probes")
     terminalreporter.write_line(
         f"{len(entries)} probes tried, {rejected} rejected with a reason, "
-        f"{lost} rows lost, {duplicated} rows duplicated"
+        f"{lost} rows lost, {stranded} rows stranded, {duplicated} rows duplicated"
     )
     out = os.environ.get("STYLEBENCH_PROBE_REPORT")
     if out:

@@ -1,4 +1,5 @@
-"""Commands over the image catalog: ``scrape``, ``import``, ``images``, ``accept``, ``reject``."""
+"""Commands over the image catalog: ``scrape``, ``import``, ``curate``, ``images``, ``accept``,
+``reject``."""
 
 from __future__ import annotations
 
@@ -354,10 +355,37 @@ def reject(
     _decide(ctx, image_ids, "rejected", reason)
 
 
+def curate(
+    ctx: typer.Context,
+    role: Role = typer.Option(None, "--role", help="Only images of this role."),
+    min_side: int = typer.Option(
+        None,
+        "--min-side",
+        min=1,
+        help="Reject images whose short side is smaller. Default: 64 for imported images, "
+        "256 for scraped ones, as import and scrape decide.",
+        show_default=False,
+    ),
+) -> None:
+    """Decide every image that has no curation decision, by the automatic rules (size, shape,
+    duplicates of accepted images). Import and scrape always decide what they land; this
+    finds images that an interrupted run of an older version left undecided."""
+    from scraper import curate_undecided
+
+    try:
+        summary = curate_undecided(
+            settings(ctx).store(), role=role and role.value, min_side=min_side
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(escaped(summary.render()))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(scrape)
     app.command(name="import")(import_)
     app.command(name="import-pairs")(import_pairs)
+    app.command()(curate)
     app.command()(images)
     app.command()(accept)
     app.command()(reject)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -92,11 +93,24 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 EXIT_ERROR = 1  # bad input or a problem with the data directory, explained
 EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): one line, the traceback with -vv
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+_ERRNO_HINTS = {
+    errno.ENOSPC: "free some space on that disk, or write elsewhere",
+    errno.EDQUOT: "free some space within your quota, or write elsewhere",
+    errno.EROFS: "that file system is read-only; write elsewhere",
+    errno.EIO: "the disk or network mount failed; check it",
+    errno.ELOOP: "a symbolic link loop; fix or remove the link",
+}
 
 
 def _os_error(exc: OSError) -> str:
     where = exc.filename if exc.filename is not None else ""
     what = exc.strerror or str(exc)
+    hint = _ERRNO_HINTS.get(exc.errno) if exc.errno is not None else None
+    if hint is not None:
+        return f"{where}: {what}; {hint}" if where else f"{what}; {hint}"
     hint = {
         FileNotFoundError: "check the path; its folder must exist",
         IsADirectoryError: "that is a folder; give a file name",
@@ -123,15 +137,71 @@ def ephemeral_server_advice(exc: BaseException) -> str | None:
     )
 
 
-def describe_error(exc: BaseException) -> str | None:
-    """One line for an error a user can act on, or None for an unexpected one (a bug)."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+_HTTPX_UNREACHABLE = frozenset(
+    {"ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError", "ReadError"}
+)
+
+
+def prefect_api_advice(exc: BaseException) -> str | None:
+    """What to do when the Prefect API cannot be reached, or None for other errors."""
+    import os
+
+    for link in _chain(exc):
+        text = str(link).strip()
+        module = type(link).__module__.split(".")[0]
+        if (isinstance(link, RuntimeError) and text.startswith("Failed to reach API at")) or (
+            module in ("httpx", "httpcore") and type(link).__name__ in _HTTPX_UNREACHABLE
+        ):
+            url = os.environ.get("PREFECT_API_URL") or text.removeprefix("Failed to reach API at")
+            cause = next(
+                (str(c) for c in _chain(exc) if type(c).__module__.startswith("httpx")), text
+            )
+            return (
+                f"cannot reach the Prefect API at {url.strip()} ({cause or 'no answer'}): start "
+                "the server with `prefect server start`, point PREFECT_API_URL at a running "
+                "one, or unset PREFECT_API_URL to let stylebench start a temporary one; "
+                "`stylebench stylize --no-prefect` runs without Prefect."
+            )
+    return None
+
+
+def describe_error(exc: BaseException, data_dir: str | None = None) -> str | None:
+    """One line for an error a user can act on, or None for an unexpected one (a bug).
+
+    ``data_dir``: the data directory the command used, named when it is the cause.
+    """
     from PIL import Image
 
-    advice = ephemeral_server_advice(exc)
+    from storage.location import (
+        StorageError,
+        fault_of_environment,
+        object_store_fault,
+        resolve_location,
+    )
+
+    advice = ephemeral_server_advice(exc) or prefect_api_advice(exc)
     if advice is not None:
         return advice
     if isinstance(exc, Image.DecompressionBombError):
         return f"{exc}; downscale the image first"
+    if isinstance(exc, StorageError):
+        return str(exc)
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop"):
+        return f"{exc}: a symbolic link loop; fix or remove the link"  # Path.resolve()
+    fault = object_store_fault(exc) or (
+        None if isinstance(exc, OSError) else fault_of_environment(exc)
+    )
+    if fault is not None:  # an object store's errors (unreachable, credentials refused)
+        return f"data directory {resolve_location(data_dir)}: {fault}"
     if isinstance(exc, OSError):
         return _os_error(exc)
     if isinstance(exc, ValueError):
@@ -173,8 +243,9 @@ def literal_help(command: Any) -> None:
 class ErrorBoundary(typer.core.TyperGroup):
     """Every command's errors end as one line on stderr and an exit code, never a traceback.
 
-    Errors a user can act on (bad input, a missing or unwritable path, a damaged file) exit
-    1 with what to do; anything else is a bug: one line, exit 70, the traceback with -vv.
+    Errors a user can act on (bad input, a missing or unwritable path, a damaged file, a
+    full disk, an unreachable server) exit 1 with what to do; Ctrl-C exits 130; anything
+    else is a bug: one line, exit 70, the traceback with -vv.
     Option help shows as written (``literal_help``).
     """
 
@@ -188,9 +259,13 @@ class ErrorBoundary(typer.core.TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise  # exits, usage errors and --help: typer reports these itself
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             verbose = isinstance(ctx.obj, Settings) and ctx.obj.verbosity > 1
-            message = describe_error(exc)
+            data_dir = ctx.obj.data_dir if isinstance(ctx.obj, Settings) else None
+            message = describe_error(exc, data_dir)
             if message is not None:
                 raise fail(message, EXIT_ERROR) from None
             if verbose:

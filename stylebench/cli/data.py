@@ -12,6 +12,8 @@ from rich.table import Table
 
 from stylebench.cli.common import console, escaped, fail, human_bytes, settings
 
+LOCKED_TIMEOUT_S = 300.0  # a locked query (SQL from anyone) stops after five minutes
+
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -52,18 +54,34 @@ def query(
         help="Lift the lock: let the SQL read and write any file, load extensions and change "
         "settings (for a machine of your own) [default: locked to reading the tables].",
     ),
+    timeout: float = typer.Option(
+        None,
+        "--timeout",
+        min=0,
+        help="Stop the query after this many seconds (0: no limit). Default: "
+        f"{LOCKED_TIMEOUT_S:g} when locked, no limit with --unlocked.",
+        show_default=False,
+    ),
 ) -> None:
     """Run SQL over the tables: images, curation, pairs, runs, loss_curves, loss_matrix
     (and the views catalog and curation_latest). Reading statements only, over the
-    tables' files only, unless --unlocked."""
+    tables' files only, unless --unlocked. Ctrl-C stops a running query (exit 130)."""
+    import logging
+
     from storage import QueryError
     from stylebench.cli.output import check_output_file, csv_ready, terminal_safe
 
     if output is not None:
         check_output_file(output, "--output")
     store = settings(ctx).store()
+    limit_s = timeout if timeout is not None else (None if unlocked else LOCKED_TIMEOUT_S)
+    logging.getLogger(__name__).debug(
+        "running the query (%s, time limit %s)",
+        "unlocked" if unlocked else "locked",
+        f"{limit_s:g} s" if limit_s else "none",
+    )
     try:
-        result = store.query(sql, locked=not unlocked)
+        result = store.query(sql, locked=not unlocked, timeout=limit_s or None)
     except QueryError as exc:
         raise fail(str(exc)) from None
     if fmt is OutputFormat.table:
@@ -124,13 +142,17 @@ def compact(
     ctx: typer.Context,
     tables: list[str] = typer.Argument(None, help="Tables to compact [default: all]."),
 ) -> None:
-    """Merge each table's small Parquet files into a few large ones, keeping every row."""
+    """Merge each table's small Parquet files into a few large ones, keeping every row; remove
+    the temporary files that interrupted writes left in the data directory."""
     from storage import TABLES
 
     store = settings(ctx).store()
     unknown = [t for t in tables or [] if t not in TABLES]
     if unknown:
         raise fail(f"unknown table(s) {', '.join(unknown)}; the tables are: {', '.join(TABLES)}")
+    removed = store.remove_stale_temporaries()
+    if removed:
+        console.print(f"removed {removed} temporary file(s) that interrupted writes left")
     for table in tables or TABLES:
         try:
             r = store.compact(table)

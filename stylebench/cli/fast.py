@@ -153,10 +153,7 @@ def train_fast(
                 on_step=on_step,
             )
         except KeyboardInterrupt:
-            err_console.print(
-                f"[yellow]interrupted at step {last_step[0]}[/]: checkpoints in "
-                f"{out_dir / 'checkpoints'} are kept; rerun the same command to resume"
-            )
+            err_console.print(_interrupted(out_dir, last_step[0], config.checkpoint_every))
             raise typer.Exit(130) from None
         except (
             FastModelError,
@@ -182,6 +179,26 @@ def train_fast(
             if len(styles.paths) > 1
             else ""
         )
+    )
+
+
+def _interrupted(out_dir: Path, step: int, every: int) -> str:
+    """What an interruption of training kept, and how to go on."""
+    from rich.markup import escape
+
+    from styletransfer.fast.model import checkpoint_paths
+
+    kept = checkpoint_paths(out_dir)
+    if not kept:
+        return (
+            f"[yellow]interrupted at step {step}[/], before the first checkpoint (one every "
+            f"{every} steps): nothing was kept; rerun the same command to start again"
+        )
+    last, _ = kept[-1]
+    folder = escape(str(out_dir / "checkpoints"))
+    return (
+        f"[yellow]interrupted at step {step}[/]: the checkpoint of step {last} in {folder} "
+        "is kept; rerun the same command to resume from it"
     )
 
 

@@ -15,6 +15,7 @@ from stylebench.cli.common import (
     Settings,
     ephemeral_server_advice,
     fail,
+    prefect_api_advice,
     setup_logging,
 )
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="stylebench")
     except RuntimeError as exc:
-        advice = ephemeral_server_advice(exc)
+        advice = ephemeral_server_advice(exc) or prefect_api_advice(exc)
         if advice is None:
             raise
         raise SystemExit(fail(advice).exit_code) from None

@@ -130,7 +130,7 @@ def stylize(
                 },
                 ExperimentSpec,
             )
-        expand_configs(spec)  # validates every setting before anything runs
+        expand_configs(spec, experiment)  # validates every setting before anything runs
     except SpecError as exc:
         raise fail(str(exc)) from None
     if use_prefect:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storage import TABLES, Store
-from storage.tables import TMP_PREFIX
+from storage.location import TMP_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 
