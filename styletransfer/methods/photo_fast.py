@@ -6,9 +6,11 @@ Default (closed form, no feature network):
    per segment: the linear Monge-Kantorovich map of the colour statistics (Pitie & Kokaram
    2007), then ``passes`` sliced one-dimensional matches along fixed rotated axes (Pitie et
    al. 2005). Segments are the masks when given (hard labels: no soft edge mixes two
-   segments), otherwise k-means clusters of colour and position matched between the two
-   photos (``styletransfer.colour.auto_segments``). Several styles blend their targets by the
-   style weights.
+   segments); without masks they are found by matching the two photos' VGG19 features
+   densely (``styletransfer.correspond``: sky to sky, ground to ground, whatever their
+   colours), or with ``semantic`` 0 by k-means clusters of colour and position paired by
+   lightness and height (``styletransfer.colour.auto_segments``). Several styles blend their
+   targets by the style weights.
 2. That target is fitted from the content by the colour guided filter (He et al. 2013) at the
    working size, and its local affine coefficients are upsampled and applied to the
    full-size photo (He & Sun 2015, the fast guided filter): every output pixel is an affine
@@ -33,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from styletransfer import correspond
 from styletransfer.colour import (
     auto_segments,
     lab_to_rgb,
@@ -52,15 +55,28 @@ from styletransfer.guided import (
     apply_affine,
     box_filter,
     grid_roughness,
+    guided_filter,
     identity_grid,
     local_affine_fit,
     luminance,
 )
+from styletransfer.methods.automask import auto_labels
 
 # The refinement's loss weights and layers: styletransfer.registry.PhotoFastDefaults.
 # Style masks of the refinement are eroded by this share of the style's longer side: deep
 # features near a segment's border see the neighbouring segment, and would carry it across.
 MASK_EROSION = 1.0 / 32.0
+
+# Where the content is flat, the colour target is smoothed (``smooth_flat``): local spread
+# (CIELAB units, over windows of radius FLAT_WINDOW) below which a pixel is flat and above
+# which it is not, the guided filter's radius at the working size and its ridge (RGB in
+# [0, 1], so a flat region's noise counts for nothing). Chosen so that a white ground with
+# pixel noise of a few levels stays flat (tests/styletransfer/test_photo_fast.py) while an
+# overcast sky's faint clouds still take the style's (the DPST pairs, bench/bench_photo.py).
+FLAT_SPREAD = (0.5, 1.5)
+FLAT_WINDOW = 4
+FLAT_RADIUS = 16
+FLAT_EPS = 1e-3
 
 _FLOAT_OPTIONS = (
     "eps",
@@ -69,6 +85,7 @@ _FLOAT_OPTIONS = (
     "tolerance",
     "refine_seconds",
     "position_weight",
+    "height_prior",
 )
 
 
@@ -78,7 +95,9 @@ class PhotoFastOptions:
 
     Closed form: ``work_size`` (longest side of the copies the colour transfer and the affine
     fit run on), ``segments`` (automatic segments without masks; 1: the whole picture),
-    ``position_weight`` (of the pixel position against colour in that clustering),
+    ``semantic`` (1: segments from the VGG19 correspondence, see ``styletransfer.correspond``,
+    matched on copies of ``match_size`` px with its ``height_prior``; 0: colour clusters,
+    ``position_weight`` being the weight of the pixel position against colour in them),
     ``passes`` (sliced matches after the Gaussian map), ``radius`` and ``eps`` (window radius
     at ``work_size`` and ridge of the guided filter: larger, smoother maps), ``contrast_floor``
     (the least share of a segment's lightness spread kept, see ``transfer_points``). The defaults were
@@ -93,6 +112,9 @@ class PhotoFastOptions:
 
     work_size: int = 320
     segments: int = 3
+    semantic: int = 1
+    match_size: int = 320
+    height_prior: float = 1.0
     position_weight: float = 0.5
     passes: int = 6
     radius: int = 4
@@ -132,6 +154,9 @@ class PhotoFastOptions:
             (opts.radius >= 1, f"radius must be >= 1, got {opts.radius}"),
             (opts.eps > 0, f"eps must be > 0, got {opts.eps}"),
             (opts.position_weight >= 0, "position_weight must be >= 0"),
+            (opts.semantic in (0, 1), f"semantic must be 0 or 1, got {opts.semantic}"),
+            (opts.match_size >= 64, f"match_size must be >= 64 pixels, got {opts.match_size}"),
+            (opts.height_prior >= 0, "height_prior must be >= 0"),
             (0 <= opts.contrast_floor <= 1, "contrast_floor must be 0 to 1"),
             (opts.refine in (0, 1), f"refine must be 0 or 1, got {opts.refine}"),
             (opts.refine_seconds > 0, "refine_seconds must be > 0"),
@@ -171,8 +196,13 @@ def colour_target(
     opts: PhotoFastOptions,
     masks: list[tuple[Tensor, list[Tensor]]] | None = None,
     seed: int = 0,
+    labels: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Tensor:
-    """The per-segment colour transfer of ``content`` ([1, 3, h, w]) as RGB, clipped to [0, 1]."""
+    """The per-segment colour transfer of ``content`` ([1, 3, h, w]) as RGB, clipped to [0, 1].
+
+    Segments come from ``masks``, else from ``labels`` (a (content, style) pair of label
+    images per style, at these sizes), else from colour clusters.
+    """
     lab_c = _lab_array(content)
     target = np.zeros_like(lab_c)
     content_labels = None if masks is None else _mask_labels([cm for cm, _ in masks], content)
@@ -180,18 +210,47 @@ def colour_target(
         if weight == 0:
             continue
         lab_s = _lab_array(style)
-        if masks is None:
+        if masks is not None:
+            labels_c = content_labels
+            labels_s = _mask_labels([sms[s] for _, sms in masks], style)
+        elif labels is not None:
+            labels_c, labels_s = labels[s]
+        else:
             labels_c, labels_s = auto_segments(
                 lab_c, lab_s, opts.segments, opts.position_weight, seed
             )
-        else:
-            labels_c = content_labels
-            labels_s = _mask_labels([sms[s] for _, sms in masks], style)
         target += weight * transfer_segments(
             lab_c, lab_s, labels_c, labels_s, opts.passes, seed, opts.contrast_floor
         )
-    rgb = lab_to_rgb(torch.from_numpy(target).permute(2, 0, 1)[None])
+    target_lab = torch.from_numpy(target).permute(2, 0, 1)[None]
+    target_lab = smooth_flat(target_lab, torch.from_numpy(lab_c).permute(2, 0, 1)[None], content)
+    rgb = lab_to_rgb(target_lab)
     return rgb.clamp(0, 1).to(content.dtype)
+
+
+def smooth_flat(target: Tensor, content_lab: Tensor, guide: Tensor) -> Tensor:
+    """``target`` ([1, 3, h, w], CIELAB) smoothed where the content is flat, edges kept.
+
+    A colour map moves each colour on its own, so where the content is flat (a white ground,
+    a clear sky) the faint noise of its pixels is pulled apart into the style's whole range
+    and the fit below would turn it into blotches. There the target is replaced by a guided
+    filter of itself on the content (He et al. 2013; radius ``FLAT_RADIUS``): averaged over
+    the flat region, never across an edge of the content. Flatness is the local colour spread
+    (windows of radius ``FLAT_WINDOW``, CIELAB units) of the content averaged over 3x3 pixels
+    (which leaves
+    structure and takes most of the pixel noise away), fully flat below ``FLAT_SPREAD[0]``,
+    not at all above ``FLAT_SPREAD[1]``.
+    """
+    content_lab = box_filter(content_lab.to(target.dtype), 1)  # 3x3: pixel noise counts less
+    mean = box_filter(content_lab, FLAT_WINDOW)
+    spread = (box_filter(content_lab * content_lab, FLAT_WINDOW) - mean * mean).sum(1, keepdim=True)
+    spread = spread.clamp_min(0).sqrt()
+    low, high = FLAT_SPREAD
+    weight = ((high - spread) / (high - low)).clamp(0, 1)  # 1 where flat
+    if not bool((weight > 0).any()):
+        return target
+    smoothed = guided_filter(guide.to(target.dtype), target, FLAT_RADIUS, FLAT_EPS)
+    return weight * smoothed + (1 - weight) * target
 
 
 def affine_coefficients(
@@ -237,11 +296,27 @@ def closed_form(
     small = _downsize(content, opts.work_size)
     styles = [_downsize(s, opts.work_size) for s in inp.styles]
     masks = None if inp.masks is None else inp.masks[index]
-    target = colour_target(small, styles, inp.style_blend, opts, masks, inp.config.seed)
+    labels = None
+    if masks is None and opts.semantic and opts.segments > 1:
+        match = correspond.MatchOptions(opts.segments, opts.match_size, opts.height_prior)
+        labels = [
+            (_resized_labels(lc, small), _resized_labels(ls, style))
+            for (lc, ls), style in zip(auto_labels(inp, index, match), styles, strict=True)
+        ]
+    target = colour_target(small, styles, inp.style_blend, opts, masks, inp.config.seed, labels)
     a, b = affine_coefficients(small.float(), target.float(), opts.radius, opts.eps)
     full = apply_coefficients(a, b, content.float()).to(content.dtype)
     at_work = apply_coefficients(a, b, small.float()).to(content.dtype)
     return content, full, at_work
+
+
+def _resized_labels(labels: np.ndarray, like: Tensor) -> np.ndarray:
+    """``labels`` resized (nearest) to ``like``'s size, where it differs."""
+    h, w = like.shape[-2:]
+    if labels.shape == (h, w):
+        return labels
+    t = torch.from_numpy(labels.astype(np.float32))[None, None]
+    return F.interpolate(t, size=(h, w), mode="nearest")[0, 0].numpy().astype(np.int64)
 
 
 def _erode(mask: Tensor, radius: int) -> Tensor:
@@ -336,6 +411,12 @@ def _apply_grid(grid: Tensor, image: Tensor, guide: Tensor) -> Tensor:
     return apply_grid(grid, image, guide)
 
 
+def _mask_source(inp: MethodInput, opts: PhotoFastOptions) -> str:
+    if inp.masks is not None:
+        return "given"
+    return "auto" if opts.segments > 1 else "none"
+
+
 def photo_fast(inp: MethodInput) -> list[MethodOutput]:
     """Per-segment colour transfer, made locally affine; then, with ``refine``, the grid fit."""
     cfg = inp.config
@@ -368,7 +449,7 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
                 curve=curve,
                 seconds=seconds,
                 steps=steps,
-                mask_source="given" if inp.masks is not None else "auto",
+                mask_source=_mask_source(inp, opts),
             )
         )
     return outputs

@@ -1,0 +1,159 @@
+"""Segments found from the photos themselves, for the methods that use masks (photo-fast, dpst).
+
+Wraps ``styletransfer.correspond`` for a ``MethodInput``: the VGG19 it reads is loaded once
+per process, each style's features and superpixels are computed once per process (a batch
+reuses them for every content), and the labels come back either as label images (photo-fast's
+per-segment colour transfer) or as the per-segment masks dpst's masked style loss takes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from styletransfer import correspond
+from styletransfer.engine import MethodInput
+
+# Superpixels and labels are computed on copies whose longer side is at most this.
+WORK_SIZE = 320
+
+
+@dataclass(frozen=True)
+class AutoMaskOptions:
+    """``auto_masks`` (1: find segments when no masks are given; 0: one global style) and the
+    matching's ``segments``, ``match_size`` and ``height_prior`` (see ``correspond.MatchOptions``),
+    given as ``TransferConfig(extra={...})``."""
+
+    auto_masks: int = 1
+    segments: int = correspond.MatchOptions.segments
+    match_size: int = correspond.MatchOptions.match_size
+    height_prior: float = correspond.MatchOptions.height_prior
+
+    @classmethod
+    def from_extra(cls, extra: tuple[tuple[str, Any], ...], method: str) -> AutoMaskOptions:
+        """Parse and check ``extra`` (a ValueError names the method and lists the options)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = dict(extra)
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ValueError(
+                f"unknown {method} option(s) {', '.join(unknown)}; the options are: "
+                f"{', '.join(names)}"
+            )
+        try:
+            opts = cls(
+                **{k: (float(v) if k == "height_prior" else int(v)) for k, v in values.items()}
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{method} options must be numbers: {exc}") from exc
+        check_match(opts.match, method)
+        if opts.auto_masks not in (0, 1):
+            raise ValueError(f"{method} auto_masks must be 0 or 1, got {opts.auto_masks}")
+        return opts
+
+    @property
+    def match(self) -> correspond.MatchOptions:
+        return correspond.MatchOptions(self.segments, self.match_size, self.height_prior)
+
+
+def check_match(match: correspond.MatchOptions, method: str) -> None:
+    """A ValueError naming the method where a matching option is out of range."""
+    if not 1 <= match.segments <= 16:
+        raise ValueError(f"{method} segments must be 1 to 16, got {match.segments}")
+    if match.match_size < 64:
+        raise ValueError(f"{method} match_size must be >= 64 pixels, got {match.match_size}")
+    if match.height_prior < 0:
+        raise ValueError(f"{method} height_prior must be >= 0, got {match.height_prior}")
+
+
+def match_encoder(inp: MethodInput) -> torch.nn.Module:
+    """The VGG19 the matching reads (the config's weights where its network is vgg19)."""
+    from styletransfer.features import load_encoder
+
+    weights = inp.config.weights if inp.config.feature_model == "vgg19" else None
+    key = ("vgg19", str(weights), correspond.LAYERS, str(inp.device))
+    return inp.cache.get_or_compute(
+        "encoder", key, lambda: load_encoder("vgg19", correspond.LAYERS, weights, inp.device)
+    )
+
+
+def _downsize(image: Tensor, longest: int) -> Tensor:
+    h, w = image.shape[-2:]
+    if max(h, w) <= longest:
+        return image
+    scale = longest / max(h, w)
+    size = (max(16, round(h * scale)), max(16, round(w * scale)))
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def _photo(encoder: torch.nn.Module, image: Tensor, match: correspond.MatchOptions):
+    image = image.float()
+    return correspond.prepare(encoder, image, _downsize(image, WORK_SIZE), match.match_size)
+
+
+def auto_labels(
+    inp: MethodInput, index: int, match: correspond.MatchOptions
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Content ``index``'s segments and each style's: one (content, style) label pair per style.
+
+    Label images at the working size (longer side ``WORK_SIZE``); -1 marks no segment.
+    Several styles share the first style's content segments.
+    """
+    encoder = match_encoder(inp)
+    content = _photo(encoder, inp.contents[index : index + 1], match)
+    styles = [
+        inp.cache.get_or_compute(
+            "match",
+            (inp.style_keys[s], WORK_SIZE, match.match_size, str(inp.device)),
+            lambda s=s: _photo(encoder, inp.styles[s], match),
+        )
+        for s in range(len(inp.styles))
+    ]
+    first_c, first_s = correspond.match(content, styles[0], match, inp.config.seed)
+    out = [(first_c, first_s)]
+    for style in styles[1:]:
+        out.append(
+            (first_c, correspond.match_style(content, first_c, style, match, match.segments))
+        )
+    return out
+
+
+def _resized(labels: np.ndarray, like: Tensor) -> Tensor:
+    t = torch.from_numpy(labels.astype(np.float32))[None, None]
+    return F.interpolate(t, size=tuple(like.shape[-2:]), mode="nearest")[0, 0].long()
+
+
+def auto_masks(
+    inp: MethodInput, index: int, match: correspond.MatchOptions
+) -> tuple[list[tuple[Tensor, list[Tensor]]], str]:
+    """The segments of ``auto_labels`` as masks (content mask, one mask per style) on the
+    device, at the method's sizes, and a key naming them for caches.
+
+    Content pixels of no segment form one more segment, matched with the whole of each style.
+    """
+    pairs = auto_labels(inp, index, match)
+    content_labels = _resized(pairs[0][0], inp.contents)
+    style_labels = [_resized(ls, style) for (_, ls), style in zip(pairs, inp.styles, strict=True)]
+    for j in torch.unique(content_labels).tolist():
+        if j >= 0 and any(not bool((ls == j).any()) for ls in style_labels):
+            content_labels[content_labels == j] = -1  # a segment some style lacks: whole styles
+    segments = []
+    for j in torch.unique(content_labels).tolist():
+        cm = (content_labels == j).float()[None, None]
+        if j < 0:
+            sms = [torch.ones(1, 1, *ls.shape) for ls in style_labels]
+        else:
+            sms = [(ls == j).float()[None, None] for ls in style_labels]
+        segments.append((cm.to(inp.device), [m.to(inp.device) for m in sms]))
+    digest = hashlib.sha256()
+    for _, ls in pairs:
+        digest.update(np.ascontiguousarray(ls).tobytes())
+    digest.update(np.ascontiguousarray(pairs[0][0]).tobytes())
+    return segments, f"auto:{digest.hexdigest()}"
