@@ -38,6 +38,13 @@ from scraper.engines import Result, search
 from scraper.engines.base import dropped_of, user_agent
 from scraper.errors import DownloadError, InvalidImage
 from scraper.sources import describe_missing, is_url, read_list
+from stylebench.vocabulary import (
+    IMAGE_SUFFIXES,
+    IMPORT_MIN_SIDE,
+    LOCAL_ENGINES,
+    ROLES,
+    SCRAPE_MIN_SIDE,
+)
 
 if TYPE_CHECKING:
     from storage import Decision, ImageRecord, Store, Undecided
@@ -45,15 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list", ".urls"})
-ROLES = ("content", "style")
 # Images are compressed already: ask for them as they are (no gzip to inflate).
 IMAGE_HEADERS = {"Accept": "image/*", "Accept-Encoding": "identity"}
 ROWS_PER_APPEND = 500
-IMPORT_MIN_SIDE = 64  # files chosen by hand: only refuse icons
-SCRAPE_MIN_SIDE = 256
-LOCAL_ENGINES = ("local", "url")  # the engine column of imported images
 FAILED_UNRECORDED = (
     "failed: the fetch failed and its reason was not recorded; --retry-failed fetches it again"
 )
@@ -445,7 +447,7 @@ def scrape(
     engine: str,
     max_n: int,
     *,
-    min_side: int = 256,
+    min_side: int = SCRAPE_MIN_SIDE,
     licenses: Iterable[str] | None = None,
     progress: Progress | None = None,
     curation: CurationConfig | None = None,

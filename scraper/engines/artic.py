@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -25,6 +26,7 @@ from scraper.errors import LayoutChanged
 
 NAME = "artic"
 DEFAULT_URL = "https://api.artic.edu"
+INFO = EngineInfo(NAME, "Art Institute of Chicago API + IIIF (CC0 works)")
 DEFAULT_IIIF = "https://www.artic.edu/iiif/2"
 DEFAULT_WEBSITE = "https://www.artic.edu"
 PAGE_SIZE = 50

@@ -22,13 +22,29 @@ from scraper.errors import (
     UnsupportedOption,
 )
 from stylebench import __version__
+from stylebench.vocabulary import CC0_ENGINES, LICENCE_ENGINES, LICENSES
 
 log = logging.getLogger(__name__)
 
-# Licence codes a user may ask for (``--license``), Creative Commons style.
-LICENSES: tuple[str, ...] = ("cc0", "pdm", "by", "by-sa", "by-nc", "by-nd", "by-nc-sa", "by-nc-nd")
-LICENSE_ENGINES = "flickr, openverse, wikimedia"
 MAX_PAGES = 50  # hard stop for any paging loop
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """One engine as a user sees it: what it searches and what it needs set."""
+
+    name: str
+    source: str
+    keys: tuple[str, ...] = ()  # environment variables it needs
+    keys_optional: bool = False  # it runs without them, less well
+
+    @property
+    def licences(self) -> bool:
+        """Its results carry licences (``--license`` filters)."""
+        return self.name in LICENCE_ENGINES or self.name in CC0_ENGINES
+
+    def missing(self) -> tuple[str, ...]:
+        return tuple(k for k in self.keys if not os.environ.get(k))
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,8 @@ def refuse_licenses(engine: str, licenses: tuple[str, ...]) -> None:
     if licenses:
         raise UnsupportedOption(
             engine,
-            f"cannot filter by licence (results carry none); engines that can: {LICENSE_ENGINES}",
+            f"cannot filter by licence (results carry none); engines that can: "
+            f"{', '.join(LICENCE_ENGINES)}",
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -22,6 +23,7 @@ from scraper.errors import LayoutChanged
 
 NAME = "cleveland"
 DEFAULT_URL = "https://openaccess-api.clevelandart.org"
+INFO = EngineInfo(NAME, "Cleveland Museum of Art open access API (CC0 works)")
 PAGE_SIZE = 50
 
 

@@ -11,6 +11,7 @@ import re
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -24,6 +25,7 @@ from scraper.errors import Blocked, LayoutChanged
 
 NAME = "duckduckgo"
 DEFAULT_URL = "https://duckduckgo.com"
+INFO = EngineInfo(NAME, "DuckDuckGo images (vqd token, i.js)")
 PAGE_SIZE = 100  # i.js pages hold about 100 results
 
 _VQD = re.compile(rb"""vqd\s*[=:]\s*["']?([0-9][0-9-]+)""")

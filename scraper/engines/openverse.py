@@ -11,6 +11,7 @@ import logging
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 NAME = "openverse"
 DEFAULT_URL = "https://api.openverse.org"
+INFO = EngineInfo(NAME, "Openverse API (anonymous: 20/min, 200/day, 240 deep)")
 PAGE_SIZE = 20  # the anonymous maximum
 MAX_DEPTH = 240  # results an anonymous client may page through
 LIMITS = ((20, 60.0), (200, 86400.0))  # anonymous: 20 a minute, 200 a day

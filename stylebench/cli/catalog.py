@@ -16,32 +16,25 @@ import typer
 from rich.table import Table
 
 from stylebench.cli.common import console, escaped, fail, progress, settings
+from stylebench.vocabulary import (
+    CC0_ENGINES,
+    ENGINE_NAMES,
+    IMPORT_MIN_SIDE,
+    LICENCE_ENGINES,
+    LICENSES,
+    ROLES,
+    SCRAPE_MIN_SIDE,
+    STATUSES,
+)
 
 TEMPLATE = "contact_sheet.html.j2"
 THUMB_SIDE = 240
 
 
-class Role(str, Enum):
-    content = "content"
-    style = "style"
-
-
-class Status(str, Enum):
-    accepted = "accepted"
-    rejected = "rejected"
-
-
-class Engine(str, Enum):
-    google = "google"
-    bing = "bing"
-    duckduckgo = "duckduckgo"
-    baidu = "baidu"
-    flickr = "flickr"
-    openverse = "openverse"
-    wikimedia = "wikimedia"
-    met = "met"
-    artic = "artic"
-    cleveland = "cleveland"
+# The choices of --role, --status and --engine (typer shows an Enum's values).
+Role = Enum("Role", {name: name for name in ROLES}, type=str)
+Status = Enum("Status", {name: name for name in STATUSES}, type=str)
+Engine = Enum("Engine", {name: name for name in ENGINE_NAMES}, type=str)
 
 
 def _run_with_progress(ctx: typer.Context, label: str, call: Any) -> Any:
@@ -66,15 +59,14 @@ def scrape(
     engine: Engine = typer.Option(Engine.bing, "--engine", "-e", help="Search engine."),
     max_n: int = typer.Option(50, "--max", "-n", min=1, help="Results to fetch."),
     min_side: int = typer.Option(
-        256, "--min-side", min=1, help="Reject images whose short side is smaller."
+        SCRAPE_MIN_SIDE, "--min-side", min=1, help="Reject images whose short side is smaller."
     ),
     license_: list[str] = typer.Option(
         None,
         "--license",
         "-l",
-        help="Keep only these licences (repeatable): cc0, pdm, by, "
-        "by-sa, by-nc, by-nd, by-nc-sa, by-nc-nd. Engines "
-        "flickr, openverse, wikimedia; met, artic, cleveland land CC0 only.",
+        help=f"Keep only these licences (repeatable): {', '.join(LICENSES)}. Engines "
+        f"{', '.join(LICENCE_ENGINES)}; {', '.join(CC0_ENGINES)} land CC0 only.",
     ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again the URLs that failed in earlier runs."
@@ -118,7 +110,7 @@ def import_(
     ),
     role: Role = typer.Option(..., "--role", help="What the images are for."),
     min_side: int = typer.Option(
-        64, "--min-side", min=1, help="Reject images whose short side is smaller."
+        IMPORT_MIN_SIDE, "--min-side", min=1, help="Reject images whose short side is smaller."
     ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again the sources that failed in earlier runs."
@@ -318,11 +310,6 @@ def _source(row: dict[str, Any]) -> str:
     return (row.get("image_url") or "").rstrip("/").rsplit("/", 1)[-1]
 
 
-def resolve_ids(store: Any, prefixes: list[str]) -> list[str]:
-    """Full image ids for ids or unique prefixes; a ValueError names unknown or ambiguous ones."""
-    return store.catalog.resolve(prefixes)
-
-
 def _decide(ctx: typer.Context, ids: list[str], status: str, reason: str | None) -> None:
     store = settings(ctx).store()
     try:
@@ -362,8 +349,9 @@ def curate(
         None,
         "--min-side",
         min=1,
-        help="Reject images whose short side is smaller. Default: 64 for imported images, "
-        "256 for scraped ones, as import and scrape decide.",
+        help="Reject images whose short side is smaller. Default: "
+        f"{IMPORT_MIN_SIDE} for imported images, {SCRAPE_MIN_SIDE} for scraped ones, as "
+        "import and scrape decide.",
         show_default=False,
     ),
 ) -> None:
