@@ -10,16 +10,10 @@ from email.utils import format_datetime
 
 import pytest
 
-from scraper.download import (
-    Client,
-    DownloadConfig,
-    HostLimiter,
-    check_url,
-    forbidden_address,
-    parse_retry_after,
-    robots_forbid_ai,
-)
+from scraper.download import Client, DownloadConfig, robots_forbid_ai
 from scraper.errors import DownloadError
+from scraper.ratelimit import HostLimiter, parse_retry_after
+from scraper.urlcheck import check_url, forbidden_address
 from tests.scraper.helpers import Answer, jpeg
 
 

@@ -8,8 +8,9 @@ import pytest
 import urllib3.util.connection
 
 from scraper import import_sources
-from scraper.download import Client, DownloadConfig, check_url, forbidden_address
+from scraper.download import Client, DownloadConfig
 from scraper.errors import DownloadError
+from scraper.urlcheck import check_url, forbidden_address
 from storage import Store
 from tests.scraper.helpers import Answer, jpeg
 
