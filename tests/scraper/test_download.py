@@ -14,7 +14,8 @@ from scraper.download import Client, DownloadConfig, robots_forbid_ai
 from scraper.errors import DownloadError
 from scraper.ratelimit import HostLimiter, parse_retry_after
 from scraper.urlcheck import check_url, forbidden_address
-from tests.scraper.helpers import Answer, jpeg
+from tests.localserver import Answer
+from tests.scraper.helpers import jpeg
 
 
 def test_forbidden_addresses():

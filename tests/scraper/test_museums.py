@@ -13,7 +13,7 @@ from scraper.engines import artic, cleveland, met
 from scraper.errors import LayoutChanged, UnsupportedOption
 from storage import Store
 from stylebench.cli.main import app
-from tests.scraper.helpers import Answer
+from tests.localserver import Answer
 from tests.scraper.museums import SERVE, works
 
 
