@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,11 +42,15 @@ IN_TEXT = ("ENGINE_NAMES", "LICENSES")
 COMMON = ("ROLES", "STATUSES", "RUN_STATUSES", "LOCAL_ENGINES")
 
 
-def _modules() -> Iterator[tuple[str, ast.Module]]:
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            if path != SOURCE:
-                yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(), str(path))
+@functools.cache
+def _modules() -> tuple[tuple[str, ast.Module], ...]:
+    """Every module of the packages but the vocabulary, parsed (once per session)."""
+    return tuple(
+        (path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(), str(path)))
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != SOURCE
+    )
 
 
 def _strings(node: ast.AST) -> set[str]:

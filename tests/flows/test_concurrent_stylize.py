@@ -8,9 +8,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from flows.catalog import pair_catalog
+
+pytestmark = pytest.mark.concurrency
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENT = {

@@ -176,6 +176,7 @@ def one_worker(fast, monkeypatch):
     return dataclasses.replace(fast, workers=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["import", "scrape"])
 def test_a_failure_at_each_write_strands_nothing(
     command, tmp_path, monkeypatch, one_worker, server, probe

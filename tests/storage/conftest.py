@@ -44,7 +44,7 @@ def s3_location(s3_endpoint, monkeypatch):
     return f"s3://{bucket}/stylebench"
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def location(request, tmp_path):
     """The data directory under test: a local path, then an S3 URL on the local server."""
     if request.param == "local":

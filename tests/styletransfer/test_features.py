@@ -65,6 +65,7 @@ def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch
         load_encoder("vgg16", ["relu1_2"], weights=tmp_path / "nope.pth")
 
 
+@pytest.mark.slow  # builds and saves a whole vgg16 (528 MB of random weights)
 def test_local_weights_files_are_used(tmp_path):
     """A torchvision-format state dict given as a path (random values, built here)."""
     import torchvision.models as tvm
