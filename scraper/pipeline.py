@@ -202,38 +202,41 @@ def _worker(store: Store, client: Client) -> Callable[[Candidate], Outcome]:
     return work
 
 
+@dataclass(frozen=True)
+class _Landing:
+    """How one run lands its candidates: what they are for and where they came from, how
+    they are curated and fetched, and whether URLs the catalog holds are skipped."""
+
+    role: str
+    query: str | None
+    engine: str | None  # None: "local" or "url" per candidate (imports)
+    curation: CurationConfig
+    client: Client
+    retry_failed: bool = False  # fetch again the URLs that only ever failed
+    skip_seen: bool = True  # False: the caller chose the candidates
+
+
 def _land(
-    store: Store,
-    candidates: list[Candidate],
-    *,
-    role: str,
-    query: str | None,
-    engine: str | None,
-    curation: CurationConfig,
-    client: Client,
-    retry_failed: bool,
-    progress: Progress | None,
-    skip_seen: bool = True,
+    store: Store, candidates: list[Candidate], landing: _Landing, progress: Progress | None
 ) -> ScrapeSummary:
     """Fetch, validate, curate and record ``candidates`` (already ranked).
 
-    ``engine`` None records "local" or "url" per candidate (imports). Candidates whose URL
-    is in the catalog are skipped unless ``skip_seen`` is False (the caller chose them).
     The steps: read the catalog once, choose what to fetch, decide what an earlier run left
     undecided, then fetch on the thread pool and decide each result in rank order, writing
     every ROWS_PER_APPEND results (decisions before the image rows they decide).
     """
-    validate_role(role)
+    validate_role(landing.role)
     store.remove_stale_temporaries()  # left by a run that was killed mid-write
     known = store.catalog.snapshot()  # one reading of the catalog for the whole run
-    chosen = _choose(candidates, known, retry_failed=retry_failed, skip_seen=skip_seen)
-    deduper = Deduper(curation, list(known.accepted))
+    chosen = _choose(candidates, known, landing)
+    deduper = Deduper(landing.curation, list(known.accepted))
     rows = _Rows(store)
-    late, known_ids = _catch_up(known, chosen, deduper, curation)
+    late, known_ids = _catch_up(known, chosen, deduper, landing.curation)
     rows.decisions.extend(late)
-    sightings = _Sightings(role, query, engine, batch_id=uuid.uuid4().hex)
+    sightings = _Sightings(landing.role, landing.query, landing.engine, uuid.uuid4().hex)
     if progress:
         progress(0, len(chosen.todo))
+    client = landing.client
     with closing(ordered_map(_worker(store, client), chosen.todo, client.config.workers)) as got:
         landed = _collect(got, sightings, deduper, known_ids, rows, progress, len(chosen.todo))
     rows.flush()
@@ -260,14 +263,12 @@ class _Chosen:
     skipped_urls: frozenset[str]  # in the catalog already: not fetched again
 
 
-def _choose(
-    candidates: Iterable[Candidate], known: Snapshot, *, retry_failed: bool, skip_seen: bool
-) -> _Chosen:
+def _choose(candidates: Iterable[Candidate], known: Snapshot, landing: _Landing) -> _Chosen:
     """One candidate per URL; those whose URL the catalog holds are skipped (unless
     ``skip_seen`` is False; with ``retry_failed`` the URLs that only ever failed are not)."""
     skip: frozenset[str] = frozenset()
-    if skip_seen:
-        skip = known.seen_urls - known.failed_urls if retry_failed else known.seen_urls
+    if landing.skip_seen:
+        skip = known.seen_urls - known.failed_urls if landing.retry_failed else known.seen_urls
     unique: dict[str, Candidate] = {}
     for c in candidates:
         unique.setdefault(c.result.image_url, c)
@@ -518,17 +519,8 @@ def scrape(
         "%s: %d result(s) for %r, %d dropped", engine, len(results), query, sum(dropped.values())
     )
     candidates = [Candidate(r.image_url, r) for r in results]
-    summary = _land(
-        store,
-        candidates,
-        role=role,
-        query=query,
-        engine=engine,
-        curation=curation,
-        client=client,
-        retry_failed=retry_failed,
-        progress=progress,
-    )
+    landing = _Landing(role, query, engine, curation, client, retry_failed)
+    summary = _land(store, candidates, landing, progress)
     return replace(summary, dropped_by_reason=dropped)
 
 
@@ -581,18 +573,11 @@ def import_sources(
 ) -> ScrapeSummary:
     """Land local images, folders of them, URLs, or text files listing them in ``store``."""
     validate_role(role)
-    candidates = expand_sources(sources)
-    return _land(
-        store,
-        candidates,
-        role=role,
-        query=None,
-        engine=None,
-        curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
-        client=Client(download or DownloadConfig()),
-        retry_failed=retry_failed,
-        progress=progress,
+    curation = curation or CurationConfig(min_side=IMPORT_MIN_SIDE)
+    landing = _Landing(
+        role, None, None, curation, Client(download or DownloadConfig()), retry_failed
     )
+    return _land(store, expand_sources(sources), landing, progress)
 
 
 @dataclass(frozen=True)
@@ -635,16 +620,7 @@ def import_files(
             continue
         result = Result(image_url=url, page_url=page_url, title=f.title, rank=rank)
         candidates.append(Candidate(str(path), result, local=True))
-    summary = _land(
-        store,
-        candidates,
-        role=role,
-        query=query,
-        engine=None,
-        curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
-        client=Client(DownloadConfig()),
-        retry_failed=False,
-        progress=progress,
-        skip_seen=False,
-    )
+    curation = curation or CurationConfig(min_side=IMPORT_MIN_SIDE)
+    landing = _Landing(role, query, None, curation, Client(DownloadConfig()), skip_seen=False)
+    summary = _land(store, candidates, landing, progress)
     return replace(summary, found=summary.found + skipped, skipped=skipped)
