@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from storage.location import Location
+from storage.location import Location, pid_alive, start_time
 
 LEASES_DIR = "leases"
 SUFFIX = ".lease"
@@ -43,25 +43,6 @@ class LeaseHeld(RuntimeError):
     """Someone else holds the lease; the message names the holder and its expiry."""
 
 
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (Linux ``/proc``), so a reused pid is told apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def _pid_alive(pid: int, started: str | None = None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return started is None or _start_time(pid) in (None, started)
-
-
 def is_live(record: dict[str, Any], now: float | None = None) -> bool:
     """Whether a generation's record still holds the lease."""
     if record.get("released"):
@@ -69,7 +50,7 @@ def is_live(record: dict[str, Any], now: float | None = None) -> bool:
     if float(record.get("expires_at", 0)) <= (time.time() if now is None else now):
         return False
     if record.get("host") == HOST and isinstance(record.get("pid"), int):
-        return _pid_alive(record["pid"], record.get("started"))
+        return pid_alive(record["pid"], record.get("started"))
     return True
 
 
@@ -141,7 +122,7 @@ class Leases:
             "owner": owner,
             "host": HOST,
             "pid": os.getpid(),
-            "started": _start_time(os.getpid()),
+            "started": start_time(os.getpid()),
             "acquired_at": self.clock(),
             "expires_at": lease.expires_at,
         }

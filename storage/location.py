@@ -378,7 +378,7 @@ def _temporary_is_stale(entry: os.DirEntry[str], now: float) -> bool:
     """Whether a temporary's writer is gone: a dead process of this host, or an hour old."""
     parts = entry.name[len(TMP_PREFIX) : -len(TMP_SUFFIX)].split("-")
     if len(parts) == 3 and parts[0] == HOST_TAG and parts[1].isdigit():
-        if not _pid_alive(int(parts[1])):
+        if not pid_alive(int(parts[1])):
             return True
     try:
         return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS
@@ -386,13 +386,22 @@ def _temporary_is_stale(entry: os.DirEntry[str], now: float) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def start_time(pid: int) -> str | None:
+    """When process ``pid`` started (Linux ``/proc``), so a reused pid is told apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int, started: str | None = None) -> bool:
+    """Whether process ``pid`` of this machine is running (and, given ``started``, is the
+    process that started then)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    return True
+    return started is None or start_time(pid) in (None, started)

@@ -191,6 +191,30 @@ def load_json(engine: str, body: bytes) -> object:
         raise LayoutChanged(engine, "JSON nested too deeply to be an engine's answer") from None
 
 
+def json_list(engine: str, body: bytes, key: str, answer: str = "answer") -> tuple[dict, list]:
+    """A JSON object and its list under ``key``, or LayoutChanged naming what is missing."""
+    data = load_json(engine, body)
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise LayoutChanged(engine, f"{answer} has no {key!r} list")
+    return data, data[key]
+
+
+def results_with(
+    engine: str, items: list, key: str, make: Callable[[dict], Result], what: str = "result"
+) -> Results:
+    """``make(item)`` for each item that is an object with ``key`` set (an image URL); the
+    others are dropped as no-image-url. Items but no result: the layout changed."""
+    out = Results()
+    for item in items:
+        if not isinstance(item, dict) or not item.get(key):
+            out.drop("no-image-url")
+            continue
+        out.append(make(item))
+    if items and not out:
+        raise LayoutChanged(engine, f"no {what} has {key!r}")
+    return out
+
+
 def as_int(value: object) -> int | None:
     """``value`` as an int (APIs send numbers, numeric strings or nothing), else None."""
     if isinstance(value, bool):

@@ -30,6 +30,7 @@ from scraper.engines.base import (
     collect,
     load_json,
     refuse_licenses,
+    results_with,
 )
 from scraper.errors import (
     ApiError,
@@ -118,25 +119,19 @@ def parse_api(body: bytes) -> Results:
         return Results()
     if not isinstance(items, list):
         raise LayoutChanged(NAME, "API 'items' is not a list")
-    out = Results()
-    for item in items:
-        if not isinstance(item, dict) or not item.get("link"):
-            out.drop("no-image-url")
-            continue
-        image = item.get("image") if isinstance(item.get("image"), dict) else {}
-        out.append(
-            Result(
-                image_url=item["link"],
-                page_url=image.get("contextLink"),
-                title=item.get("title"),
-                width=as_int(image.get("width")),
-                height=as_int(image.get("height")),
-                thumbnail_url=image.get("thumbnailLink"),
-            )
-        )
-    if items and not out:
-        raise LayoutChanged(NAME, "no API item has a 'link'")
-    return out
+    return results_with(NAME, items, "link", _api_result, "API item")
+
+
+def _api_result(item: dict) -> Result:
+    image = item.get("image") if isinstance(item.get("image"), dict) else {}
+    return Result(
+        image_url=item["link"],
+        page_url=image.get("contextLink"),
+        title=item.get("title"),
+        width=as_int(image.get("width")),
+        height=as_int(image.get("height")),
+        thumbnail_url=image.get("thumbnailLink"),
+    )
 
 
 def _has_results(text: str) -> bool:

@@ -37,18 +37,22 @@ Status = Enum("Status", {name: name for name in STATUSES}, type=str)
 Engine = Enum("Engine", {name: name for name in ENGINE_NAMES}, type=str)
 
 
-def _run_with_progress(ctx: typer.Context, label: str, call: Any) -> Any:
+def _land(ctx: typer.Context, label: str, call: Any) -> None:
+    """Run a scrape or an import, ``call(progress)``, under a progress bar; print its summary,
+    or fail with its error in one line."""
+    from scraper import ScraperError
+
     quiet = settings(ctx).verbosity < 0
-    with progress(quiet) as bar:
-        task = bar.add_task(label, total=None)
+    try:
+        with progress(quiet) as bar:
+            task = bar.add_task(label, total=None)
 
-        def report(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def report(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        return call(report)
-
-
-def _print_summary(summary: Any) -> None:
+            summary = call(report)
+    except (ScraperError, ValueError) as exc:
+        raise fail(str(exc)) from None
     console.print(escaped(summary.render()))
 
 
@@ -76,29 +80,24 @@ def scrape(
 
     Running the same query again adds nothing: URLs already in the catalog are skipped.
     """
-    from scraper import ScraperError
     from scraper import scrape as run_scrape
 
     store = settings(ctx).store()
-    try:
-        summary = _run_with_progress(
-            ctx,
-            f"{engine.value}: {query}",
-            lambda report: run_scrape(
-                store,
-                query,
-                role.value,
-                engine.value,
-                max_n,
-                min_side=min_side,
-                licenses=license_ or None,
-                progress=report,
-                retry_failed=retry_failed,
-            ),
-        )
-    except (ScraperError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    _print_summary(summary)
+    _land(
+        ctx,
+        f"{engine.value}: {query}",
+        lambda report: run_scrape(
+            store,
+            query,
+            role.value,
+            engine.value,
+            max_n,
+            min_side=min_side,
+            licenses=license_ or None,
+            progress=report,
+            retry_failed=retry_failed,
+        ),
+    )
 
 
 def import_(
@@ -117,25 +116,21 @@ def import_(
     ),
 ) -> None:
     """Import local images or URLs into the catalog, curated like a scrape (and as idempotent)."""
-    from scraper import CurationConfig, ScraperError, import_sources
+    from scraper import CurationConfig, import_sources
 
     store = settings(ctx).store()
-    try:
-        summary = _run_with_progress(
-            ctx,
-            "import",
-            lambda report: import_sources(
-                store,
-                sources,
-                role.value,
-                progress=report,
-                curation=CurationConfig(min_side=min_side),
-                retry_failed=retry_failed,
-            ),
-        )
-    except (ScraperError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    _print_summary(summary)
+    _land(
+        ctx,
+        "import",
+        lambda report: import_sources(
+            store,
+            sources,
+            role.value,
+            progress=report,
+            curation=CurationConfig(min_side=min_side),
+            retry_failed=retry_failed,
+        ),
+    )
 
 
 def import_pairs(

@@ -20,7 +20,7 @@ from storage import StorageError, Store
 from storage.location import Location, fault_of_environment
 from stylebench.cli.common import describe_error
 from stylebench.cli.main import app
-from tests.storage.conftest import S3_CREDENTIALS
+from tests.storage.conftest import S3_CREDENTIALS, create_bucket
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
@@ -104,7 +104,6 @@ def test_an_existing_bucket_without_the_prefix_is_an_empty_store(s3_location):
 @pytest.fixture
 def dying_server(monkeypatch):
     """An S3 server of this test's own (so stopping it spares the others), with a bucket."""
-    import boto3
     from moto.server import ThreadedMotoServer
 
     servers = []
@@ -119,15 +118,7 @@ def dying_server(monkeypatch):
         monkeypatch.setenv("STYLEBENCH_STORAGE_OPTIONS", json.dumps(options))
         return endpoint
 
-    endpoint = start()
-    bucket = f"dies-{uuid.uuid4().hex[:10]}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=bucket)
+    bucket = create_bucket(start(), "dies")
     yield f"s3://{bucket}/data", servers, start
     for server in servers:
         try:
