@@ -318,6 +318,18 @@ class Location:
             with self.fs.open(path, "wb") as fh:
                 write(fh)
             return path
+        tmp = self._synced_temporary(path, write)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def _synced_temporary(self, path: str, write: Callable[[BinaryIO], None]) -> str:
+        """A local temporary beside ``path`` holding what ``write`` wrote, flushed to disk;
+        removed again if writing fails."""
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
         tmp = self.temporary(directory)
@@ -326,12 +338,11 @@ class Location:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        return path
+        return tmp
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create the file ``path`` holding ``data`` unless it exists; False if it did.
@@ -349,21 +360,14 @@ class Location:
                     return False
                 raise
             return True
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        tmp = self.temporary(directory)
+        tmp = self._synced_temporary(path, lambda fh: fh.write(data))
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            return True
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
         finally:
             os.unlink(tmp)
+        return True
 
     def display(self, relpath: str) -> str:
         """A path a user can paste: local absolute path, or the full URL."""
