@@ -111,7 +111,7 @@ def refuse_licenses(engine: str, licenses: tuple[str, ...]) -> None:
     if licenses:
         raise UnsupportedOption(
             engine,
-            f"cannot filter by licence (results carry none); engines that can: "
+            "cannot filter by licence (results carry none); engines that can: "
             f"{', '.join(LICENCE_ENGINES)}",
         )
 
