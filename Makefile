@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast bench lint format clean
+.PHONY: help setup demo test test-fast test-heavy bench lint format clean
 
 help:  ## List the chores
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,11 +62,19 @@ setup: $(STAMP)  ## Create .venv and install stylebench with its dev and bench e
 demo: setup  ## Run the whole pipeline offline on bundled images (about 80 s on 2 CPU cores, fp32)
 	$(BIN)/stylebench demo
 
-test: setup  ## Run the test suite (slow tests included)
+# The test tiers, by marker (pyproject.toml lists them): test-fast leaves out the tests marked
+# slow (more than ~3 s), concurrency (several processes at once), browser (headless Chromium)
+# and dataset (reads ../shared); test runs everything, as CI does.
+FAST_TESTS := not slow and not concurrency and not browser and not dataset
+
+test: setup  ## Run every test, as CI does (all tiers: fast, slow, concurrency, browser, dataset)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: setup  ## Run the test suite without the slow tests
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: setup  ## Run the fast tier, every package (a quarter of `make test`): on each change
+	$(BIN)/python -m pytest -m "$(FAST_TESTS)" $(PYTEST_ARGS)
+
+test-heavy: setup  ## Run only what test-fast leaves out (slow, concurrency, browser, dataset)
+	$(BIN)/python -m pytest -m "not ($(FAST_TESTS))" $(PYTEST_ARGS)
 
 bench: setup  ## Run the benchmarks and write bench/RESULTS.md
 	$(BIN)/python -m bench

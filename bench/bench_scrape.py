@@ -6,11 +6,9 @@ import io
 import multiprocessing
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 from PIL import Image
@@ -35,37 +33,15 @@ def make_image(index: int) -> bytes:
 
 def _serve(n: int, port_queue: multiprocessing.Queue) -> None:
     """Serve ``/img/<i>.jpg`` for i < n, each answer delayed by LATENCY_S (another process)."""
-    bodies = [make_image(i) for i in range(n)]
+    from tests.localserver import Answer, LocalServer
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # headers and body go out as two writes: without this, Nagle + delayed ACK add 40 ms
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            time.sleep(LATENCY_S)
-            try:
-                body = bodies[int(self.path.rsplit("/", 1)[-1].split(".")[0])]
-                status = 200
-            except (ValueError, IndexError):
-                body, status = b"not found", 404
-            self.send_response(status)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.request_queue_size = 128
-    port_queue.put(httpd.server_address[1])
-    httpd.serve_forever()
+    server = LocalServer(backlog=128)
+    for i in range(n):
+        server.routes[f"/img/{i}.jpg"] = Answer(
+            make_image(i), headers={"Content-Type": "image/jpeg"}, delay=LATENCY_S
+        )
+    port_queue.put(server.port)
+    server.thread.join()
 
 
 def _import(urls: list[str], workers: int) -> tuple[float, object]:

@@ -26,9 +26,9 @@ from flows.pairing import pair_id_for
 from scraper import CurationConfig, LocalFile, import_files, validate
 from scraper.download import DownloadConfig, read_local
 from scraper.errors import DownloadError, InvalidImage
-from scraper.pipeline import IMAGE_SUFFIXES
 from storage import PairRecord, Store
 from storage.images import MASKS_DIR, image_relpath, sha256
+from stylebench.vocabulary import IMAGE_SUFFIXES, ROLES
 from styletransfer.images import colour_names, label_codes
 from styletransfer.masks import misfit
 
@@ -42,8 +42,7 @@ UNMATCHED_SHARE = 0.01
 COLOUR_CHECK_SIDE = 2048  # masks are read at most this large (nearest neighbour) for the check
 _NAME = re.compile(r"^(seg_in|seg_tar|in|tar)(\d+)$", re.IGNORECASE)
 _NUMBERED = re.compile(r"^([A-Za-z_]+)\d+$")
-_ROLES = ("content", "style", "content_mask", "style_mask")
-_WORDS = {
+_WORDS = {  # the files of a pair, and what a message calls them
     "content": "content photo",
     "style": "style photo",
     "content_mask": "content mask",
@@ -172,7 +171,7 @@ def find_pairs(folder: str | Path) -> Found:
     pairs, problems = [], []
     for n in sorted(slots):
         got = slots[n]
-        twice = [role for role in _ROLES if len(got.get(role, [])) > 1]
+        twice = [role for role in _WORDS if len(got.get(role, [])) > 1]
         if twice:
             names = ", ".join(found.name(p) for role in twice for p in got[role])
             problems.append(
@@ -180,7 +179,7 @@ def find_pairs(folder: str | Path) -> Found:
             )
             continue
         one = {role: paths[0] for role, paths in got.items()}
-        lacking = [_WORDS[role] for role in ("content", "style") if role not in one]
+        lacking = [_WORDS[role] for role in ROLES if role not in one]
         if lacking:
             names = ", ".join(found.name(p) for p in one.values())
             problems.append((n, f"{names}: pair {n} has no {' and no '.join(lacking)}"))

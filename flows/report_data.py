@@ -13,7 +13,8 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-STATUSES = ("ok", "failed", "diverged")
+from stylebench.vocabulary import RUN_STATUSES
+
 # Per-item phases a run may record (older files lack some): shown where any run has them.
 PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
 # Config keys that say where a run happened, not what it computed.
@@ -247,7 +248,7 @@ def summarise(groups: Sequence[tuple[str, str, Sequence[Mapping[str, Any]]]]) ->
                 label,
                 method,
                 len(runs),
-                {s: counts.get(s, 0) for s in STATUSES},
+                {s: counts.get(s, 0) for s in RUN_STATUSES},
                 values,
                 phases,
                 dict(sorted(masks.items())),

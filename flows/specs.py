@@ -11,23 +11,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-ENGINES = (
-    "google",
-    "bing",
-    "duckduckgo",
-    "baidu",
-    "flickr",
-    "openverse",
-    "wikimedia",
-    "met",
-    "artic",
-    "cleveland",
-)
-
+from stylebench.vocabulary import ENGINE_NAMES, ROLES
 
 MAX_SPEC_BYTES = 1024 * 1024  # a spec is written by hand: a megabyte is far beyond any
 MAX_SPEC_VALUES = 100_000  # values in a spec with its YAML aliases expanded (a bomb has billions)
 MAX_EXTRA_BYTES = 16 * 1024  # one config's method-specific ``extra`` settings, as JSON
+
+
+Role = Literal[ROLES]  # type: ignore[valid-type]
 
 
 class SpecError(ValueError):
@@ -81,7 +72,7 @@ class _Strict(BaseModel):
 
 class QuerySpec(_Strict):
     query: str
-    role: Literal["content", "style"]
+    role: Role
     engine: str = "openverse"
     max: int = Field(50, ge=1, le=10_000)
     min_side: int | None = Field(None, ge=1)
@@ -90,14 +81,14 @@ class QuerySpec(_Strict):
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, value: str) -> str:
-        if value not in ENGINES:
-            raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(ENGINES)}")
+        if value not in ENGINE_NAMES:
+            raise ValueError(f"unknown engine {value!r}; choose one of {', '.join(ENGINE_NAMES)}")
         return value
 
 
 class ImportSpec(_Strict):
     source: str  # a folder, a file, a URL, or a text file listing them
-    role: Literal["content", "style"]
+    role: Role
 
 
 class DatasetSpec(_Strict):

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from storage import Store, check_model_name
+from stylebench.vocabulary import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _IMAGE_ID = re.compile(r"[0-9a-f]{6,64}\Z")
 
 
@@ -41,16 +41,10 @@ def resolve_styles(store: Store, refs: Sequence[str]) -> Images:
                 f"style {ref!r} is neither an existing file nor an image id "
                 "(6 to 64 hex digits); see `stylebench images --role style`"
             )
-        found = store.catalog.find(ref)
-        if not found:
-            raise ValueError(f"no image with id {ref!r} in the catalog; see `stylebench images`")
-        if len({i.image_id for i in found}) > 1:
-            raise ValueError(
-                f"image id prefix {ref!r} is ambiguous ({len(found)} images): give more digits"
-            )
-        paths.append(store.local_path(found[0].path or ""))
-        ids.append(found[0].image_id)
-        labels.append(found[0].image_id[:12])
+        found = store.catalog.image(ref)
+        paths.append(store.local_path(found.path or ""))
+        ids.append(found.image_id)
+        labels.append(found.image_id[:12])
     return Images(paths, ids, labels)
 
 

@@ -9,6 +9,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from stylebench.vocabulary import SCRAPE_MIN_SIDE
+
 # Hamming distance (of 64 bits) at or below which two perceptual hashes are the same picture.
 # Measured on the 18 photographs and textures of skimage.data (test_curate.py re-checks it):
 # the same image resized to half, re-saved as JPEG quality 40 or brightened 10 % lands at
@@ -26,7 +28,7 @@ GRAY_TOLERANCE = 6.0  # mean |R-G| + |G-B| (0-255 scale) below which a colour fi
 class CurationConfig:
     """Thresholds for automatic acceptance. Validated on construction."""
 
-    min_side: int = 256  # pixels; smaller images are rejected as too-small
+    min_side: int = SCRAPE_MIN_SIDE  # pixels; smaller images are rejected as too-small
     max_aspect: float = 4.0  # long side / short side; wider images are rejected
     near_dup_distance: int = NEAR_DUP_DISTANCE  # -1 turns near-duplicate detection off
     min_blur: float = 0.0  # variance of the Laplacian; 0 keeps every image (score recorded)

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-# Engines that answer plain HTTP clients (or need only an identity or key), named in messages.
-WORKING_ENGINES = (
-    "bing, duckduckgo, openverse, met, artic, cleveland, wikimedia (with STYLEBENCH_CONTACT), "
-    "flickr (with FLICKR_API_KEY)"
-)
-
 
 class ScraperError(Exception):
     """Base of every error this package raises on purpose."""

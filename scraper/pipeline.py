@@ -29,7 +29,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from scraper import curate, validate
 from scraper.curate import CurationConfig, Deduper, Features
@@ -38,22 +38,24 @@ from scraper.engines import Result, search
 from scraper.engines.base import dropped_of, user_agent
 from scraper.errors import DownloadError, InvalidImage
 from scraper.sources import describe_missing, is_url, read_list
+from stylebench.vocabulary import (
+    IMAGE_SUFFIXES,
+    IMPORT_MIN_SIDE,
+    LOCAL_ENGINES,
+    ROLES,
+    SCRAPE_MIN_SIDE,
+)
 
 if TYPE_CHECKING:
-    from storage import Decision, ImageRecord, Store, Undecided
+    from storage import Decision, ImageRecord, Snapshot, Store, Undecided
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list", ".urls"})
-ROLES = ("content", "style")
 # Images are compressed already: ask for them as they are (no gzip to inflate).
 IMAGE_HEADERS = {"Accept": "image/*", "Accept-Encoding": "identity"}
 ROWS_PER_APPEND = 500
-IMPORT_MIN_SIDE = 64  # files chosen by hand: only refuse icons
-SCRAPE_MIN_SIDE = 256
-LOCAL_ENGINES = ("local", "url")  # the engine column of imported images
 FAILED_UNRECORDED = (
     "failed: the fetch failed and its reason was not recorded; --retry-failed fetches it again"
 )
@@ -200,84 +202,179 @@ def _worker(store: Store, client: Client) -> Callable[[Candidate], Outcome]:
     return work
 
 
+@dataclass(frozen=True)
+class _Landing:
+    """How one run lands its candidates: what they are for and where they came from, how
+    they are curated and fetched, and whether URLs the catalog holds are skipped."""
+
+    role: str
+    query: str | None
+    engine: str | None  # None: "local" or "url" per candidate (imports)
+    curation: CurationConfig
+    client: Client
+    retry_failed: bool = False  # fetch again the URLs that only ever failed
+    skip_seen: bool = True  # False: the caller chose the candidates
+
+
 def _land(
-    store: Store,
-    candidates: list[Candidate],
-    *,
-    role: str,
-    query: str | None,
-    engine: str | None,
-    curation: CurationConfig,
-    client: Client,
-    retry_failed: bool,
-    progress: Progress | None,
-    skip_seen: bool = True,
+    store: Store, candidates: list[Candidate], landing: _Landing, progress: Progress | None
 ) -> ScrapeSummary:
     """Fetch, validate, curate and record ``candidates`` (already ranked).
 
-    ``engine`` None records "local" or "url" per candidate (imports). Candidates whose URL
-    is in the catalog are skipped unless ``skip_seen`` is False (the caller chose them).
+    The steps: read the catalog once, choose what to fetch, decide what an earlier run left
+    undecided, then fetch on the thread pool and decide each result in rank order, writing
+    every ROWS_PER_APPEND results (decisions before the image rows they decide).
     """
-    validate_role(role)
+    validate_role(landing.role)
     store.remove_stale_temporaries()  # left by a run that was killed mid-write
     known = store.catalog.snapshot()  # one reading of the catalog for the whole run
-    skip = known.seen_urls - known.failed_urls if retry_failed else known.seen_urls
-    if not skip_seen:
-        skip = frozenset()
-    unique: dict[str, Candidate] = {}
-    for c in candidates:
-        unique.setdefault(c.result.image_url, c)
-    todo = [c for c in unique.values() if c.result.image_url not in skip]
-    skipped = len(unique) - len(todo)
-    skipped_urls = set(unique) - {c.result.image_url for c in todo}
-    deduper = Deduper(curation, list(known.accepted))
-    batch_id = uuid.uuid4().hex
-    download = client.config
-    images_rows: list[ImageRecord] = []
-    curation_rows: list[Decision] = []
-
-    def flush() -> None:
-        store.catalog.record(images_rows, curation_rows)
-        images_rows.clear()
-        curation_rows.clear()
-
-    # Images this run skips that an earlier run left without a decision: decide them first.
-    late = [u for u in known.undecided if skipped_urls.intersection(u.urls)]
-    # An undecided image met again at another URL is decided like a new one.
-    known_ids = set(known.stored_ids) - {u.image_id for u in known.undecided if u not in late}
-    started = datetime.now(timezone.utc)
-    curation_rows.extend(late_decision(u, deduper, curation, started) for u in late)
-    late_accepted = sum(d.status == "accepted" for d in curation_rows)
+    chosen = _choose(candidates, known, landing)
+    deduper = Deduper(landing.curation, list(known.accepted))
+    rows = _Rows(store)
+    late, known_ids = _catch_up(known, chosen, deduper, landing.curation)
+    rows.decisions.extend(late)
+    sightings = _Sightings(landing.role, landing.query, landing.engine, uuid.uuid4().hex)
     if progress:
-        progress(0, len(todo))
-    with closing(ordered_map(_worker(store, client), todo, download.workers)) as results:
-        landed = _collect(
-            results,
-            deduper=deduper,
-            known_ids=known_ids,
-            role=role,
-            query=query,
-            engine=engine,
-            batch_id=batch_id,
-            images_rows=images_rows,
-            curation_rows=curation_rows,
-            flush=flush,
-            progress=progress,
-            total=len(todo),
-        )
-    flush()
+        progress(0, len(chosen.todo))
+    client = landing.client
+    with closing(ordered_map(_worker(store, client), chosen.todo, client.config.workers)) as got:
+        landed = _collect(got, sightings, deduper, known_ids, rows, progress, len(chosen.todo))
+    rows.flush()
     return ScrapeSummary(
-        found=len(unique),
+        found=len(chosen.unique),
         downloaded=landed.downloaded,
         accepted=len(landed.accepted_ids),
         rejected_by_reason=dict(landed.rejected),
         failed_by_reason=dict(landed.failed),
         image_ids=tuple(landed.accepted_ids),
-        skipped=skipped,
-        batch_id=batch_id,
+        skipped=len(chosen.skipped_urls),
+        batch_id=sightings.batch_id,
         caught_up=len(late),
-        caught_up_accepted=late_accepted,
+        caught_up_accepted=sum(d.status == "accepted" for d in late),
     )
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """The candidates of one run, one per image URL, and which of them to fetch."""
+
+    unique: dict[str, Candidate]  # image URL -> its first candidate, in rank order
+    todo: list[Candidate]
+    skipped_urls: frozenset[str]  # in the catalog already: not fetched again
+
+
+def _choose(candidates: Iterable[Candidate], known: Snapshot, landing: _Landing) -> _Chosen:
+    """One candidate per URL; those whose URL the catalog holds are skipped (unless
+    ``skip_seen`` is False; with ``retry_failed`` the URLs that only ever failed are not)."""
+    skip: frozenset[str] = frozenset()
+    if landing.skip_seen:
+        skip = known.seen_urls - known.failed_urls if landing.retry_failed else known.seen_urls
+    unique: dict[str, Candidate] = {}
+    for c in candidates:
+        unique.setdefault(c.result.image_url, c)
+    todo = [c for url, c in unique.items() if url not in skip]
+    return _Chosen(unique, todo, frozenset(unique.keys() & skip))
+
+
+def _catch_up(
+    known: Snapshot, chosen: _Chosen, deduper: Deduper, curation: CurationConfig
+) -> tuple[list[Decision], set[str]]:
+    """Decisions for the images this run skips that an earlier run left without one, and
+    the ids whose new sightings are duplicates (an undecided image met again at another URL
+    is decided like a new one)."""
+    now = datetime.now(timezone.utc)
+    late = [u for u in known.undecided if chosen.skipped_urls.intersection(u.urls)]
+    known_ids = set(known.stored_ids) - {u.image_id for u in known.undecided if u not in late}
+    return [late_decision(u, deduper, curation, now) for u in late], known_ids
+
+
+class _Rows:
+    """A run's rows not yet written; ``flush`` writes the decisions before the image rows."""
+
+    def __init__(self, store: Store):
+        self.catalog = store.catalog
+        self.images: list[ImageRecord] = []
+        self.decisions: list[Decision] = []
+
+    def add(self, image: ImageRecord, decision: Decision | None) -> None:
+        self.images.append(image)
+        if decision is not None:
+            self.decisions.append(decision)
+        if len(self.images) >= ROWS_PER_APPEND:
+            self.flush()
+
+    def flush(self) -> None:
+        self.catalog.record(self.images, self.decisions)
+        self.images.clear()
+        self.decisions.clear()
+
+
+@dataclass(frozen=True)
+class _Sightings:
+    """What the ``images`` rows of one run share, and the row of each fetched candidate."""
+
+    role: str
+    query: str | None
+    engine: str | None  # None: "local" or "url" per candidate
+    batch_id: str
+
+    def row(self, got: Outcome, now: datetime) -> ImageRecord:
+        """Where the candidate was found and, when it was fetched, the stored file's measures
+        (a failed fetch is recorded under its ``failed_id``)."""
+        from storage import ImageRecord
+
+        r = got.candidate.result
+        row = ImageRecord(
+            image_id=failed_id(r.image_url),
+            role=self.role,
+            query=self.query,
+            rank=r.rank,
+            engine=self.engine or ("local" if got.candidate.local else "url"),
+            image_url=r.image_url,
+            page_url=r.page_url,
+            license=r.license,
+            license_url=r.license_url,
+            creator=r.creator,
+            title=r.title,
+            date=r.date,
+            size_taken=r.size_taken,
+            fetched_at=now,
+            batch_id=self.batch_id,
+        )
+        f = got.features
+        if f is None:
+            return row
+        return replace(
+            row,
+            image_id=f.sha256,
+            path=got.path,
+            width=f.width,
+            height=f.height,
+            format=got.format,
+            bytes=got.size,
+            phash=f.phash,
+            blur=f.blur,
+            is_grayscale=f.is_grayscale,
+        )
+
+
+def _decision(
+    got: Outcome, deduper: Deduper, known_ids: set[str], now: datetime
+) -> Decision | None:
+    """The automatic decision on one fetched candidate: a failed fetch is rejected with its
+    reason; None for another sighting of an image stored before or earlier in this run (it
+    keeps its decision)."""
+    from storage import Decision
+
+    f = got.features
+    if f is None:
+        reason = f"{got.reason}: {got.detail}"[:500] if got.detail else str(got.reason)
+        return Decision(failed_id(got.candidate.result.image_url), "rejected", reason, "auto", now)
+    if f.sha256 in known_ids or f.sha256 in deduper.sha:
+        return None  # stored before (or accepted meanwhile elsewhere)
+    known_ids.add(f.sha256)
+    reason = deduper.decide(f)
+    return Decision(f.sha256, "rejected" if reason else "accepted", reason, "auto", now)
 
 
 @dataclass
@@ -289,85 +386,38 @@ class _Landed:
     rejected: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
 
+    def count(self, got: Outcome, decision: Decision | None) -> None:
+        if got.features is None:
+            self.failed[str(got.reason)] += 1
+            return
+        self.downloaded += 1
+        if decision is None:
+            self.rejected["duplicate"] += 1
+        elif decision.reason:
+            self.rejected[curate.reason_code(decision.reason)] += 1
+        else:
+            self.accepted_ids.append(decision.image_id)
+
 
 def _collect(
     results: Iterable[Outcome],
-    *,
+    sightings: _Sightings,
     deduper: Deduper,
     known_ids: set[str],
-    role: str,
-    query: str | None,
-    engine: str | None,
-    batch_id: str,
-    images_rows: list[ImageRecord],
-    curation_rows: list[Decision],
-    flush: Callable[[], None],
+    rows: _Rows,
     progress: Progress | None,
     total: int,
 ) -> _Landed:
-    """Decide each fetched candidate in order into rows, flushing every ROWS_PER_APPEND."""
-    from storage import Decision, ImageRecord
-
-    out = _Landed()
-    rejected, failed, accepted_ids = out.rejected, out.failed, out.accepted_ids
+    """Decide each fetched candidate in order into rows (written every ROWS_PER_APPEND)."""
+    landed = _Landed()
     for done, got in enumerate(results, 1):
         now = datetime.now(timezone.utc)
-        r = got.candidate.result
-        row: dict[str, Any] = {
-            "role": role,
-            "query": query,
-            "rank": r.rank,
-            "engine": engine or ("local" if got.candidate.local else "url"),
-            "image_url": r.image_url,
-            "page_url": r.page_url,
-            "license": r.license,
-            "license_url": r.license_url,
-            "creator": r.creator,
-            "title": r.title,
-            "date": r.date,
-            "size_taken": r.size_taken,
-            "fetched_at": now,
-            "batch_id": batch_id,
-        }
-        f = got.features
-        if f is None:
-            reason = f"{got.reason}: {got.detail}"[:500] if got.detail else str(got.reason)
-            image_id = failed_id(r.image_url)
-            images_rows.append(ImageRecord(image_id=image_id, **row))
-            curation_rows.append(Decision(image_id, "rejected", reason, "auto", now))
-            failed[str(got.reason)] += 1
-        else:
-            out.downloaded += 1
-            images_rows.append(
-                ImageRecord(
-                    image_id=f.sha256,
-                    path=got.path,
-                    width=f.width,
-                    height=f.height,
-                    format=got.format,
-                    bytes=got.size,
-                    phash=f.phash,
-                    blur=f.blur,
-                    is_grayscale=f.is_grayscale,
-                    **row,
-                )
-            )
-            if f.sha256 in known_ids or f.sha256 in deduper.sha:
-                rejected["duplicate"] += 1  # stored before (or accepted meanwhile elsewhere)
-            else:
-                known_ids.add(f.sha256)
-                reason = deduper.decide(f)
-                status = "rejected" if reason else "accepted"
-                curation_rows.append(Decision(f.sha256, status, reason, "auto", now))
-                if reason:
-                    rejected[curate.reason_code(reason)] += 1
-                else:
-                    accepted_ids.append(f.sha256)
-        if len(images_rows) >= ROWS_PER_APPEND:
-            flush()
+        decision = _decision(got, deduper, known_ids, now)
+        rows.add(sightings.row(got, now), decision)
+        landed.count(got, decision)
         if progress:
             progress(done, total)
-    return out
+    return landed
 
 
 def late_decision(
@@ -445,7 +495,7 @@ def scrape(
     engine: str,
     max_n: int,
     *,
-    min_side: int = 256,
+    min_side: int = SCRAPE_MIN_SIDE,
     licenses: Iterable[str] | None = None,
     progress: Progress | None = None,
     curation: CurationConfig | None = None,
@@ -469,17 +519,8 @@ def scrape(
         "%s: %d result(s) for %r, %d dropped", engine, len(results), query, sum(dropped.values())
     )
     candidates = [Candidate(r.image_url, r) for r in results]
-    summary = _land(
-        store,
-        candidates,
-        role=role,
-        query=query,
-        engine=engine,
-        curation=curation,
-        client=client,
-        retry_failed=retry_failed,
-        progress=progress,
-    )
+    landing = _Landing(role, query, engine, curation, client, retry_failed)
+    summary = _land(store, candidates, landing, progress)
     return replace(summary, dropped_by_reason=dropped)
 
 
@@ -532,18 +573,11 @@ def import_sources(
 ) -> ScrapeSummary:
     """Land local images, folders of them, URLs, or text files listing them in ``store``."""
     validate_role(role)
-    candidates = expand_sources(sources)
-    return _land(
-        store,
-        candidates,
-        role=role,
-        query=None,
-        engine=None,
-        curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
-        client=Client(download or DownloadConfig()),
-        retry_failed=retry_failed,
-        progress=progress,
+    curation = curation or CurationConfig(min_side=IMPORT_MIN_SIDE)
+    landing = _Landing(
+        role, None, None, curation, Client(download or DownloadConfig()), retry_failed
     )
+    return _land(store, expand_sources(sources), landing, progress)
 
 
 @dataclass(frozen=True)
@@ -586,16 +620,7 @@ def import_files(
             continue
         result = Result(image_url=url, page_url=page_url, title=f.title, rank=rank)
         candidates.append(Candidate(str(path), result, local=True))
-    summary = _land(
-        store,
-        candidates,
-        role=role,
-        query=query,
-        engine=None,
-        curation=curation or CurationConfig(min_side=IMPORT_MIN_SIDE),
-        client=Client(DownloadConfig()),
-        retry_failed=False,
-        progress=progress,
-        skip_seen=False,
-    )
+    curation = curation or CurationConfig(min_side=IMPORT_MIN_SIDE)
+    landing = _Landing(role, query, None, curation, Client(DownloadConfig()), skip_seen=False)
+    summary = _land(store, candidates, landing, progress)
     return replace(summary, found=summary.found + skipped, skipped=skipped)

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from storage.records import Decision, ImageRecord, PairRecord
+from stylebench.vocabulary import STATUSES
 
 if TYPE_CHECKING:
     from storage.store import Store
-
-STATUSES = ("accepted", "rejected")
-ROLES = ("content", "style")
 
 
 @dataclass(frozen=True)
@@ -126,39 +124,30 @@ class Catalog:
 
     def resolve(self, prefixes: Iterable[str]) -> list[str]:
         """Full image ids for ids or unique prefixes; a ValueError names unknown or ambiguous ones."""
-        out = []
-        for prefix in prefixes:
-            p = prefix.strip().lower()
-            if not p:
-                raise ValueError("an empty image id was given")
-            matches = (
-                self.store.query(
-                    "SELECT DISTINCT image_id FROM catalog WHERE starts_with(image_id, ?) "
-                    "ORDER BY image_id LIMIT 6",
-                    [p],
-                )
-                .column(0)
-                .to_pylist()
-            )
-            if not matches:
-                raise ValueError(f"no image id starts with {prefix!r}; see `stylebench images`")
-            if len(matches) > 1 and p not in matches:
-                shown = ", ".join(m[:16] for m in matches[:5])
-                raise ValueError(
-                    f"{prefix!r} is ambiguous: it starts {shown}"
-                    f"{' and more' if len(matches) > 5 else ''}; give more characters"
-                )
-            out.append(p if p in matches else matches[0])
-        return out
+        return [self.image(prefix).image_id for prefix in prefixes]
 
-    def find(self, prefix: str) -> list[CatalogImage]:
-        """The images whose id starts with ``prefix``."""
+    def image(self, id_or_prefix: str) -> CatalogImage:
+        """The image whose id is ``id_or_prefix`` or starts with it (case-insensitive); a
+        ValueError when none does, or several do and none is exactly it."""
+        p = id_or_prefix.strip().lower()
+        if not p:
+            raise ValueError("an empty image id was given")
         rows = self.store.query(
             "SELECT image_id, path, role FROM catalog WHERE starts_with(image_id, ?) "
-            "ORDER BY image_id",
-            [prefix],
+            "ORDER BY image_id LIMIT 6",
+            [p],
         ).to_pylist()
-        return [CatalogImage(r["image_id"], r["path"], r["role"]) for r in rows]
+        if not rows:
+            raise ValueError(f"no image id starts with {id_or_prefix!r}; see `stylebench images`")
+        exact = [r for r in rows if r["image_id"] == p]
+        if len(rows) > 1 and not exact:
+            shown = ", ".join(r["image_id"][:16] for r in rows[:5])
+            raise ValueError(
+                f"{id_or_prefix!r} is ambiguous: it starts {shown}"
+                f"{' and more' if len(rows) > 5 else ''}; give more characters"
+            )
+        r = (exact or rows)[0]
+        return CatalogImage(r["image_id"], r["path"], r["role"])
 
     def snapshot(self) -> Snapshot:
         """Known URLs, stored ids, accepted hashes and undecided images, from one connection

@@ -17,12 +17,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from storage.location import Location
+from storage.location import Location, pid_alive, start_time
 
 LEASES_DIR = "leases"
 SUFFIX = ".lease"
@@ -43,25 +43,6 @@ class LeaseHeld(RuntimeError):
     """Someone else holds the lease; the message names the holder and its expiry."""
 
 
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (Linux ``/proc``), so a reused pid is told apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def _pid_alive(pid: int, started: str | None = None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return started is None or _start_time(pid) in (None, started)
-
-
 def is_live(record: dict[str, Any], now: float | None = None) -> bool:
     """Whether a generation's record still holds the lease."""
     if record.get("released"):
@@ -69,15 +50,16 @@ def is_live(record: dict[str, Any], now: float | None = None) -> bool:
     if float(record.get("expires_at", 0)) <= (time.time() if now is None else now):
         return False
     if record.get("host") == HOST and isinstance(record.get("pid"), int):
-        return _pid_alive(record["pid"], record.get("started"))
+        return pid_alive(record["pid"], record.get("started"))
     return True
 
 
 class Leases:
     """The leases of one data directory."""
 
-    def __init__(self, loc: Location):
+    def __init__(self, loc: Location, clock: Callable[[], float] = time.time):
         self.loc = loc
+        self.clock = clock  # wall-clock seconds: expiry compares with it
 
     def _dir(self, key: str) -> str:
         if not key or ".." in key.split("/") or key.startswith("/"):
@@ -121,17 +103,17 @@ class Leases:
     def acquire(self, key: str, ttl_s: float, owner: str = "") -> Lease | None:
         """Take the lease ``key`` for ``ttl_s`` seconds; None if someone else holds it."""
         found = self.current(key)
-        if found is not None and is_live(found[1]):
+        if found is not None and is_live(found[1], self.clock()):
             return None
         generation = 0 if found is None else found[0] + 1
-        lease = Lease(key, generation, uuid.uuid4().hex, time.time() + ttl_s)
+        lease = Lease(key, generation, uuid.uuid4().hex, self.clock() + ttl_s)
         return self._write(lease, owner)
 
     def renew(self, lease: Lease, ttl_s: float, owner: str = "") -> Lease | None:
         """Extend a lease this process holds by ``ttl_s`` from now; None if it was lost."""
         if not self.holds(lease):
             return None
-        renewed = Lease(lease.key, lease.generation + 1, lease.token, time.time() + ttl_s)
+        renewed = Lease(lease.key, lease.generation + 1, lease.token, self.clock() + ttl_s)
         return self._write(renewed, owner)
 
     def _write(self, lease: Lease, owner: str) -> Lease | None:
@@ -140,8 +122,8 @@ class Leases:
             "owner": owner,
             "host": HOST,
             "pid": os.getpid(),
-            "started": _start_time(os.getpid()),
-            "acquired_at": time.time(),
+            "started": start_time(os.getpid()),
+            "acquired_at": self.clock(),
             "expires_at": lease.expires_at,
         }
         path = self._path(lease.key, lease.generation)
@@ -157,14 +139,14 @@ class Leases:
             found is not None
             and found[0] == lease.generation
             and found[1].get("token") == lease.token
-            and is_live(found[1])
+            and is_live(found[1], self.clock())
         )
 
     def release(self, lease: Lease) -> None:
         """Give the lease up (a released generation on top); a no-op if it was lost."""
         if not self.holds(lease):
             return
-        record = {"released": True, "token": lease.token, "host": HOST, "released_at": time.time()}
+        record = {"released": True, "token": lease.token, "host": HOST, "released_at": self.clock()}
         generation = lease.generation + 1
         if self.loc.create_exclusive(
             self._path(lease.key, generation), json.dumps(record).encode()
@@ -182,7 +164,7 @@ class Leases:
     def holder(self, key: str) -> str:
         """Who holds ``key`` and until when, in words (for messages)."""
         found = self.current(key)
-        if found is None or not is_live(found[1]):
+        if found is None or not is_live(found[1], self.clock()):
             return "nobody"
         rec = found[1]
         until = time.strftime("%H:%M:%S UTC", time.gmtime(float(rec.get("expires_at", 0))))

@@ -318,6 +318,18 @@ class Location:
             with self.fs.open(path, "wb") as fh:
                 write(fh)
             return path
+        tmp = self._synced_temporary(path, write)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def _synced_temporary(self, path: str, write: Callable[[BinaryIO], None]) -> str:
+        """A local temporary beside ``path`` holding what ``write`` wrote, flushed to disk;
+        removed again if writing fails."""
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
         tmp = self.temporary(directory)
@@ -326,12 +338,11 @@ class Location:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        return path
+        return tmp
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create the file ``path`` holding ``data`` unless it exists; False if it did.
@@ -349,21 +360,14 @@ class Location:
                     return False
                 raise
             return True
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        tmp = self.temporary(directory)
+        tmp = self._synced_temporary(path, lambda fh: fh.write(data))
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            return True
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
         finally:
             os.unlink(tmp)
+        return True
 
     def display(self, relpath: str) -> str:
         """A path a user can paste: local absolute path, or the full URL."""
@@ -378,7 +382,7 @@ def _temporary_is_stale(entry: os.DirEntry[str], now: float) -> bool:
     """Whether a temporary's writer is gone: a dead process of this host, or an hour old."""
     parts = entry.name[len(TMP_PREFIX) : -len(TMP_SUFFIX)].split("-")
     if len(parts) == 3 and parts[0] == HOST_TAG and parts[1].isdigit():
-        if not _pid_alive(int(parts[1])):
+        if not pid_alive(int(parts[1])):
             return True
     try:
         return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS
@@ -386,13 +390,22 @@ def _temporary_is_stale(entry: os.DirEntry[str], now: float) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def start_time(pid: int) -> str | None:
+    """When process ``pid`` started (Linux ``/proc``), so a reused pid is told apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int, started: str | None = None) -> bool:
+    """Whether process ``pid`` of this machine is running (and, given ``started``, is the
+    process that started then)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    return True
+    return started is None or start_time(pid) in (None, started)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from storage.lease import Lease, Leases
 from storage.records import CurvePoint, MatrixCell, RunRecord
+from stylebench.vocabulary import RUN_STATUSES
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 4 * 3600.0  # how long another machine waits for a silent worker's items
-STATUSES = ("ok", "failed", "diverged")
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class Runs:
             "AND list_contains(?, pair_id || '/' || config_hash) GROUP BY 1",
             [since, keys],
         ).to_pylist()
-        counts = {s: 0 for s in STATUSES}
+        counts = {s: 0 for s in RUN_STATUSES}
         counts.update({r["status"]: int(r["n"]) for r in rows})
         return counts
 

@@ -1,10 +1,7 @@
-"""Edge-aware local affine colour maps: guided filter, local affine fits, bilateral grids."""
+"""Edge-aware local affine colour maps: local affine fits (the guided filter's), bilateral grids."""
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -76,38 +73,6 @@ def apply_affine(a: Tensor, b: Tensor, image: Tensor) -> Tensor:
     ``a`` [B, C, 3, H, W], ``b`` [B, C, H, W], ``image`` [B, 3, H, W] -> [B, C, H, W].
     """
     return (a * image[:, None]).sum(2) + b
-
-
-def guided_filter(guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1e-4) -> Tensor:
-    """The colour guided filter: window fits averaged over the windows covering each pixel."""
-    a, b = local_affine_fit(guide, target, radius, eps)
-    n, c = a.shape[:2]
-    h, w = a.shape[-2:]
-    a_mean = box_filter(a.reshape(n, c * 3, h, w), radius).reshape(n, c, 3, h, w)
-    return apply_affine(a_mean, box_filter(b, radius), guide.to(a.dtype))
-
-
-def guided_upsample(
-    guide_low: Tensor,
-    target_low: Tensor,
-    guide_high: Tensor,
-    radius: int = 2,
-    eps: float = 1e-4,
-) -> Tensor:
-    """Carry a low-resolution colour map to full resolution (the fast guided filter of He & Sun).
-
-    Fits ``target_low ~ A @ guide_low + b`` per window at low resolution, averages the
-    coefficients, upsamples them bilinearly and applies them to ``guide_high``.
-    """
-    _check_image(guide_high, "guide_high", 3)
-    a, b = local_affine_fit(guide_low, target_low, radius, eps)
-    n, c = a.shape[:2]
-    h, w = a.shape[-2:]
-    size = guide_high.shape[-2:]
-    a = box_filter(a.reshape(n, c * 3, h, w), radius)
-    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False).reshape(n, c, 3, *size)
-    b = F.interpolate(box_filter(b, radius), size=size, mode="bilinear", align_corners=False)
-    return apply_affine(a, b, guide_high.to(a.dtype))
 
 
 def affine_residual(guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1e-12) -> Tensor:
@@ -200,27 +165,3 @@ def apply_grid(grid: Tensor, image: Tensor, guide: Tensor | None = None) -> Tens
     n, _, h, w = coeffs.shape
     coeffs = coeffs.reshape(n, 3, 4, h, w)
     return apply_affine(coeffs[:, :, :3], coeffs[:, :, 3], image.to(coeffs.dtype))
-
-
-# -- matting-Laplacian smoothing -----------------------------------------------------------------
-def laplacian_smooth(
-    laplacian: sp.spmatrix, image: np.ndarray, strength: float = 1e-4
-) -> np.ndarray:
-    """argmin_x ||x - image||^2 + (1/strength) * sum_c x_c^T L x_c, solved with sparse CG.
-
-    The closed-form photorealistic smoothing of Li et al. (2018): ``image`` [H, W, C], ``L`` the
-    [HW, HW] matting Laplacian of the content; smaller ``strength`` smooths more.
-    """
-    if strength <= 0:
-        raise ValueError(f"strength must be > 0, got {strength}")
-    h, w, c = image.shape
-    if laplacian.shape != (h * w, h * w):
-        raise ValueError(f"Laplacian is {laplacian.shape}, the image has {h * w} pixels")
-    system = sp.identity(h * w, format="csr") * strength + laplacian.tocsr()
-    flat = image.reshape(h * w, c).astype(np.float64)
-    out = np.empty_like(flat)
-    for k in range(c):
-        out[:, k], _ = spla.cg(
-            system, strength * flat[:, k], x0=flat[:, k], rtol=1e-8, maxiter=2000
-        )
-    return out.reshape(h, w, c)

@@ -8,26 +8,16 @@ parsers are broken or jpg-only. icrawler 0.6.10 still supplies Baidu's ``objURL`
 
 from __future__ import annotations
 
+from importlib import import_module
 from types import ModuleType
 
 from scraper.download import Client
-from scraper.engines import (
-    artic,
-    baidu,
-    bing,
-    cleveland,
-    duckduckgo,
-    flickr,
-    google,
-    met,
-    openverse,
-    wikimedia,
-)
 from scraper.engines.base import LICENSES, Result, Results, validate_licenses
+from stylebench.vocabulary import ENGINE_NAMES, WORKING_ENGINES
 
+# Each engine is the module of its name (stylebench.vocabulary lists them).
 ENGINES: dict[str, ModuleType] = {
-    m.NAME: m
-    for m in (google, bing, duckduckgo, baidu, flickr, openverse, wikimedia, met, artic, cleveland)
+    name: import_module(f"scraper.engines.{name}") for name in ENGINE_NAMES
 }
 
 
@@ -37,6 +27,14 @@ def engine_module(name: str) -> ModuleType:
         return ENGINES[name.strip().lower()]
     except KeyError:
         raise ValueError(f"unknown engine {name!r}; choose from: {', '.join(ENGINES)}") from None
+
+
+def working_engines() -> str:
+    """The engines that answer plain HTTP clients, with what each needs set (for messages)."""
+    return ", ".join(
+        name + (f" (with {', '.join(ENGINES[name].INFO.keys)})" if ENGINES[name].INFO.keys else "")
+        for name in WORKING_ENGINES
+    )
 
 
 def search(
@@ -49,4 +47,12 @@ def search(
     return engine_module(engine).search(client, query, max_n, validate_licenses(licenses))
 
 
-__all__ = ["ENGINES", "LICENSES", "Result", "Results", "engine_module", "search"]
+__all__ = [
+    "ENGINES",
+    "LICENSES",
+    "Result",
+    "Results",
+    "engine_module",
+    "search",
+    "working_engines",
+]

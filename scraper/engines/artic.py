@@ -11,20 +11,21 @@ from __future__ import annotations
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
     base_url,
     collect,
     fetch,
-    load_json,
+    json_list,
     user_agent,
 )
 from scraper.engines.museum import CC0, CC0_URL, check_licenses, join
-from scraper.errors import LayoutChanged
 
 NAME = "artic"
 DEFAULT_URL = "https://api.artic.edu"
+INFO = EngineInfo(NAME, "Art Institute of Chicago API + IIIF (CC0 works)")
 DEFAULT_IIIF = "https://www.artic.edu/iiif/2"
 DEFAULT_WEBSITE = "https://www.artic.edu"
 PAGE_SIZE = 50
@@ -38,16 +39,14 @@ def image_url(iiif_url: str, image_id: str, width: int = IMAGE_WIDTH) -> str:
 
 def parse(body: bytes) -> Results:
     """One search answer; [] when nothing matched."""
-    data = load_json(NAME, body)
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise LayoutChanged(NAME, "search answer has no 'data' list")
+    data, items = json_list(NAME, body, "data", "search answer")
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     iiif = config.get("iiif_url") or DEFAULT_IIIF
     website = (config.get("website_url") or DEFAULT_WEBSITE).rstrip("/")
     pagination = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
     current, total = as_int(pagination.get("current_page")), as_int(pagination.get("total_pages"))
     out = Results(more=None if current is None else current < (total or 0))
-    for item in data["data"]:
+    for item in items:
         if not isinstance(item, dict) or "id" not in item:
             out.drop("not-an-artwork")
             continue

@@ -14,6 +14,7 @@ from icrawler.builtin.baidu import BaiduParser
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -27,6 +28,7 @@ from scraper.errors import Blocked, LayoutChanged
 
 NAME = "baidu"
 DEFAULT_URL = "https://image.baidu.com"
+INFO = EngineInfo(NAME, "Baidu images acjson")
 PAGE_SIZE = 30
 
 

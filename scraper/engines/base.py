@@ -22,13 +22,29 @@ from scraper.errors import (
     UnsupportedOption,
 )
 from stylebench import __version__
+from stylebench.vocabulary import CC0_ENGINES, LICENCE_ENGINES, LICENSES
 
 log = logging.getLogger(__name__)
 
-# Licence codes a user may ask for (``--license``), Creative Commons style.
-LICENSES: tuple[str, ...] = ("cc0", "pdm", "by", "by-sa", "by-nc", "by-nd", "by-nc-sa", "by-nc-nd")
-LICENSE_ENGINES = "flickr, openverse, wikimedia"
 MAX_PAGES = 50  # hard stop for any paging loop
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """One engine as a user sees it: what it searches and what it needs set."""
+
+    name: str
+    source: str
+    keys: tuple[str, ...] = ()  # environment variables it needs
+    keys_optional: bool = False  # it runs without them, less well
+
+    @property
+    def licences(self) -> bool:
+        """Its results carry licences (``--license`` filters)."""
+        return self.name in LICENCE_ENGINES or self.name in CC0_ENGINES
+
+    def missing(self) -> tuple[str, ...]:
+        return tuple(k for k in self.keys if not os.environ.get(k))
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,8 @@ def refuse_licenses(engine: str, licenses: tuple[str, ...]) -> None:
     if licenses:
         raise UnsupportedOption(
             engine,
-            f"cannot filter by licence (results carry none); engines that can: {LICENSE_ENGINES}",
+            "cannot filter by licence (results carry none); engines that can: "
+            f"{', '.join(LICENCE_ENGINES)}",
         )
 
 
@@ -172,6 +189,30 @@ def load_json(engine: str, body: bytes) -> object:
         raise LayoutChanged(engine, f"expected JSON, got {head!r}") from None
     except RecursionError:
         raise LayoutChanged(engine, "JSON nested too deeply to be an engine's answer") from None
+
+
+def json_list(engine: str, body: bytes, key: str, answer: str = "answer") -> tuple[dict, list]:
+    """A JSON object and its list under ``key``, or LayoutChanged naming what is missing."""
+    data = load_json(engine, body)
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise LayoutChanged(engine, f"{answer} has no {key!r} list")
+    return data, data[key]
+
+
+def results_with(
+    engine: str, items: list, key: str, make: Callable[[dict], Result], what: str = "result"
+) -> Results:
+    """``make(item)`` for each item that is an object with ``key`` set (an image URL); the
+    others are dropped as no-image-url. Items but no result: the layout changed."""
+    out = Results()
+    for item in items:
+        if not isinstance(item, dict) or not item.get(key):
+            out.drop("no-image-url")
+            continue
+        out.append(make(item))
+    if items and not out:
+        raise LayoutChanged(engine, f"no {what} has {key!r}")
+    return out
 
 
 def as_int(value: object) -> int | None:

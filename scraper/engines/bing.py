@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -24,6 +25,7 @@ from scraper.errors import Captcha, LayoutChanged
 
 NAME = "bing"
 DEFAULT_URL = "https://www.bing.com"
+INFO = EngineInfo(NAME, "Bing Images /images/async")
 PAGE_SIZE = 35
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from scraper.download import Client, DownloadConfig
 from scraper.engines import ENGINES, search
-from scraper.engines.base import ENV_CONTACT
+from scraper.engines.base import EngineInfo
 from scraper.errors import (
     Blocked,
     Captcha,
@@ -32,46 +31,8 @@ OK, BLOCKED, CHANGED, NO_KEY, CLOSED, EMPTY, ERROR = (
 FAILING = frozenset({BLOCKED, CHANGED, EMPTY, ERROR})
 
 
-@dataclass(frozen=True)
-class EngineInfo:
-    """One engine as a user sees it: what it searches and what it needs set."""
-
-    name: str
-    source: str
-    keys: tuple[str, ...] = ()  # environment variables it needs
-    keys_optional: bool = False  # it runs without them, less well
-    licences: bool = False  # results carry licences (``--license`` filters)
-
-    def missing(self) -> tuple[str, ...]:
-        return tuple(k for k in self.keys if not os.environ.get(k))
-
-
-INFO: dict[str, EngineInfo] = {
-    i.name: i
-    for i in (
-        EngineInfo(
-            "google",
-            "Custom Search JSON API until 2027-01-01, else the HTML page (walled)",
-            ("GOOGLE_API_KEY", "GOOGLE_CSE_ID"),
-            keys_optional=True,
-        ),
-        EngineInfo("bing", "Bing Images /images/async"),
-        EngineInfo("duckduckgo", "DuckDuckGo images (vqd token, i.js)"),
-        EngineInfo("baidu", "Baidu images acjson"),
-        EngineInfo(
-            "flickr", "Flickr REST API (keys for Pro accounts)", ("FLICKR_API_KEY",), licences=True
-        ),
-        EngineInfo(
-            "openverse", "Openverse API (anonymous: 20/min, 200/day, 240 deep)", licences=True
-        ),
-        EngineInfo("wikimedia", "Wikimedia Commons API", (ENV_CONTACT,), licences=True),
-        EngineInfo("met", "The Met collection API (CC0 works)", licences=True),
-        EngineInfo("artic", "Art Institute of Chicago API + IIIF (CC0 works)", licences=True),
-        EngineInfo(
-            "cleveland", "Cleveland Museum of Art open access API (CC0 works)", licences=True
-        ),
-    )
-}
+# What each engine searches and needs, as its module states it.
+INFO: dict[str, EngineInfo] = {name: module.INFO for name, module in ENGINES.items()}
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
     base_url,
     collect,
     fetch,
-    load_json,
+    json_list,
 )
 from scraper.engines.museum import CC0, CC0_URL, check_licenses, join
-from scraper.errors import LayoutChanged
 
 NAME = "cleveland"
 DEFAULT_URL = "https://openaccess-api.clevelandart.org"
+INFO = EngineInfo(NAME, "Cleveland Museum of Art open access API (CC0 works)")
 PAGE_SIZE = 50
 
 
@@ -38,11 +39,9 @@ def _page(item: dict) -> str | None:
 
 def parse(body: bytes) -> Results:
     """One search answer; [] when nothing matched."""
-    data = load_json(NAME, body)
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise LayoutChanged(NAME, "answer has no 'data' list")
+    _, items = json_list(NAME, body, "data")
     out = Results()
-    for item in data["data"]:
+    for item in items:
         if not isinstance(item, dict):
             out.drop("not-an-artwork")
             continue

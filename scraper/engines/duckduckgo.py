@@ -11,19 +11,22 @@ import re
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
     base_url,
     collect,
     fetch,
-    load_json,
+    json_list,
     refuse_licenses,
+    results_with,
 )
 from scraper.errors import Blocked, LayoutChanged
 
 NAME = "duckduckgo"
 DEFAULT_URL = "https://duckduckgo.com"
+INFO = EngineInfo(NAME, "DuckDuckGo images (vqd token, i.js)")
 PAGE_SIZE = 100  # i.js pages hold about 100 results
 
 _VQD = re.compile(rb"""vqd\s*[=:]\s*["']?([0-9][0-9-]+)""")
@@ -51,32 +54,25 @@ def parse_vqd(body: bytes) -> str:
     raise LayoutChanged(NAME, "no vqd token in the search page")
 
 
+def _result(item: dict) -> Result:
+    return Result(
+        image_url=item["image"],
+        page_url=item.get("url"),
+        title=item.get("title"),
+        width=as_int(item.get("width")),
+        height=as_int(item.get("height")),
+        thumbnail_url=item.get("thumbnail"),
+    )
+
+
 def parse(body: bytes) -> Results:
     """The results of one ``i.js`` JSON answer ([] when it has none)."""
     if body.lstrip()[:1] == b"<" and is_block_page(body):
         raise Blocked(NAME, BLOCKED)
-    data = load_json(NAME, body)
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise LayoutChanged(NAME, "i.js answer has no 'results' list")
-    out = Results()
-    for item in data["results"]:
-        if not isinstance(item, dict) or not item.get("image"):
-            out.drop("no-image-url")
-            continue
-        out.append(
-            Result(
-                image_url=item["image"],
-                page_url=item.get("url"),
-                title=item.get("title"),
-                width=as_int(item.get("width")),
-                height=as_int(item.get("height")),
-                thumbnail_url=item.get("thumbnail"),
-            )
-        )
-    if data["results"] and not out:
-        raise LayoutChanged(NAME, "no i.js result has an 'image'")
+    data, items = json_list(NAME, body, "results", "i.js answer")
+    out = results_with(NAME, items, "image", _result, "i.js result")
     if not data.get("next"):
-        out.more = False if data["results"] else None
+        out.more = False if items else None
     return out
 
 

@@ -13,6 +13,7 @@ import os
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -28,6 +29,7 @@ NAME = "flickr"
 DEFAULT_URL = "https://api.flickr.com"
 PAGE_SIZE = 100
 ENV_KEY = "FLICKR_API_KEY"
+INFO = EngineInfo(NAME, "Flickr REST API (keys for Pro accounts)", (ENV_KEY,))
 FREE_ORIGINAL_MAX = 1024  # px, long side: larger originals of free accounts are not served
 # Flickr's size suffixes, largest first, with their names (cropped squares left out).
 SIZE_NAMES = {

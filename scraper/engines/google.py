@@ -22,6 +22,7 @@ from datetime import date, datetime, timezone
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -29,8 +30,8 @@ from scraper.engines.base import (
     collect,
     load_json,
     refuse_licenses,
+    results_with,
 )
-from scraper.errors import WORKING_ENGINES as WORKING
 from scraper.errors import (
     ApiError,
     Blocked,
@@ -49,17 +50,35 @@ DEFAULT_API_URL = "https://www.googleapis.com"
 API_PAGE_SIZE = 10  # the API's maximum per request
 API_MAX_RESULTS = 100  # start + num may not pass 100
 ENV_KEY, ENV_CX = "GOOGLE_API_KEY", "GOOGLE_CSE_ID"
+INFO = EngineInfo(
+    NAME,
+    "Custom Search JSON API until 2027-01-01, else the HTML page (walled)",
+    (ENV_KEY, ENV_CX),
+    keys_optional=True,
+)
 API_CLOSES = date(2027, 1, 1)
-ADVICE = (
-    f"set {ENV_KEY} and {ENV_CX} to use the Custom Search JSON API (existing projects only: "
-    f"it refuses new ones and closes on {API_CLOSES.isoformat()}), "
-    f"or use an engine that works: {WORKING}"
-)
-CLOSED = (
-    f"Google's Custom Search JSON API closed on {API_CLOSES.isoformat()} (it had refused new "
-    "projects before that), and Google Images answers plain HTTP clients with a JavaScript "
-    f"wall or a captcha; use an engine that works: {WORKING}"
-)
+
+
+def advice() -> str:
+    """What to do instead: the API's keys, or an engine that works."""
+    from scraper.engines import working_engines
+
+    return (
+        f"set {ENV_KEY} and {ENV_CX} to use the Custom Search JSON API (existing projects only: "
+        f"it refuses new ones and closes on {API_CLOSES.isoformat()}), "
+        f"or use an engine that works: {working_engines()}"
+    )
+
+
+def closed() -> str:
+    """Why the engine has no route left, and what to use instead."""
+    from scraper.engines import working_engines
+
+    return (
+        f"Google's Custom Search JSON API closed on {API_CLOSES.isoformat()} (it had refused "
+        "new projects before that), and Google Images answers plain HTTP clients with a "
+        f"JavaScript wall or a captcha; use an engine that works: {working_engines()}"
+    )
 
 
 def _utc_today() -> date:
@@ -100,25 +119,19 @@ def parse_api(body: bytes) -> Results:
         return Results()
     if not isinstance(items, list):
         raise LayoutChanged(NAME, "API 'items' is not a list")
-    out = Results()
-    for item in items:
-        if not isinstance(item, dict) or not item.get("link"):
-            out.drop("no-image-url")
-            continue
-        image = item.get("image") if isinstance(item.get("image"), dict) else {}
-        out.append(
-            Result(
-                image_url=item["link"],
-                page_url=image.get("contextLink"),
-                title=item.get("title"),
-                width=as_int(image.get("width")),
-                height=as_int(image.get("height")),
-                thumbnail_url=image.get("thumbnailLink"),
-            )
-        )
-    if items and not out:
-        raise LayoutChanged(NAME, "no API item has a 'link'")
-    return out
+    return results_with(NAME, items, "link", _api_result, "API item")
+
+
+def _api_result(item: dict) -> Result:
+    image = item.get("image") if isinstance(item.get("image"), dict) else {}
+    return Result(
+        image_url=item["link"],
+        page_url=image.get("contextLink"),
+        title=item.get("title"),
+        width=as_int(image.get("width")),
+        height=as_int(image.get("height")),
+        thumbnail_url=image.get("thumbnailLink"),
+    )
 
 
 def _has_results(text: str) -> bool:
@@ -138,16 +151,16 @@ def classify_html(body: bytes, final_url: str = "") -> None:
     text = body.decode("utf-8", "replace")
     lowered = text.lower()
     if "/sorry/" in final_url or any(m.lower() in lowered for m in _CAPTCHA_MARKERS):
-        raise Captcha(NAME, f"Google answered with a /sorry captcha (unusual traffic); {ADVICE}")
+        raise Captcha(NAME, f"Google answered with a /sorry captcha (unusual traffic); {advice()}")
     if "consent.google." in final_url:
-        raise Consent(NAME, f"Google redirected to its cookie-consent page; {ADVICE}")
+        raise Consent(NAME, f"Google redirected to its cookie-consent page; {advice()}")
     if _has_results(text):
         return
     if any(m in lowered for m in _CONSENT_MARKERS):
-        raise Consent(NAME, f"Google answered with a cookie-consent page; {ADVICE}")
+        raise Consent(NAME, f"Google answered with a cookie-consent page; {advice()}")
     if any(m in lowered for m in _JS_MARKERS):
         raise JsWall(
-            NAME, f"Google answered with a JavaScript-only page (no results in HTML); {ADVICE}"
+            NAME, f"Google answered with a JavaScript-only page (no results in HTML); {advice()}"
         )
 
 
@@ -167,14 +180,14 @@ def parse_html(body: bytes, final_url: str = "") -> Results:
             if "gstatic.com" not in m.group(1)
         ]
     if not results:
-        raise LayoutChanged(NAME, f"no image results found in the HTML page; {ADVICE}")
+        raise LayoutChanged(NAME, f"no image results found in the HTML page; {advice()}")
     return Results(results)
 
 
 def check_open(day: date | None = None) -> None:
     """Raise Discontinued from the API's closing date on (``day`` defaults to ``today()``)."""
     if (day or today()) >= API_CLOSES:
-        raise Discontinued(NAME, CLOSED)
+        raise Discontinued(NAME, closed())
 
 
 def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> Results:
@@ -210,10 +223,10 @@ def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = (
             f"{root}/search", params={"q": query, "tbm": "isch", "hl": "en"}, raise_for_status=False
         )
     except DownloadError as exc:
-        raise EngineError(NAME, f"request failed ({exc}); {ADVICE}") from None
+        raise EngineError(NAME, f"request failed ({exc}); {advice()}") from None
     classify_html(fetched.body, fetched.final_url)
     if fetched.status >= 400:
-        raise Blocked(NAME, f"HTTP {fetched.status} from {fetched.final_url}; {ADVICE}")
+        raise Blocked(NAME, f"HTTP {fetched.status} from {fetched.final_url}; {advice()}")
     results = parse_html(fetched.body, fetched.final_url)
     return collect(
         NAME, max_n, lambda offset, count: results if offset == 0 else Results(), len(results)

@@ -12,6 +12,7 @@ import logging
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     base_url,
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 NAME = "met"
 DEFAULT_URL = "https://collectionapi.metmuseum.org"
+INFO = EngineInfo(NAME, "The Met collection API (CC0 works)")
 PAGE_SIZE = 20  # objects fetched per round
 MAX_OBJECTS_PER_RESULT = 5  # objects looked at per result asked for, at most
 MAX_OBJECTS = 1000

@@ -11,22 +11,24 @@ import logging
 
 from scraper.download import Client
 from scraper.engines.base import (
+    EngineInfo,
     Result,
     Results,
     as_int,
     base_url,
     collect,
     fetch,
+    json_list,
     keep_licensed,
-    load_json,
+    results_with,
 )
 from scraper.engines.quota import RequestBudget
-from scraper.errors import LayoutChanged
 
 log = logging.getLogger(__name__)
 
 NAME = "openverse"
 DEFAULT_URL = "https://api.openverse.org"
+INFO = EngineInfo(NAME, "Openverse API (anonymous: 20/min, 200/day, 240 deep)")
 PAGE_SIZE = 20  # the anonymous maximum
 MAX_DEPTH = 240  # results an anonymous client may page through
 LIMITS = ((20, 60.0), (200, 86400.0))  # anonymous: 20 a minute, 200 a day
@@ -44,31 +46,23 @@ def license_name(code: str | None, version: str | None) -> str | None:
     return f"CC {code.upper()} {version}".strip() if version else f"CC {code.upper()}"
 
 
+def _result(item: dict) -> Result:
+    return Result(
+        image_url=item["url"],
+        page_url=item.get("foreign_landing_url"),
+        title=item.get("title"),
+        license=license_name(item.get("license"), item.get("license_version")),
+        license_url=item.get("license_url"),
+        creator=item.get("creator"),
+        width=as_int(item.get("width")),
+        height=as_int(item.get("height")),
+        thumbnail_url=item.get("thumbnail"),
+    )
+
+
 def parse(body: bytes) -> Results:
-    data = load_json(NAME, body)
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise LayoutChanged(NAME, "answer has no 'results' list")
-    out = Results()
-    for item in data["results"]:
-        if not isinstance(item, dict) or not item.get("url"):
-            out.drop("no-image-url")
-            continue
-        out.append(
-            Result(
-                image_url=item["url"],
-                page_url=item.get("foreign_landing_url"),
-                title=item.get("title"),
-                license=license_name(item.get("license"), item.get("license_version")),
-                license_url=item.get("license_url"),
-                creator=item.get("creator"),
-                width=as_int(item.get("width")),
-                height=as_int(item.get("height")),
-                thumbnail_url=item.get("thumbnail"),
-            )
-        )
-    if data["results"] and not out:
-        raise LayoutChanged(NAME, "no result has a 'url'")
-    return out
+    _, items = json_list(NAME, body, "results")
+    return results_with(NAME, items, "url", _result)
 
 
 def search(client: Client, query: str, max_n: int, licenses: tuple[str, ...] = ()) -> Results:

@@ -14,6 +14,8 @@ from html import unescape
 
 from scraper.download import Client
 from scraper.engines.base import (
+    ENV_CONTACT,
+    EngineInfo,
     Result,
     Results,
     as_int,
@@ -28,6 +30,7 @@ from scraper.errors import ApiError, Blocked, LayoutChanged
 
 NAME = "wikimedia"
 DEFAULT_URL = "https://commons.wikimedia.org"
+INFO = EngineInfo(NAME, "Wikimedia Commons API", (ENV_CONTACT,))
 PAGE_SIZE = 50
 RENDER_WIDTH = 1920  # one of the thumbnail widths Commons pre-renders
 WEB_MIMES = ("image/jpeg", "image/png", "image/webp", "image/gif")

@@ -16,46 +16,43 @@ import typer
 from rich.table import Table
 
 from stylebench.cli.common import console, escaped, fail, progress, settings
+from stylebench.vocabulary import (
+    CC0_ENGINES,
+    ENGINE_NAMES,
+    IMPORT_MIN_SIDE,
+    LICENCE_ENGINES,
+    LICENSES,
+    ROLES,
+    SCRAPE_MIN_SIDE,
+    STATUSES,
+)
 
 TEMPLATE = "contact_sheet.html.j2"
 THUMB_SIDE = 240
 
 
-class Role(str, Enum):
-    content = "content"
-    style = "style"
+# The choices of --role, --status and --engine (typer shows an Enum's values).
+Role = Enum("Role", {name: name for name in ROLES}, type=str)
+Status = Enum("Status", {name: name for name in STATUSES}, type=str)
+Engine = Enum("Engine", {name: name for name in ENGINE_NAMES}, type=str)
 
 
-class Status(str, Enum):
-    accepted = "accepted"
-    rejected = "rejected"
+def _land(ctx: typer.Context, label: str, call: Any) -> None:
+    """Run a scrape or an import, ``call(progress)``, under a progress bar; print its summary,
+    or fail with its error in one line."""
+    from scraper import ScraperError
 
-
-class Engine(str, Enum):
-    google = "google"
-    bing = "bing"
-    duckduckgo = "duckduckgo"
-    baidu = "baidu"
-    flickr = "flickr"
-    openverse = "openverse"
-    wikimedia = "wikimedia"
-    met = "met"
-    artic = "artic"
-    cleveland = "cleveland"
-
-
-def _run_with_progress(ctx: typer.Context, label: str, call: Any) -> Any:
     quiet = settings(ctx).verbosity < 0
-    with progress(quiet) as bar:
-        task = bar.add_task(label, total=None)
+    try:
+        with progress(quiet) as bar:
+            task = bar.add_task(label, total=None)
 
-        def report(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def report(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        return call(report)
-
-
-def _print_summary(summary: Any) -> None:
+            summary = call(report)
+    except (ScraperError, ValueError) as exc:
+        raise fail(str(exc)) from None
     console.print(escaped(summary.render()))
 
 
@@ -66,15 +63,14 @@ def scrape(
     engine: Engine = typer.Option(Engine.bing, "--engine", "-e", help="Search engine."),
     max_n: int = typer.Option(50, "--max", "-n", min=1, help="Results to fetch."),
     min_side: int = typer.Option(
-        256, "--min-side", min=1, help="Reject images whose short side is smaller."
+        SCRAPE_MIN_SIDE, "--min-side", min=1, help="Reject images whose short side is smaller."
     ),
     license_: list[str] = typer.Option(
         None,
         "--license",
         "-l",
-        help="Keep only these licences (repeatable): cc0, pdm, by, "
-        "by-sa, by-nc, by-nd, by-nc-sa, by-nc-nd. Engines "
-        "flickr, openverse, wikimedia; met, artic, cleveland land CC0 only.",
+        help=f"Keep only these licences (repeatable): {', '.join(LICENSES)}. Engines "
+        f"{', '.join(LICENCE_ENGINES)}; {', '.join(CC0_ENGINES)} land CC0 only.",
     ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again the URLs that failed in earlier runs."
@@ -84,29 +80,24 @@ def scrape(
 
     Running the same query again adds nothing: URLs already in the catalog are skipped.
     """
-    from scraper import ScraperError
     from scraper import scrape as run_scrape
 
     store = settings(ctx).store()
-    try:
-        summary = _run_with_progress(
-            ctx,
-            f"{engine.value}: {query}",
-            lambda report: run_scrape(
-                store,
-                query,
-                role.value,
-                engine.value,
-                max_n,
-                min_side=min_side,
-                licenses=license_ or None,
-                progress=report,
-                retry_failed=retry_failed,
-            ),
-        )
-    except (ScraperError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    _print_summary(summary)
+    _land(
+        ctx,
+        f"{engine.value}: {query}",
+        lambda report: run_scrape(
+            store,
+            query,
+            role.value,
+            engine.value,
+            max_n,
+            min_side=min_side,
+            licenses=license_ or None,
+            progress=report,
+            retry_failed=retry_failed,
+        ),
+    )
 
 
 def import_(
@@ -118,32 +109,28 @@ def import_(
     ),
     role: Role = typer.Option(..., "--role", help="What the images are for."),
     min_side: int = typer.Option(
-        64, "--min-side", min=1, help="Reject images whose short side is smaller."
+        IMPORT_MIN_SIDE, "--min-side", min=1, help="Reject images whose short side is smaller."
     ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Fetch again the sources that failed in earlier runs."
     ),
 ) -> None:
     """Import local images or URLs into the catalog, curated like a scrape (and as idempotent)."""
-    from scraper import CurationConfig, ScraperError, import_sources
+    from scraper import CurationConfig, import_sources
 
     store = settings(ctx).store()
-    try:
-        summary = _run_with_progress(
-            ctx,
-            "import",
-            lambda report: import_sources(
-                store,
-                sources,
-                role.value,
-                progress=report,
-                curation=CurationConfig(min_side=min_side),
-                retry_failed=retry_failed,
-            ),
-        )
-    except (ScraperError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    _print_summary(summary)
+    _land(
+        ctx,
+        "import",
+        lambda report: import_sources(
+            store,
+            sources,
+            role.value,
+            progress=report,
+            curation=CurationConfig(min_side=min_side),
+            retry_failed=retry_failed,
+        ),
+    )
 
 
 def import_pairs(
@@ -318,11 +305,6 @@ def _source(row: dict[str, Any]) -> str:
     return (row.get("image_url") or "").rstrip("/").rsplit("/", 1)[-1]
 
 
-def resolve_ids(store: Any, prefixes: list[str]) -> list[str]:
-    """Full image ids for ids or unique prefixes; a ValueError names unknown or ambiguous ones."""
-    return store.catalog.resolve(prefixes)
-
-
 def _decide(ctx: typer.Context, ids: list[str], status: str, reason: str | None) -> None:
     store = settings(ctx).store()
     try:
@@ -362,8 +344,9 @@ def curate(
         None,
         "--min-side",
         min=1,
-        help="Reject images whose short side is smaller. Default: 64 for imported images, "
-        "256 for scraped ones, as import and scrape decide.",
+        help="Reject images whose short side is smaller. Default: "
+        f"{IMPORT_MIN_SIDE} for imported images, {SCRAPE_MIN_SIDE} for scraped ones, as "
+        "import and scrape decide.",
         show_default=False,
     ),
 ) -> None:

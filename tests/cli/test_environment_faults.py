@@ -107,6 +107,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["stylize", "build-dataset"])
 def test_an_unreachable_prefect_api_is_a_user_error(command, data_dir, tmp_path, probe):
     args = [command]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from storage import Store
@@ -11,6 +12,7 @@ from tests.flows.paired_data import BLUE, GREEN, RED, halves, write_pair
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_import_pairs_then_stylize_records_where_each_run_got_its_segments(tmp_path):
     folder = tmp_path / "pairs"
     write_pair(folder, "authors", 1)

@@ -8,9 +8,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from flows.catalog import pair_catalog
+
+pytestmark = pytest.mark.concurrency
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENT = {
@@ -45,6 +48,19 @@ def _experiment(tmp_path: Path) -> Path:
     return path
 
 
+def _probe_claims(store, pairs, probe, name: str) -> dict:
+    """The ok runs per item, tallied as a probe of concurrent claims."""
+    ok = _ok_counts(store)
+    probe.record(
+        name,
+        rejected=True,
+        reason="each (pair, config) claimed by one worker",
+        rows_lost=len(pairs) - len(ok),
+        rows_duplicated=sum(n - 1 for n in ok.values()),
+    )
+    return ok
+
+
 def test_two_no_prefect_processes_record_each_item_once(small_catalog, tmp_path, probe):
     store = small_catalog
     pairs, _ = pair_catalog(store, "all")
@@ -53,16 +69,8 @@ def test_two_no_prefect_processes_record_each_item_once(small_catalog, tmp_path,
     for p in procs:
         out, err = p.communicate(timeout=900)
         assert p.returncode == 0, err
-    ok = _ok_counts(store)
-    duplicated = sum(n - 1 for n in ok.values())
-    probe.record(
-        "two `stylize --no-prefect` at once",
-        rejected=True,
-        reason="each (pair, config) claimed by one worker",
-        rows_lost=len(pairs) - len(ok),
-        rows_duplicated=duplicated,
-    )
-    assert len(ok) == len(pairs) == 6 and duplicated == 0
+    ok = _probe_claims(store, pairs, probe, "two `stylize --no-prefect` at once")
+    assert len(ok) == len(pairs) == 6 and all(n == 1 for n in ok.values())
     assert store.read("runs").num_rows == 6  # no failed or skipped rows either
     assert list(Path(store.loc.join("leases", "work")).iterdir())  # the claims were leases
 
@@ -79,15 +87,7 @@ def test_a_prefect_flow_and_a_no_prefect_process_at_once(
     result = stylize_nightly(str(experiment), data_dir=store.url)
     out, err = other.communicate(timeout=900)
     assert other.returncode == 0, err
-    ok = _ok_counts(store)
-    duplicated = sum(n - 1 for n in ok.values())
-    probe.record(
-        "a stylize-nightly flow beside `stylize --no-prefect`",
-        rejected=True,
-        reason="each (pair, config) claimed by one worker",
-        rows_lost=len(pairs) - len(ok),
-        rows_duplicated=duplicated,
-    )
-    assert len(ok) == 6 and duplicated == 0
+    ok = _probe_claims(store, pairs, probe, "a stylize-nightly flow beside `stylize --no-prefect`")
+    assert len(ok) == 6 and all(n == 1 for n in ok.values())
     # The flow skipped what the other process held; at its end some of that may still run.
     assert result["planned"] <= 6 and result["ok"] + result["pending"] >= 1

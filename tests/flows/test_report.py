@@ -87,6 +87,7 @@ def test_report_has_gallery_and_plots(report_store, tmp_path):
         assert (tmp_path / "report" / src).is_file(), src
 
 
+@pytest.mark.browser
 def test_report_renders_in_headless_chromium_with_every_image_loaded(report_store, tmp_path):
     result = build_report(report_store, tmp_path / "report")
     url = result.index.resolve().as_uri()

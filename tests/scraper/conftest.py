@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scraper.download import DownloadConfig
-from tests.scraper.helpers import LocalServer
+from tests.localserver import LocalServer
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from tests.scraper.helpers import Answer, LocalServer, encode
+from tests.localserver import Answer, LocalServer
+from tests.scraper.helpers import encode
 
 
 def artwork_jpeg(seed: int, side: int = 320) -> bytes:

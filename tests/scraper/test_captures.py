@@ -18,6 +18,8 @@ import pytest
 from scraper import errors
 from scraper.engines import baidu, bing, duckduckgo, flickr, google, openverse, wikimedia
 
+pytestmark = pytest.mark.dataset
+
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = Path(os.environ.get("STYLEBENCH_CAPTURES", ROOT.parent / "shared" / "captures"))
 

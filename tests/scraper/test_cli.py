@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from storage import Store
 from stylebench.cli.main import app
-from tests.scraper.helpers import Answer, encode, fixture, jpeg
+from tests.localserver import Answer
+from tests.scraper.helpers import encode, fixture, jpeg
 from tests.scraper.test_pipeline import bing_page
 
 

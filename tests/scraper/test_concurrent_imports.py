@@ -5,27 +5,29 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import pytest
 
 from scraper import import_sources
 from scraper.curate import CurationConfig, Deduper, features
 from storage import Store
 from storage.catalog import Catalog, Snapshot
+from tests.barrier import let_go
 from tests.scraper.helpers import PHOTOS, jpeg, photo
 
 REPO = Path(__file__).resolve().parents[2]
 # Each process imports the photos one at a time, in its own order: many snapshots, each
 # racing the others' appends.
 IMPORTER = """
-import os, random, sys, time
+import random, sys
 from pathlib import Path
 from scraper import CurationConfig, import_sources
 from storage import Store
+from tests.barrier import wait_at_the_line
 files = sorted(Path(sys.argv[2]).iterdir())
-random.Random(int(sys.argv[4])).shuffle(files)
-while not os.path.exists(sys.argv[3]):
-    time.sleep(0.002)
+random.Random(int(sys.argv[5])).shuffle(files)
+wait_at_the_line(sys.argv[3], sys.argv[4])
 store = Store(sys.argv[1])
 for _ in range(2):
     for f in files:
@@ -80,13 +82,15 @@ def test_a_torn_view_of_the_catalog_keeps_every_image_accepted(tmp_path, monkeyp
     assert again.rejected_by_reason == {"duplicate": 6}
 
 
+@pytest.mark.concurrency
 def test_four_importers_at_once_accept_each_image(tmp_path, probe):
     folder = _folder(tmp_path)
     data = str(tmp_path / "data")
     go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{n}" for n in range(4)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", IMPORTER, data, str(folder), str(go), str(n)],
+            [sys.executable, "-c", IMPORTER, data, str(folder), str(ready[n]), str(go), str(n)],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             stdout=subprocess.PIPE,
@@ -95,8 +99,7 @@ def test_four_importers_at_once_accept_each_image(tmp_path, probe):
         )
         for n in range(4)
     ]
-    time.sleep(3)
-    go.write_text("go")
+    let_go(procs, ready, go)
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err

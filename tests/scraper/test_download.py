@@ -10,17 +10,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from scraper.download import (
-    Client,
-    DownloadConfig,
-    HostLimiter,
-    check_url,
-    forbidden_address,
-    parse_retry_after,
-    robots_forbid_ai,
-)
+from scraper.download import Client, DownloadConfig, robots_forbid_ai
 from scraper.errors import DownloadError
-from tests.scraper.helpers import Answer, jpeg
+from scraper.ratelimit import HostLimiter, parse_retry_after
+from scraper.urlcheck import check_url, forbidden_address
+from tests.localserver import Answer
+from tests.scraper.helpers import jpeg
 
 
 def test_forbidden_addresses():
@@ -169,10 +164,9 @@ def test_gzip_bomb_stops_at_the_cap(server, fast):
 
 def test_slow_server_times_out(server, fast):
     server.routes["/drip"] = Answer(b"x" * 100, drip=0.1)  # 10 s in all, 100 ms per byte
-    started = time.monotonic()
-    with pytest.raises(DownloadError, match="timeout"):
+    # each byte comes within the read timeout: the 2 s deadline stops the body, not the end
+    with pytest.raises(DownloadError, match="timeout: body not read within 2"):
         Client(dataclasses.replace(fast, retries=0)).get(server.url("/drip"))
-    assert time.monotonic() - started < 8  # the 2 s deadline, not the whole body
     server.routes["/stall"] = Answer(b"late", delay=1.5)
     with pytest.raises(DownloadError, match="timeout"):
         Client(dataclasses.replace(fast, retries=0)).get(server.url("/stall"))

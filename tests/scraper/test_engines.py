@@ -19,7 +19,8 @@ from scraper.errors import (
     MissingApiKey,
     UnsupportedOption,
 )
-from tests.scraper.helpers import FIXTURE_HOST, Answer, fixture
+from tests.localserver import Answer
+from tests.scraper.helpers import FIXTURE_HOST, fixture
 
 
 def paged(param: str, pages: dict[str, bytes], empty: bytes):

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from scraper.engines import ENGINES, canary
 from stylebench.cli.main import app
-from tests.scraper.helpers import Answer, fixture
+from tests.localserver import Answer
+from tests.scraper.helpers import fixture
 
 
 @pytest.fixture

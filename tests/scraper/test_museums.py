@@ -13,7 +13,7 @@ from scraper.engines import artic, cleveland, met
 from scraper.errors import LayoutChanged, UnsupportedOption
 from storage import Store
 from stylebench.cli.main import app
-from tests.scraper.helpers import Answer
+from tests.localserver import Answer
 from tests.scraper.museums import SERVE, works
 
 
@@ -191,6 +191,7 @@ def test_artic_and_cleveland_ask_for_open_works(server, monkeypatch, client):
 # -- end to end through the CLI ------------------------------------------------------------
 
 
+@pytest.mark.slow  # 40 to 50 requests to one host, at the default 4 per second per host
 @pytest.mark.parametrize("engine", ["met", "artic", "cleveland"])
 def test_scrape_museum_end_to_end(engine, server, monkeypatch, tmp_path):
     point(monkeypatch, server, engine)

@@ -15,7 +15,8 @@ from scraper import ScrapeSummary, import_sources, scrape
 from scraper.errors import Captcha
 from scraper.pipeline import expand_sources, failed_id
 from storage import Store
-from tests.scraper.helpers import Answer, encode, fixture, jpeg, photo
+from tests.localserver import Answer
+from tests.scraper.helpers import encode, fixture, jpeg, photo
 from tests.scraper.test_validate import png_header_only
 
 

@@ -23,7 +23,8 @@ from scraper.errors import (
     MissingContact,
     QuotaExhausted,
 )
-from tests.scraper.helpers import Answer, fixture
+from tests.localserver import Answer
+from tests.scraper.helpers import fixture
 
 
 @pytest.fixture

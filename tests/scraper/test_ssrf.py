@@ -8,10 +8,12 @@ import pytest
 import urllib3.util.connection
 
 from scraper import import_sources
-from scraper.download import Client, DownloadConfig, check_url, forbidden_address
+from scraper.download import Client, DownloadConfig
 from scraper.errors import DownloadError
+from scraper.urlcheck import check_url, forbidden_address
 from storage import Store
-from tests.scraper.helpers import Answer, jpeg
+from tests.localserver import Answer, LocalServer
+from tests.scraper.helpers import jpeg
 
 PUBLIC = "93.184.215.14"  # a globally routable address; nothing here ever connects to it
 
@@ -240,33 +242,19 @@ def _self_signed(tmp_path, name: str):
 def test_tls_to_a_pinned_address_verifies_the_name(tmp_path, resolver, dialed):
     """SNI and certificate checks use the host name while the socket goes to the vetted IP."""
     import ssl
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     cert, key = _self_signed(tmp_path, "images.test")
     seen_sni: list[str | None] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    server = LocalServer(tls=context)
+    server.routes["/a"] = Answer(b"ok")
     try:
         answers, calls = resolver
         answers["images.test"] = ["127.0.0.1"]
         answers["other.test"] = ["127.0.0.1"]
-        port = httpd.server_address[1]
+        port = server.port
         client = Client(DownloadConfig(per_host_rps=None, allow_private=True, retries=0))
         client._session().verify = str(cert)
         got = client.get(f"https://images.test:{port}/a")
@@ -276,5 +264,4 @@ def test_tls_to_a_pinned_address_verifies_the_name(tmp_path, resolver, dialed):
         with pytest.raises(DownloadError, match=r"connection.*(hostname|certificate)"):
             client.get(f"https://other.test:{port}/a")
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        server.close()

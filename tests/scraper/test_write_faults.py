@@ -24,7 +24,8 @@ from scraper import import_sources, scrape
 from storage import StorageError, Store
 from storage.location import TMP_PREFIX, Location
 from stylebench.cli.main import app
-from tests.scraper.helpers import Answer, encode, jpeg, photo
+from tests.localserver import Answer
+from tests.scraper.helpers import encode, jpeg, photo
 from tests.scraper.test_pipeline import bing_page
 
 runner = CliRunner()
@@ -175,6 +176,7 @@ def one_worker(fast, monkeypatch):
     return dataclasses.replace(fast, workers=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["import", "scrape"])
 def test_a_failure_at_each_write_strands_nothing(
     command, tmp_path, monkeypatch, one_worker, server, probe

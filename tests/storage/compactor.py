@@ -1,19 +1,17 @@
-"""A process for the concurrency tests: compacts a table, or reads it, in a loop once told to go."""
+"""A process for the concurrency tests: compacts a table, or reads it, in a loop once let go."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 
 from storage import Store
+from tests.barrier import wait_at_the_line
 
 
-def main(location: str, mode: str, rounds: int, go: str) -> None:
+def main(location: str, mode: str, rounds: int, ready: str, go: str) -> None:
     store = Store(location)
-    while not os.path.exists(go):
-        time.sleep(0.005)
+    wait_at_the_line(ready, go)
     seen, errors, skipped = [], [], 0
     for _ in range(rounds):
         try:
@@ -28,4 +26,4 @@ def main(location: str, mode: str, rounds: int, go: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])

@@ -22,20 +22,26 @@ def s3_endpoint():
     server.stop()
 
 
-@pytest.fixture
-def s3_location(s3_endpoint, monkeypatch):
-    """An empty bucket prefix on the local S3 server, with options in the environment
-    (so subprocesses reach it too)."""
+def create_bucket(endpoint: str, prefix: str) -> str:
+    """A new bucket on the S3 server at ``endpoint``: its name, ``prefix`` and a random part."""
     import boto3
 
-    bucket = f"sb-{uuid.uuid4().hex[:12]}"
+    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
     boto3.client(
         "s3",
-        endpoint_url=s3_endpoint,
+        endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
     ).create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture
+def s3_location(s3_endpoint, monkeypatch):
+    """An empty bucket prefix on the local S3 server, with options in the environment
+    (so subprocesses reach it too)."""
+    bucket = create_bucket(s3_endpoint, "sb")
     options = {**S3_CREDENTIALS, "client_kwargs": {"endpoint_url": s3_endpoint}}
     monkeypatch.setenv("STYLEBENCH_STORAGE_OPTIONS", json.dumps(options))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -44,7 +50,7 @@ def s3_location(s3_endpoint, monkeypatch):
     return f"s3://{bucket}/stylebench"
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def location(request, tmp_path):
     """The data directory under test: a local path, then an S3 URL on the local server."""
     if request.param == "local":

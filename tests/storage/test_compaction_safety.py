@@ -17,13 +17,23 @@ from typer.testing import CliRunner
 
 from storage import Leases, Store
 from storage.tables import QUARANTINE_DIR
+from tests.barrier import let_go
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _spawn(location: str, mode: str, rounds: int, go: Path) -> subprocess.Popen:
+def _spawn(location: str, mode: str, rounds: int, ready: Path, go: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.storage.compactor", location, mode, str(rounds), str(go)],
+        [
+            sys.executable,
+            "-m",
+            "tests.storage.compactor",
+            location,
+            mode,
+            str(rounds),
+            str(ready),
+            str(go),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -43,16 +53,17 @@ def _counts(store: Store) -> tuple[int, int]:
     return row["n"], row["d"]
 
 
+@pytest.mark.concurrency
 def test_concurrent_compactions_and_reads_neither_duplicate_nor_fail(location, tmp_path, probe):
     # The case: 450 rows in 45 files, several compactions at once, repeatedly.
     store = Store(location)
     total = _seed(store, 45, 10)
     go = tmp_path / "go"
     rounds = 12 if "://" not in location else 4
-    compactors = [_spawn(location, "compact", rounds, go) for _ in range(4)]
-    readers = [_spawn(location, "read", rounds * 3, go) for _ in range(2)]
-    time.sleep(3)  # let every process import and wait at the line
-    go.write_text("go")
+    ready = [tmp_path / f"ready-{i}" for i in range(6)]
+    compactors = [_spawn(location, "compact", rounds, ready[i], go) for i in range(4)]
+    readers = [_spawn(location, "read", rounds * 3, ready[4 + i], go) for i in range(2)]
+    let_go(compactors + readers, ready, go)
     # More files arrive while they run, so there is something to merge each round.
     for b in range(10):
         store.append("runs", [{"run_id": f"late-{b}-{i}"} for i in range(5)])
@@ -103,7 +114,8 @@ def test_overlapping_merged_groups_count_once(tmp_path):
 
 def test_a_stale_lease_expires_and_a_live_one_holds(location):
     store = Store(location)
-    leases = Leases(store.loc)
+    now = [time.time()]
+    leases = Leases(store.loc, clock=lambda: now[0])
     lease = leases.acquire("compact/runs", 60, owner="first")
     assert lease is not None and leases.holds(lease)
     assert leases.acquire("compact/runs", 60) is None
@@ -112,7 +124,8 @@ def test_a_stale_lease_expires_and_a_live_one_holds(location):
     assert not leases.holds(lease)
     # A lease whose time is up, written by another machine, is free.
     short = leases.acquire("compact/runs", 0.5)
-    time.sleep(0.6)
+    assert leases.acquire("compact/runs", 60) is None
+    now[0] += 0.6
     taken = leases.acquire("compact/runs", 60)
     assert taken is not None and not leases.holds(short)
     leases.release(taken)

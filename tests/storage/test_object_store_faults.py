@@ -20,7 +20,7 @@ from storage import StorageError, Store
 from storage.location import Location, fault_of_environment
 from stylebench.cli.common import describe_error
 from stylebench.cli.main import app
-from tests.storage.conftest import S3_CREDENTIALS
+from tests.storage.conftest import S3_CREDENTIALS, create_bucket
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +65,7 @@ def _noise(root: Path, n: int) -> Path:
     return root
 
 
+@pytest.mark.slow  # the S3 client retries a closed port before it gives up
 @pytest.mark.parametrize("command", [["info"], ["import", "IMAGES", "--role", "style"]])
 def test_an_unreachable_object_store_is_a_user_error(command, tmp_path, probe):
     options = {
@@ -82,6 +83,7 @@ def test_an_unreachable_object_store_is_a_user_error(command, tmp_path, probe):
     probe.record(f"{command[0]} on an unreachable object store", rejected=True, reason=errors[0])
 
 
+@pytest.mark.s3
 @pytest.mark.parametrize("command", [["info"], ["import", "IMAGES", "--role", "style"]])
 def test_a_missing_bucket_is_an_error(command, s3_endpoint, tmp_path, probe):
     options = {**S3_CREDENTIALS, "client_kwargs": {"endpoint_url": s3_endpoint}}
@@ -94,6 +96,7 @@ def test_a_missing_bucket_is_an_error(command, s3_endpoint, tmp_path, probe):
     probe.record(f"{command[0]} on a missing bucket", rejected=True, reason=errors[0])
 
 
+@pytest.mark.s3
 def test_an_existing_bucket_without_the_prefix_is_an_empty_store(s3_location):
     assert Store(s3_location).read("images").num_rows == 0  # not an error: nothing written yet
 
@@ -101,7 +104,6 @@ def test_an_existing_bucket_without_the_prefix_is_an_empty_store(s3_location):
 @pytest.fixture
 def dying_server(monkeypatch):
     """An S3 server of this test's own (so stopping it spares the others), with a bucket."""
-    import boto3
     from moto.server import ThreadedMotoServer
 
     servers = []
@@ -116,15 +118,7 @@ def dying_server(monkeypatch):
         monkeypatch.setenv("STYLEBENCH_STORAGE_OPTIONS", json.dumps(options))
         return endpoint
 
-    endpoint = start()
-    bucket = f"dies-{uuid.uuid4().hex[:10]}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=bucket)
+    bucket = create_bucket(start(), "dies")
     yield f"s3://{bucket}/data", servers, start
     for server in servers:
         try:
@@ -133,6 +127,8 @@ def dying_server(monkeypatch):
             pass
 
 
+@pytest.mark.s3
+@pytest.mark.slow
 def test_an_object_store_that_dies_mid_import_stops_it_at_once(
     dying_server, tmp_path, monkeypatch, probe
 ):

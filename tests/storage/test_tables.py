@@ -59,6 +59,7 @@ def test_empty_tables_have_their_schema(location):
 
 
 @pytest.mark.slow
+@pytest.mark.concurrency
 def test_eight_concurrent_writers_lose_no_rows(location):
     # 8 processes x 1000 rows; on S3 in fewer, larger batches to keep the test quick.
     batches, rows = (100, 10) if "://" not in location else (10, 100)

@@ -11,6 +11,8 @@ from PIL import Image
 from styletransfer import SegmentationMasks, TransferConfig, transfer
 from styletransfer.quality import labels_from_label_images, score
 
+pytestmark = pytest.mark.dataset
+
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = Path(
     os.environ.get("STYLEBENCH_DPST_DIR", ROOT.parent / "shared" / "datasets" / "dpst-paper")

@@ -13,6 +13,7 @@ from styletransfer.features import (
     load_encoder,
     valid_layers,
 )
+from tests.localserver import Answer, LocalServer
 
 
 def test_bundled_vgg19_returns_exactly_the_requested_layers_trimmed():
@@ -64,6 +65,7 @@ def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch
         load_encoder("vgg16", ["relu1_2"], weights=tmp_path / "nope.pth")
 
 
+@pytest.mark.slow  # builds and saves a whole vgg16 (528 MB of random weights)
 def test_local_weights_files_are_used(tmp_path):
     """A torchvision-format state dict given as a path (random values, built here)."""
     import torchvision.models as tvm
@@ -88,38 +90,6 @@ def test_local_weights_files_are_used(tmp_path):
         load_encoder("vgg19", ["relu1_1"], weights=tmp_path / "r101.pth")
 
 
-class _WeightsServer:
-    """A local stand-in for download.pytorch.org: serves given files, counts requests."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        import http.server
-        import threading
-
-        self.files = files
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                body = outer.files.get(self.path.rsplit("/", 1)[-1])
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/models"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def weights_server(tmp_path, monkeypatch):
     """A vgg16 state dict (conv1_1 only, random) served locally under a hash-named file."""
@@ -135,7 +105,9 @@ def weights_server(tmp_path, monkeypatch):
     torch.save(state, buffer)
     data = buffer.getvalue()
     name = f"vgg16-{hashlib.sha256(data).hexdigest()[:8]}.pth"
-    server = _WeightsServer({name: data, "vgg16-397923af.pth": b"not the real file"})
+    server = LocalServer()  # a stand-in for download.pytorch.org
+    server.routes[f"/models/{name}"] = Answer(data)
+    server.routes["/models/vgg16-397923af.pth"] = Answer(b"not the real file")
     real = features._torchvision_weights
     monkeypatch.setattr(
         features,
@@ -147,7 +119,7 @@ def weights_server(tmp_path, monkeypatch):
         ),
     )
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("STYLEBENCH_WEIGHTS_URL", server.url)
+    monkeypatch.setenv("STYLEBENCH_WEIGHTS_URL", server.url("/models"))
     yield SimpleNamespace(server=server, state=state, name=name, features=features)
     server.close()
 
@@ -158,11 +130,11 @@ def test_online_weights_download_into_torch_cache_once(weights_server, monkeypat
     cached = tmp_path / "torch" / "hub" / "checkpoints" / ws.name
     assert ws.features.torchvision_cache_file("vgg16") == cached
     enc = load_encoder("vgg16", ["relu1_1"])
-    assert ws.server.requests == [f"/models/{ws.name}"]
+    assert ws.server.hits == {f"/models/{ws.name}": 1}
     assert cached.is_file() and enc.weights_source == f"torchvision:{cached}"
     assert torch.equal(enc.body.conv1_1.weight, ws.state["features.0.weight"])
     again = load_encoder("vgg16", ["relu1_1"], weights="torchvision")
-    assert len(ws.server.requests) == 1  # the second run reads torch's cache
+    assert ws.server.hits.total() == 1  # the second run reads torch's cache
     assert torch.equal(again.body.conv1_1.bias, ws.state["features.0.bias"])
     assert [p.name for p in cached.parent.iterdir()] == [ws.name]
 
@@ -175,7 +147,7 @@ def test_offline_weights_make_no_request_and_name_the_file(weights_server, monke
         load_encoder("vgg16", ["relu1_1"])
     message = str(info.value)
     assert ws.name in message and str(cached) in message and "STYLEBENCH_OFFLINE" in message
-    assert ws.server.requests == [] and not cached.exists()
+    assert not ws.server.hits and not cached.exists()
 
 
 def test_corrupt_or_missing_downloads_keep_nothing(weights_server, monkeypatch, tmp_path):
@@ -192,7 +164,7 @@ def test_corrupt_or_missing_downloads_keep_nothing(weights_server, monkeypatch, 
         load_encoder("vgg16", ["relu1_1"])
     checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
     assert list(checkpoints.iterdir()) == []
-    monkeypatch.setenv("STYLEBENCH_WEIGHTS_URL", ws.server.url + "/elsewhere")
+    monkeypatch.setenv("STYLEBENCH_WEIGHTS_URL", ws.server.url("/models/elsewhere"))
     monkeypatch.setattr(
         ws.features,
         "_torchvision_weights",

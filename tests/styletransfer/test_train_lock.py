@@ -76,6 +76,7 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.concurrency
 def test_one_trainer_per_model_name_and_an_honest_ctrl_c(setup, probe):
     data, base = setup
     first = _train(

@@ -51,8 +51,8 @@ def test_result_and_metrics_follow_the_design(astronaut, coffee, cache):
         "seconds",
         "losses",
         "curve",
-        "quality",  # added after DESIGN.md's keys: ssim, colour_distance, affine_residual
-        "mask_source",  # added after DESIGN.md's keys: given | auto | none
+        "quality",  # ssim, colour_distance, affine_residual
+        "mask_source",  # given | auto | none
     ]
     assert set(metrics["quality"]) == {"ssim", "colour_distance", "affine_residual"}
     assert all(0 <= metrics["quality"][k] <= 1 for k in ("ssim", "affine_residual"))
