@@ -75,6 +75,15 @@ def apply_affine(a: Tensor, b: Tensor, image: Tensor) -> Tensor:
     return (a * image[:, None]).sum(2) + b
 
 
+def guided_filter(guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1e-4) -> Tensor:
+    """The colour guided filter: window fits averaged over the windows covering each pixel."""
+    a, b = local_affine_fit(guide, target, radius, eps)
+    n, c = a.shape[:2]
+    h, w = a.shape[-2:]
+    a_mean = box_filter(a.reshape(n, c * 3, h, w), radius).reshape(n, c, 3, h, w)
+    return apply_affine(a_mean, box_filter(b, radius), guide.to(a.dtype))
+
+
 def affine_residual(guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1e-12) -> Tensor:
     """Root mean squared residual of the best affine fit of ``target`` on ``guide`` per window.
 

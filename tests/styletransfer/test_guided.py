@@ -1,4 +1,4 @@
-"""Tests of local affine colour maps: box filter, affine fits, bilateral grids."""
+"""Tests of local affine colour maps: box filter, guided filter, affine fits, bilateral grids."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from styletransfer.guided import (
     apply_affine,
     apply_grid,
     box_filter,
+    guided_filter,
     identity_grid,
     local_affine_fit,
     luminance,
@@ -102,3 +103,16 @@ def test_luminance_weights_and_shape_errors():
         local_affine_fit(torch.ones(1, 3, 4, 4), torch.ones(1, 3, 5, 4))
     with pytest.raises(ValueError, match="cells"):
         identity_grid(1, 1, 4, 4)
+
+
+def test_guided_filter_keeps_edges_that_a_box_blur_smears():
+    gen = torch.Generator().manual_seed(5)
+    step = torch.zeros(1, 3, 24, 24, dtype=torch.float64)
+    step[..., 12:] = 1.0
+    noisy = step + 0.05 * torch.randn(step.shape, generator=gen, dtype=torch.float64)
+    smoothed = guided_filter(noisy, noisy, radius=3, eps=1e-2)
+    edge_guided = float((smoothed[..., 13] - smoothed[..., 10]).mean())
+    edge_box = float((box_filter(noisy, 3)[..., 13] - box_filter(noisy, 3)[..., 10]).mean())
+    assert edge_guided > 0.9 and edge_box < 0.75
+    # and it removes noise in the flat parts
+    assert float(smoothed[..., :8].std()) < 0.5 * float(noisy[..., :8].std())
