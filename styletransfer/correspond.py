@@ -42,9 +42,11 @@ from skimage.segmentation import slic
 from torch import Tensor
 
 from styletransfer.colour import rgb_to_lab
+from styletransfer.images import downsize
 
 # The feature network's layers the matching reads (VGG19 names).
 LAYERS = ("relu4_1", "relu5_1")
+WORK_SIZE = 320  # longer side of the copies cut into superpixels; labels come at this size
 SUPERPIXELS = 200  # SLIC segments per photo at the working size
 COMPACTNESS = 10.0  # SLIC's balance of colour against position (its documented default)
 TEMPERATURE = 0.05  # of the softmax over cosine similarities in each vote
@@ -91,18 +93,9 @@ def _standardised(x: Tensor) -> Tensor:
     return (x - mean) / (std + 1e-5)
 
 
-def _downsize(image: Tensor, longest: int) -> Tensor:
-    h, w = image.shape[-2:]
-    if max(h, w) <= longest:
-        return image
-    scale = longest / max(h, w)
-    size = (max(16, round(h * scale)), max(16, round(w * scale)))
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
 def deep_features(encoder: torch.nn.Module, image: Tensor, match_size: int) -> tuple[Tensor, tuple]:
     """Standardised relu4_1 + relu5_1 of ``image`` ([1, 3, H, W]) as unit vectors [N, D]."""
-    small = _downsize(image, match_size)
+    small = downsize(image, match_size)
     param = next(encoder.parameters())
     with torch.inference_mode():
         feats = encoder(small.to(device=param.device, dtype=param.dtype))
@@ -132,10 +125,13 @@ def _cells(labels: np.ndarray, grid: tuple[int, int]) -> sp.csr_matrix:
 
 
 def prepare(
-    encoder: torch.nn.Module, image: Tensor, work: Tensor, match_size: int
+    encoder: torch.nn.Module, image: Tensor, match_size: int, work_size: int = WORK_SIZE
 ) -> PhotoFeatures:
-    """Features of ``image`` and superpixels of ``work`` (the same photo at the working size)."""
+    """One photo ([1, 3, H, W] in [0, 1]) ready to match: features of a copy at ``match_size``,
+    superpixels and their colours on a copy at ``work_size`` (labels come at that size)."""
+    image = image.float()
     features, grid = deep_features(encoder, image, match_size)
+    work = downsize(image, work_size)
     rgb = work[0].permute(1, 2, 0).detach().cpu().double().clamp(0, 1).numpy()
     labels = slic(
         rgb, n_segments=SUPERPIXELS, compactness=COMPACTNESS, start_label=0, convert2lab=True

@@ -203,3 +203,15 @@ def label_masks(
         sm = torch.from_numpy((s_codes == code).astype(np.float32))
         pairs.append((cm[None, None], sm[None, None]))
     return pairs
+
+
+def downsize(image: torch.Tensor, longest: int) -> torch.Tensor:
+    """A [B, C, H, W] tensor shrunk (antialiased) so its longer side is at most ``longest``."""
+    h, w = image.shape[-2:]
+    if max(h, w) <= longest:
+        return image
+    scale = longest / max(h, w)
+    size = (max(8, round(h * scale)), max(8, round(w * scale)))
+    return torch.nn.functional.interpolate(
+        image, size=size, mode="bilinear", antialias=True, align_corners=False
+    )

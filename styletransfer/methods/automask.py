@@ -21,9 +21,6 @@ from torch import Tensor
 from styletransfer import correspond
 from styletransfer.engine import MethodInput
 
-# Superpixels and labels are computed on copies whose longer side is at most this.
-WORK_SIZE = 320
-
 
 @dataclass(frozen=True)
 class AutoMaskOptions:
@@ -84,35 +81,21 @@ def match_encoder(inp: MethodInput) -> torch.nn.Module:
     )
 
 
-def _downsize(image: Tensor, longest: int) -> Tensor:
-    h, w = image.shape[-2:]
-    if max(h, w) <= longest:
-        return image
-    scale = longest / max(h, w)
-    size = (max(16, round(h * scale)), max(16, round(w * scale)))
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-def _photo(encoder: torch.nn.Module, image: Tensor, match: correspond.MatchOptions):
-    image = image.float()
-    return correspond.prepare(encoder, image, _downsize(image, WORK_SIZE), match.match_size)
-
-
 def auto_labels(
     inp: MethodInput, index: int, match: correspond.MatchOptions
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Content ``index``'s segments and each style's: one (content, style) label pair per style.
 
-    Label images at the working size (longer side ``WORK_SIZE``); -1 marks no segment.
+    Label images at the working size (``correspond.WORK_SIZE``); -1 marks no segment.
     Several styles share the first style's content segments.
     """
     encoder = match_encoder(inp)
-    content = _photo(encoder, inp.contents[index : index + 1], match)
+    content = correspond.prepare(encoder, inp.contents[index : index + 1], match.match_size)
     styles = [
         inp.cache.get_or_compute(
             "match",
-            (inp.style_keys[s], WORK_SIZE, match.match_size, str(inp.device)),
-            lambda s=s: _photo(encoder, inp.styles[s], match),
+            (inp.style_keys[s], correspond.WORK_SIZE, match.match_size, str(inp.device)),
+            lambda s=s: correspond.prepare(encoder, inp.styles[s], match.match_size),
         )
         for s in range(len(inp.styles))
     ]

@@ -60,6 +60,7 @@ from styletransfer.guided import (
     local_affine_fit,
     luminance,
 )
+from styletransfer.images import downsize
 from styletransfer.methods.automask import auto_labels
 
 # The refinement's loss weights and layers: styletransfer.registry.PhotoFastDefaults.
@@ -168,15 +169,6 @@ class PhotoFastOptions:
             if not ok:
                 raise ValueError(f"photo-fast {message}")
         return opts
-
-
-def _downsize(image: Tensor, longest: int) -> Tensor:
-    h, w = image.shape[-2:]
-    if max(h, w) <= longest:
-        return image
-    scale = longest / max(h, w)
-    size = (max(8, round(h * scale)), max(8, round(w * scale)))
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def _mask_labels(masks: list[Tensor], like: Tensor) -> np.ndarray:
@@ -293,8 +285,8 @@ def closed_form(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Content ``index`` at full size, its closed-form result, and the result at work size."""
     content = inp.contents[index : index + 1]
-    small = _downsize(content, opts.work_size)
-    styles = [_downsize(s, opts.work_size) for s in inp.styles]
+    small = downsize(content, opts.work_size)
+    styles = [downsize(s, opts.work_size) for s in inp.styles]
     masks = None if inp.masks is None else inp.masks[index]
     labels = None
     if masks is None and opts.semantic and opts.segments > 1:
@@ -338,9 +330,9 @@ def refine(
     cfg = inp.config
     started = time.perf_counter()
     encoder = get_encoder(inp)
-    small_content = _downsize(content, opts.fit_size)
-    small_start = _downsize(start, opts.fit_size)
-    small_styles = [_downsize(s, opts.fit_size) for s in inp.styles]
+    small_content = downsize(content, opts.fit_size)
+    small_start = downsize(start, opts.fit_size)
+    small_styles = [downsize(s, opts.fit_size) for s in inp.styles]
     small = dataclasses.replace(inp, contents=small_content, styles=small_styles)
     masks = None if inp.masks is None else inp.masks[index]
     content_masks = None
@@ -350,7 +342,7 @@ def refine(
         if masks is not None:
             style_masks = []
             for _, sms in masks:
-                m = (_downsize(sms[s].float(), opts.fit_size) >= 0.5).float()
+                m = (downsize(sms[s].float(), opts.fit_size) >= 0.5).float()
                 style_masks.append(_erode(m, round(MASK_EROSION * max(m.shape[-2:]))))
         key = None if inp.mask_keys is None else f"{inp.mask_keys[index]}:eroded"
         targets.append(style_targets(small, encoder, s, style_masks, key))
