@@ -128,13 +128,16 @@ def window_means(
     size: int,
     stride: int,
     clipped: bool,
+    dtype: Any = np.float64,
 ) -> np.ndarray:
     """Means of ``channels`` planes over ``size`` x ``size`` windows centred on a grid: [C, y, x].
 
     ``fill(block, top, bottom)`` writes rows ``top:bottom`` of every plane into ``block``
     ([C, bottom - top, width]), a block at a time. The grid has the given stride; with
     ``clipped`` its windows are centred on every ``stride``-th pixel from (0, 0), clipped at
-    the borders (the mean of the pixels inside), else they lie inside the picture.
+    the borders (the mean of the pixels inside), else they lie inside the picture. The sums
+    are taken in ``dtype`` (each of at most ``size`` terms: float32 keeps centred statistics to
+    about 1e-7 of their range).
     """
     r = size // 2
     if clipped:
@@ -146,7 +149,7 @@ def window_means(
     if ny == 0 or nx == 0:
         return out
     per_block = max(1, (BLOCK_BYTES // (channels * (width + 2 * r) * 8) - size) // stride + 1)
-    block = np.zeros((channels, (per_block - 1) * stride + size, width + 2 * r))
+    block = np.zeros((channels, (per_block - 1) * stride + size, width + 2 * r), dtype=dtype)
     for i0 in range(0, ny, per_block):
         n = min(per_block, ny - i0)
         top, bottom = ys[i0] - r, ys[i0 + n - 1] + r + 1
@@ -201,7 +204,7 @@ def luma_ssim(
         np.multiply(block[0], block[1], out=block[4])
 
     stride = grid_stride((h - k + 1) * (w - k + 1), max_windows)
-    ux, uy, uxx, uyy, uxy = window_means(fill, 5, h, w, k, stride, clipped=False)
+    ux, uy, uxx, uyy, uxy = window_means(fill, 5, h, w, k, stride, clipped=False, dtype=np.float32)
     norm = k * k / (k * k - 1)  # sample covariance
     vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
     ux += shift
@@ -469,7 +472,9 @@ def affine_residual_share(
             np.multiply(block[i], block[j], out=block[6 + q])
 
     stride = grid_stride(h * w, max_windows)
-    m = window_means(fill, 6 + len(_MOMENTS), h, w, 2 * radius + 1, stride, clipped=True)
+    m = window_means(
+        fill, 6 + len(_MOMENTS), h, w, 2 * radius + 1, stride, clipped=True, dtype=np.float32
+    )
     mg, mp = m[0:3], m[3:6]
     # The guide's covariance (upper triangle, ridge on the diagonal) and its adjugate.
     c00, c01, c02, c11, c12, c22 = (m[6 + q] - mg[i] * mg[j] for q, (i, j) in enumerate(_GUIDE))
