@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 # A run's phases in the order they happen (styletransfer.transfer.PHASES), then the rest of its
 # span ("wait"); together they add up to its wall time.
 PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
+# Whether a CPU batch reads, scores and writes beside the method too (an accelerator always
+# does): the second core is idle while a method runs single-threaded code (the closed forms'
+# numpy and scipy), so housekeeping there costs the method little (bench_throughput measures
+# both ways).
+OVERLAP_ON_CPU = True
 
 
 @dataclass
@@ -367,9 +372,9 @@ def run_batch(
     """Stylise ``items`` and record them; a failing item becomes a ``failed`` row, never an abort.
 
     ``accelerator_slot`` is entered only around the transfer itself (the GPU section). With
-    ``overlap`` (default: on an accelerator) a worker thread reads the next batch's images and
-    scores and writes the last one's outputs while the method runs; else each batch is loaded,
-    run, scored and written in turn.
+    ``overlap`` (default: on an accelerator, and on a CPU where ``OVERLAP_ON_CPU``) a worker
+    thread reads the next batch's images and scores and writes the last one's outputs while
+    the method runs; else each batch is loaded, run, scored and written in turn.
     """
     from stylebench import __version__
     from styletransfer import transfer_batch
@@ -381,7 +386,7 @@ def run_batch(
     started_batch = origin[1]
     chunks = _chunks(items)
     if overlap is None:
-        overlap = _on_accelerator(chunks, select_device)
+        overlap = OVERLAP_ON_CPU or _on_accelerator(chunks, select_device)
     outcome = BatchOutcome()
     runs: list[RunRecord] = []
     curves: list[CurvePoint] = []
