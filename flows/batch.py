@@ -371,10 +371,11 @@ def run_batch(
 ) -> BatchOutcome:
     """Stylise ``items`` and record them; a failing item becomes a ``failed`` row, never an abort.
 
-    ``accelerator_slot`` is entered only around the transfer itself (the GPU section). With
-    ``overlap`` (default: on an accelerator, and on a CPU where ``OVERLAP_ON_CPU``) a worker
-    thread reads the next batch's images and scores and writes the last one's outputs while
-    the method runs; else each batch is loaded, run, scored and written in turn.
+    ``accelerator_slot`` is held only while the method runs (the GPU section). With ``overlap``
+    (default: on an accelerator, and on a CPU where ``OVERLAP_ON_CPU``) a worker thread reads
+    the next stacked batch's images and scores and writes the last one's outputs while the
+    method runs, which runs the batches back to back inside one hold of the slot; else each
+    batch is loaded, run (holding the slot), scored and written in turn.
     """
     from stylebench import __version__
     from styletransfer import transfer_batch
@@ -400,12 +401,14 @@ def run_batch(
             if on_item is not None:
                 on_item(run.item, run.status)
 
-    def run(chunk: _Chunk) -> tuple[list[TransferResult] | None, str | None]:
+    def run(
+        chunk: _Chunk, hold: Callable[[], AbstractContextManager[Any]]
+    ) -> tuple[list[TransferResult] | None, str | None]:
         if chunk.error is not None:
             return None, chunk.error
         group = chunk.group
         try:
-            with slot():
+            with hold():
                 results = transfer_batch(
                     chunk.contents,
                     group.styles,
@@ -422,20 +425,23 @@ def run_batch(
     if not overlap:
         for chunk in chunks:
             _load(store, chunk)
-            collect(_finish(store, chunk, *run(chunk), origin))
-    else:
+            collect(_finish(store, chunk, *run(chunk, slot), origin))
+    elif chunks:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="housekeeping") as pool:
             finishing: list[Future[list[RunOutcome]]] = []
-            loading = pool.submit(_load, store, chunks[0]) if chunks else None
-            for k, chunk in enumerate(chunks):
-                assert loading is not None
-                loading.result()
-                # The next batch's images are read while this one runs.
-                if k + 1 < len(chunks):
-                    loading = pool.submit(_load, store, chunks[k + 1])
-                finishing.append(pool.submit(_finish, store, chunk, *run(chunk), origin))
-                while finishing and finishing[0].done():
-                    collect(finishing.pop(0).result())
+            loading = pool.submit(_load, store, chunks[0])
+            loading.result()
+            # The method runs batch after batch while the worker reads the next one and
+            # scores and writes the last: the slot is held once, for all of them.
+            with slot():
+                for k, chunk in enumerate(chunks):
+                    loading.result()
+                    if k + 1 < len(chunks):
+                        loading = pool.submit(_load, store, chunks[k + 1])
+                    ran = run(chunk, nullcontext)
+                    finishing.append(pool.submit(_finish, store, chunk, *ran, origin))
+                    while finishing and finishing[0].done():
+                        collect(finishing.pop(0).result())
             for future in finishing:
                 collect(future.result())
     # Curves first, runs last: a run is recorded only once everything it refers to exists.
