@@ -543,16 +543,14 @@ def labels_from_label_images(
     """
     c = label_codes(content_mask, content_size)
     s = label_codes(style_mask, style_size)
-    shared = sorted((set(np.unique(c)) & set(np.unique(s))) - {-1})
-    if not shared:
+    shared = np.intersect1d(c, s)
+    shared = shared[shared >= 0]  # sorted colour codes in both
+    if not len(shared):
         raise ValueError("the content and style masks share no label colour")
-    lookup = {code: i for i, code in enumerate(shared)}
 
     def relabel(codes: np.ndarray) -> np.ndarray:
-        out = np.full(codes.shape, -1, dtype=np.int64)
-        for code, i in lookup.items():
-            out[codes == code] = i
-        return out
+        index = np.minimum(np.searchsorted(shared, codes), len(shared) - 1)
+        return np.where(shared[index] == codes, index, -1).astype(np.int64)
 
     return relabel(c), relabel(s)
 
