@@ -159,6 +159,27 @@ def _bare_loop(catalog: Path, method: str, settings: dict) -> Way:
     )
 
 
+def _in_process(catalog: Path, root: Path, method: str, spec: Path, overlap: bool) -> Way:
+    """The stylize loop (plan, claim, run_batch, record) in this process, overlap on or off."""
+    from flows.batch import plan_experiment, run_batch
+    from flows.specs import ExperimentSpec, load_spec
+    from storage import Store
+
+    data = root / f"{method}-overlap-{'on' if overlap else 'off'}"
+    shutil.copytree(catalog, data)
+    store = Store(str(data))
+    start = time.perf_counter()
+    night = plan_experiment(store, load_spec(spec, ExperimentSpec))
+    for batch in night.batches:
+        with store.runs.claim(list(batch)) as claim:
+            run_batch(store, claim.items, overlap=overlap)
+    wall = time.perf_counter() - start
+    seconds, pairs = _method_seconds(data)
+    return Way(
+        method, f"run_batch in-process, overlap {'on' if overlap else 'off'}", wall, seconds, pairs
+    )
+
+
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
     lines = [SECTION, ""]
@@ -195,6 +216,10 @@ def run(quick: bool = False) -> str:
                 print(f"{results[-1]}", file=sys.stderr, flush=True)
             results.append(_bare_loop(catalog, method, settings))
             print(f"{results[-1]}", file=sys.stderr, flush=True)
+            if method == "photo-fast":  # does housekeeping beside the method slow a CPU?
+                for k, overlap in enumerate((False, True, False, True)):
+                    results.append(_in_process(catalog, work / f"ab{k}", method, spec, overlap))
+                    print(f"{results[-1]}", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
     lines += report(results, load_before, load_after, gatys_steps)
     return "\n".join(lines) + "\n"
@@ -210,7 +235,10 @@ def report(results: list[Way], before: tuple, after: tuple, gatys_steps: int) ->
         "method's share is the runs' prepare + Laplacian + optimize seconds over the wall "
         "time of the whole command (process start-up, planning, loading, scoring, writing and "
         "recording included); *bare* is the same command with nothing left to do (its fixed "
-        "cost: interpreter, imports, and for Prefect the ephemeral server).",
+        "cost: interpreter, imports, and for Prefect the ephemeral server). *run_batch "
+        "in-process, overlap on/off* is stylize's loop without the process start-up, with the "
+        "worker thread reading, scoring and writing beside the method or each batch in turn, "
+        "alternated twice: whether overlapping costs a CPU anything.",
         "",
         "| method | way | pairs | wall s | pairs/s | method s | method's share | bare s | "
         "share without the bare cost | target |",
