@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast test-heavy bench lint format clean
+.PHONY: help setup demo test test-fast test-heavy bench gpu-check lint format clean
 
 help:  ## List the chores
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ test-heavy: setup  ## Run only what test-fast leaves out (slow, concurrency, bro
 
 bench: setup  ## Run the benchmarks and write bench/RESULTS.md
 	$(BIN)/python -m bench
+
+gpu-check: setup  ## On a CUDA machine: device tests and a short GPU benchmark (< 5 min) -> bench/out/gpu-check.{json,md}
+	$(BIN)/python -m bench.gpu_check --timeout 280
 
 lint: setup  ## ruff over the code
 	$(BIN)/ruff check .

@@ -21,19 +21,28 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage import CurvePoint, PlannedConfig, RunRecord, Store, WorkItem
 
+if TYPE_CHECKING:
+    from styletransfer import TransferResult
+
 log = logging.getLogger(__name__)
 
-PHASES = ("total", "prepare", "optimize", "laplacian")
-LOSSES = ("total", "content", "style", "tv", "photoreal")
-CURVE_COLUMNS = ("step", "elapsed_s", *(f"loss_{k}" for k in LOSSES))
+# A run's phases in the order they happen (styletransfer.transfer.PHASES), then the rest of its
+# span ("wait"); together they add up to its wall time.
+PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
+# Whether a CPU batch reads, scores and writes beside the method too (an accelerator always
+# does): the second core is idle while a method runs single-threaded code (the closed forms'
+# numpy and scipy), so housekeeping there costs the method little (bench_throughput measures
+# both ways).
+OVERLAP_ON_CPU = True
 
 
 @dataclass
@@ -65,12 +74,9 @@ def plan(
     *,
     strategy: str | None = None,
     limit: int | None = None,
-    experiment: str | None = None,
 ) -> list[WorkItem]:
     """Every (pair, config) not yet recorded ``ok``, pairs oldest first."""
-    return store.runs.pending(
-        planned(configs), strategy=strategy, limit=limit, experiment=experiment
-    )
+    return store.runs.pending(planned(configs), strategy=strategy, limit=limit)
 
 
 def without_done(store: Store, items: Sequence[WorkItem]) -> list[WorkItem]:
@@ -140,6 +146,248 @@ def _png(image: Any) -> bytes:
     return buf.getvalue()
 
 
+# -- one run, typed, and its row -------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    """One work item's run: its result (None where it failed before running) and its record.
+
+    ``seconds`` holds the phases of PHASES, "total" (load to optimize), "wall" (the span,
+    ``finished_at - started_at``) and "wait" (the rest of the span).
+    """
+
+    item: WorkItem
+    run_id: str
+    result: TransferResult | None
+    error: str | None
+    seconds: dict[str, float]
+    started_at: datetime
+    finished_at: datetime
+    output_path: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.result is None else self.result.status
+
+
+def run_record(outcome: RunOutcome, *, host: str, version: str) -> RunRecord:
+    """The ``runs`` row of a run: the one place a transfer result becomes a row."""
+    item, result, seconds = outcome.item, outcome.result, outcome.seconds
+    planned_config = json.loads(item.config)
+    common = {
+        "run_id": outcome.run_id,
+        "pair_id": item.pair_id,
+        "content_id": item.content_id,
+        "style_ids": tuple(item.style_ids),
+        "config_hash": item.config_hash,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
+        "experiment": item.experiment,
+        "host": host,
+        "stylebench_version": version,
+        "seconds_total": seconds.get("total"),
+        "seconds_prepare": seconds.get("prepare"),
+        "seconds_optimize": seconds.get("optimize"),
+        "seconds_laplacian": seconds.get("laplacian"),
+        "seconds_load": seconds.get("load"),
+        "seconds_score": seconds.get("score"),
+        "seconds_write": seconds.get("write"),
+        "seconds_wall": seconds.get("wall"),
+        "seconds_wait": seconds.get("wait"),
+    }
+    if result is None:  # failed before it ran: the planned config is what there is
+        return RunRecord(
+            **common,
+            method=planned_config.get("method"),
+            feature_model=planned_config.get("feature_model"),
+            config=item.config,
+            status="failed",
+            error=outcome.error,
+            mask_source="given" if _gets_masks(planned_config.get("method"), item) else None,
+        )
+    losses = result.measured_losses()  # null where not measured: SQL skips it
+    quality = result.quality
+    return RunRecord(
+        **common,
+        method=result.config.method,
+        feature_model=result.config.feature_model,
+        config=result.config.to_json(),
+        device=result.device,
+        height=result.height,
+        width=result.width,
+        steps=result.steps,
+        status=result.status,
+        error=result.error,
+        loss_total=losses.get("total"),
+        loss_content=losses.get("content"),
+        loss_style=losses.get("style"),
+        loss_tv=losses.get("tv"),
+        loss_photoreal=losses.get("photoreal"),
+        output_path=outcome.output_path,
+        quality_ssim=quality.get("ssim"),
+        quality_colour_distance=quality.get("colour_distance"),
+        quality_affine_residual=quality.get("affine_residual"),
+        mask_source=result.mask_source,
+    )
+
+
+def curve_points(outcome: RunOutcome) -> list[CurvePoint]:
+    """The ``loss_curves`` rows of a run."""
+    if outcome.result is None:
+        return []
+    return [
+        CurvePoint(
+            run_id=outcome.run_id,
+            step=int(p["step"]),
+            elapsed_s=p.get("elapsed_s"),
+            loss_total=p.get("loss_total"),
+            loss_content=p.get("loss_content"),
+            loss_style=p.get("loss_style"),
+            loss_tv=p.get("loss_tv"),
+            loss_photoreal=p.get("loss_photoreal"),
+        )
+        for p in outcome.result.curve
+    ]
+
+
+# -- the batch loop ----------------------------------------------------------------------------
+@dataclass
+class _Chunk:
+    """Items that run as one stacked batch, and what loading them gave."""
+
+    items: list[WorkItem]
+    group: _Group
+    contents: list[Any] = field(default_factory=list)  # resized PIL images
+    masks: list[Any] = field(default_factory=list)  # each item's SegmentationMasks, or None
+    load_seconds: list[float] = field(default_factory=list)
+    started: float = 0.0  # perf_counter when its loading began
+    error: str | None = None
+
+
+@dataclass
+class _Group:
+    """Items sharing a config and styles: loaded once, scored against the same styles."""
+
+    items: list[WorkItem]
+    config: Any = None
+    styles: list[Any] | None = None  # resized PIL images
+    runtime: Any = None
+    scorer: Any = None
+    error: str | None = None
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+
+
+def _load(store: Store, chunk: _Chunk) -> _Chunk:
+    """Read and resize a chunk's images (and, the first time, its group's styles)."""
+    from styletransfer import TransferConfig
+    from styletransfer.images import open_rgb, resize
+    from styletransfer.quality import RunScorer
+    from styletransfer.registry import method_spec
+
+    chunk.started = time.perf_counter()
+    group = chunk.group
+    try:
+        shared = 0.0
+        if group.config is None and group.error is None:
+            config = TransferConfig.from_json(group.items[0].config)
+            config, style_paths, group.runtime = _inputs(store, config, group.items[0])
+            cfg = config.validate().resolved()
+            group.styles = [resize(open_rgb(p), cfg.size, upscale=cfg.upscale) for p in style_paths]
+            needs_styles = method_spec(cfg.method).needs_styles
+            blend = cfg.blend(len(group.styles)) if group.styles and needs_styles else ()
+            group.scorer = RunScorer(group.styles, blend)
+            group.config = config
+            shared = time.perf_counter() - chunk.started
+        if group.error is not None:
+            raise RuntimeError(group.error)
+        cfg = group.config.validate().resolved()
+        for item in chunk.items:
+            started = time.perf_counter()
+            image = open_rgb(store.local_path(item.content_path))
+            chunk.contents.append(resize(image, cfg.size, upscale=cfg.upscale))
+            chunk.masks.append(_masks(store, group.config, item))
+            chunk.load_seconds.append(time.perf_counter() - started + shared / len(chunk.items))
+    except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
+        log.warning("could not load %d item(s): %s", len(chunk.items), exc)
+        chunk.error = group.error or _failure(exc)
+        if group.config is None:
+            group.error = chunk.error
+    return chunk
+
+
+def _chunks(items: Sequence[WorkItem]) -> list[_Chunk]:
+    """The items as stacked batches: by config and styles, at most as many as a batch holds."""
+    from styletransfer import TransferConfig
+    from styletransfer.engine import select_device
+    from styletransfer.transfer import batch_limit
+
+    chunks = []
+    for items_ in _groups(items):
+        group = _Group(items_)
+        try:
+            cfg = TransferConfig.from_json(items_[0].config).resolved()
+            limit = batch_limit(select_device(cfg.device), cfg.size, cfg.size)
+        except Exception:  # noqa: BLE001 - an invalid config fails when its chunk is loaded
+            limit = 1
+        chunks.extend(_Chunk(items_[i : i + limit], group) for i in range(0, len(items_), limit))
+    return chunks
+
+
+def _at(origin: tuple[datetime, float], perf: float) -> datetime:
+    """The wall-clock time of a ``time.perf_counter()`` reading."""
+    return origin[0] + timedelta(seconds=perf - origin[1])
+
+
+def _finish(
+    store: Store,
+    chunk: _Chunk,
+    results: list[TransferResult] | None,
+    error: str | None,
+    origin: tuple[datetime, float],
+) -> list[RunOutcome]:
+    """Score and write a chunk's outputs; the outcome of each item with its timings."""
+    outcomes = []
+    for k, item in enumerate(chunk.items):
+        run_id = uuid.uuid4().hex
+        result = results[k] if results is not None else None
+        seconds = {name: 0.0 for name in PHASES}
+        if k < len(chunk.load_seconds):
+            seconds["load"] = chunk.load_seconds[k]
+        output = None
+        if result is not None:
+            for name in ("prepare", "laplacian", "optimize"):
+                seconds[name] = result.seconds.get(name, 0.0)
+            seconds["load"] += result.seconds.get("load", 0.0)  # the library's copy of them
+            if result.status != "failed":
+                started = time.perf_counter()
+                content = chunk.contents[k]
+                masks = chunk.masks[k] if k < len(chunk.masks) else None
+                result.quality = chunk.group.scorer.score(result.image, content, masks)
+                seconds["score"] = time.perf_counter() - started
+                started = time.perf_counter()
+                output = store.write_bytes(f"outputs/{run_id}.png", _png(result.image))
+                seconds["write"] = time.perf_counter() - started
+        finished = time.perf_counter()
+        seconds["total"] = sum(seconds[k] for k in ("load", "prepare", "laplacian", "optimize"))
+        seconds["wall"] = finished - chunk.started
+        seconds["wait"] = max(0.0, seconds["wall"] - sum(seconds[k] for k in PHASES))
+        outcomes.append(
+            RunOutcome(
+                item,
+                run_id,
+                result,
+                error if result is None else None,
+                seconds,
+                _at(origin, chunk.started),
+                _at(origin, finished),
+                output,
+            )
+        )
+    return outcomes
+
+
 def run_batch(
     store: Store,
     items: Sequence[WorkItem],
@@ -147,92 +395,101 @@ def run_batch(
     accelerator_slot: Callable[[], AbstractContextManager[Any]] | None = None,
     cache: Any = None,
     on_item: Callable[[WorkItem, str], None] | None = None,
+    overlap: bool | None = None,
 ) -> BatchOutcome:
     """Stylise ``items`` and record them; a failing item becomes a ``failed`` row, never an abort.
 
-    ``accelerator_slot`` is entered only around the transfer itself (the GPU section).
+    ``accelerator_slot`` is held only while the method runs (the GPU section). With ``overlap``
+    (default: on an accelerator, and on a CPU where ``OVERLAP_ON_CPU``) a worker thread reads
+    the next stacked batch's images and scores and writes the last one's outputs while the
+    method runs, which runs the batches back to back inside one hold of the slot; else each
+    batch is loaded, run (holding the slot), scored and written in turn.
     """
     from stylebench import __version__
-    from styletransfer import TransferConfig, transfer_batch
-    from styletransfer.quality import QUALITY_METRICS
+    from styletransfer import transfer_batch
+    from styletransfer.engine import select_device
 
     slot = accelerator_slot or nullcontext
     host = socket.gethostname()
+    origin = (datetime.now(timezone.utc), time.perf_counter())
+    started_batch = origin[1]
+    chunks = _chunks(items)
+    if overlap is None:
+        overlap = OVERLAP_ON_CPU or _on_accelerator(chunks, select_device)
+    outcome = BatchOutcome()
     runs: list[RunRecord] = []
     curves: list[CurvePoint] = []
-    outcome = BatchOutcome()
-    started_batch = time.perf_counter()
-    for group in _groups(items):
-        first = group[0]
-        started = datetime.now(timezone.utc)
-        try:
-            config = TransferConfig.from_json(first.config)
-            contents = [store.local_path(i.content_path) for i in group]
-            masks = [_masks(store, config, i) for i in group]
-            config, styles, runtime = _inputs(store, config, first)
-            with slot():
-                results = transfer_batch(
-                    contents, styles, config, masks=masks, cache=cache, runtime=runtime
-                )
-            errors: list[str | None] = [None] * len(group)
-        except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
-            log.warning("transfer failed for %d item(s): %s", len(group), exc)
-            results = [None] * len(group)
-            errors = [f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"] * len(group)
-        finished = datetime.now(timezone.utc)
-        for item, result, error in zip(group, results, errors, strict=True):
-            run_id = uuid.uuid4().hex
-            planned_config = json.loads(item.config)
-            common: dict[str, Any] = {
-                "run_id": run_id,
-                "pair_id": item.pair_id,
-                "content_id": item.content_id,
-                "style_ids": tuple(item.style_ids),
-                "method": planned_config.get("method"),
-                "feature_model": planned_config.get("feature_model"),
-                "config": item.config,
-                "config_hash": item.config_hash,
-                "experiment": item.experiment,
-                "started_at": started,
-                "finished_at": finished,
-                "host": host,
-                "stylebench_version": __version__,
-            }
-            if result is None:
-                given = "given" if _gets_masks(common["method"], item) else None
-                row = RunRecord(**common, status="failed", error=error, mask_source=given)
-            else:
-                output = None
-                if result.status in ("ok", "diverged") and result.image is not None:
-                    output = store.write_bytes(f"outputs/{run_id}.png", _png(result.image))
-                losses = result.measured_losses()  # null where not measured: SQL skips it
-                row = RunRecord(
-                    **{**common, "config": result.config.to_json()},
-                    status=result.status,
-                    error=result.error,
-                    device=result.device,
-                    height=result.height,
-                    width=result.width,
-                    steps=result.steps,
-                    output_path=output,
-                    **{f"seconds_{k}": result.seconds.get(k) for k in PHASES},
-                    **{f"loss_{k}": losses.get(k) for k in LOSSES},
-                    **{f"quality_{k}": result.quality.get(k) for k in QUALITY_METRICS},
-                    mask_source=result.mask_source,
-                )
-                curves.extend(
-                    CurvePoint(run_id=run_id, **{k: p.get(k) for k in CURVE_COLUMNS})
-                    for p in result.curve
-                )
-            runs.append(row)
-            setattr(outcome, row.status, getattr(outcome, row.status) + 1)
-            outcome.run_ids.append(run_id)
+
+    def collect(done: list[RunOutcome]) -> None:
+        for run in done:
+            runs.append(run_record(run, host=host, version=__version__))
+            curves.extend(curve_points(run))
+            setattr(outcome, run.status, getattr(outcome, run.status) + 1)
+            outcome.run_ids.append(run.run_id)
             if on_item is not None:
-                on_item(item, row.status)
+                on_item(run.item, run.status)
+
+    def run(
+        chunk: _Chunk, hold: Callable[[], AbstractContextManager[Any]]
+    ) -> tuple[list[TransferResult] | None, str | None]:
+        if chunk.error is not None:
+            return None, chunk.error
+        group = chunk.group
+        try:
+            with hold():
+                results = transfer_batch(
+                    chunk.contents,
+                    group.styles,
+                    group.config,
+                    masks=chunk.masks,
+                    cache=cache,
+                    runtime=group.runtime,
+                    quality=False,
+                )
+            return results, None
+        except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
+            log.warning("transfer failed for %d item(s): %s", len(chunk.items), exc)
+            return None, _failure(exc)
+
+    if not overlap:
+        for chunk in chunks:
+            _load(store, chunk)
+            collect(_finish(store, chunk, *run(chunk, slot), origin))
+    elif chunks:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="housekeeping") as pool:
+            finishing: list[Future[list[RunOutcome]]] = []
+            loading = pool.submit(_load, store, chunks[0])
+            loading.result()
+            # The method runs batch after batch while the worker reads the next one and
+            # scores and writes the last: the slot is held once, for all of them.
+            with slot():
+                for k, chunk in enumerate(chunks):
+                    loading.result()
+                    if k + 1 < len(chunks):
+                        loading = pool.submit(_load, store, chunks[k + 1])
+                    ran = run(chunk, nullcontext)
+                    finishing.append(pool.submit(_finish, store, chunk, *ran, origin))
+                    while finishing and finishing[0].done():
+                        collect(finishing.pop(0).result())
+            for future in finishing:
+                collect(future.result())
     # Curves first, runs last: a run is recorded only once everything it refers to exists.
     store.runs.record(runs, curves)
     outcome.seconds = time.perf_counter() - started_batch
     return outcome
+
+
+def _on_accelerator(chunks: Sequence[_Chunk], select_device: Callable[[str], Any]) -> bool:
+    """Whether the batch's first config runs on an accelerator (a GPU, MPS)."""
+    from styletransfer import TransferConfig
+
+    if not chunks:
+        return False
+    try:
+        device = TransferConfig.from_json(chunks[0].items[0].config).resolved().device
+        return select_device(device).type != "cpu"
+    except Exception:  # noqa: BLE001 - the config's own error is recorded when it runs
+        return False
 
 
 def stylize_claimed(
@@ -271,9 +528,7 @@ def plan_experiment(store: Store, spec: Any) -> NightPlan:
 
     started = datetime.now(timezone.utc)
     configs = expand_configs(spec)
-    items = plan(
-        store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit, experiment=spec.name
-    )
+    items = plan(store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit)
     batches = make_batches(items, spec.batch_size)
     log.info(
         "%d pending item(s) in %d batch(es) for %d config(s)",

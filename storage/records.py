@@ -113,6 +113,12 @@ class RunRecord(_Record):
     quality_ssim: float | None = None
     quality_colour_distance: float | None = None
     quality_affine_residual: float | None = None
+    # the phases not in seconds_total, the span and the rest of it (schemas.RUNS says more)
+    seconds_load: float | None = None
+    seconds_score: float | None = None
+    seconds_write: float | None = None
+    seconds_wall: float | None = None
+    seconds_wait: float | None = None
     mask_source: str | None = None  # given | auto | none; null: failed, the pair had no masks
     experiment: str | None = None  # the name of the experiment that planned the run
 

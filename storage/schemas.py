@@ -80,6 +80,11 @@ RUNS = pa.schema(
         ("steps", pa.int32()),
         ("status", pa.string()),  # ok | failed | diverged
         ("error", pa.string()),
+        # Seconds of a run by phase (its share where a stacked batch ran together):
+        # seconds_total = load + prepare + laplacian + optimize, the run without scoring and
+        # writing; prepare: the method's set-up (feature network, style targets, moving
+        # tensors); laplacian: building the matting Laplacian; optimize: the optimisation,
+        # closed form or forward pass. The load, score, write, wall and wait columns follow.
         ("seconds_total", pa.float64()),
         ("seconds_prepare", pa.float64()),
         ("seconds_optimize", pa.float64()),
@@ -90,8 +95,8 @@ RUNS = pa.schema(
         ("loss_tv", pa.float64()),
         ("loss_photoreal", pa.float64()),
         ("output_path", pa.string()),
-        ("started_at", TS),
-        ("finished_at", TS),
+        ("started_at", TS),  # the run's own span: the start of its first phase
+        ("finished_at", TS),  # and the end of its last (its output written)
         ("host", pa.string()),
         ("stylebench_version", pa.string()),
         # Quality of the output (styletransfer.quality), independent of any loss network:
@@ -100,6 +105,17 @@ RUNS = pa.schema(
         ("quality_ssim", pa.float64()),
         ("quality_colour_distance", pa.float64()),
         ("quality_affine_residual", pa.float64()),
+        # load: reading and resizing the run's images (styles shared by a batch: a share);
+        # score: the quality metrics; write: encoding and writing the output; wall: the span,
+        # finished_at - started_at, what the user waited for this run; wait: the part of the
+        # span spent on no phase of this run (queued for the accelerator or a worker, or on
+        # the other images of its stacked batch). load + prepare + laplacian + optimize +
+        # score + write + wait = wall.
+        ("seconds_load", pa.float64()),
+        ("seconds_score", pa.float64()),
+        ("seconds_write", pa.float64()),
+        ("seconds_wall", pa.float64()),
+        ("seconds_wait", pa.float64()),
         # Where the run's segment correspondence came from: given (the pair's masks), auto
         # (found by the method from the two photos) or none (one global style).
         ("mask_source", pa.string()),

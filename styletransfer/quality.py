@@ -2,8 +2,9 @@
 
 Pure functions on images ([1, 3, H, W] tensors in [0, 1] or PIL images) and label images:
 
-- ``luma_ssim``: SSIM of the Rec. 601 luma of the output against the content's (scikit-image,
-  7x7 windows, data range 1); 1 means the same structure.
+- ``luma_ssim``: SSIM of the Rec. 601 luma of the output against the content's (7x7 windows,
+  data range 1, sample covariance: scikit-image's ``structural_similarity``); 1 means the same
+  structure.
 - ``colour_distance``: the sliced Wasserstein-2 distance in CIELAB between the output's pixels
   and the style's, per segment where labels are given, averaged with the segments' content
   areas as weights over the segments found in both (64 fixed projections, seed 0, 256
@@ -11,22 +12,32 @@ Pure functions on images ([1, 3, H, W] tensors in [0, 1] or PIL images) and labe
 - ``affine_residual_share``: the share of the output's local variance (5x5 windows, per colour
   channel) that the best local affine map of the content's colours does not explain; 0 for
   any locally affine recolouring of the photo, near 1 for unrelated pictures.
+
+Each metric has a bounded cost (``score_run`` scores every run of a batch): SSIM and the
+residual average over windows on a regular grid (at most ``SSIM_WINDOWS`` and
+``RESIDUAL_WINDOWS`` of them), the colour distance reads every pixel up to ``COLOUR_PIXELS``
+(a fixed-stride sample of larger pictures), each distinct colour once with its count. With
+``max_windows=None`` / ``max_pixels=None`` a metric reads every window and pixel: the
+full-resolution value, which the bounded one stays within 2% of on the DPST paper's pairs
+(bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
-from skimage.metrics import structural_similarity
 from torch import Tensor
 
-from styletransfer.colour import rgb_to_lab
-from styletransfer.guided import LUMA, local_residual_variance
+from styletransfer import colour as _colour
+from styletransfer.guided import LUMA
 from styletransfer.images import label_codes
 
 PROJECTIONS = 64
@@ -34,10 +45,34 @@ QUANTILES = 256
 SEED = 0
 RESIDUAL_RADIUS = 2
 QUALITY_METRICS = ("ssim", "colour_distance", "affine_residual")
-# Each segment's pixels are subsampled (a fixed stride) to at most this many for the distance.
-MAX_POINTS = 65536
 # The smallest share of a picture's pixels for a segment to be scored.
 MIN_SEGMENT_SHARE = 0.001
+# SSIM's window (scikit-image's default) and constants (Wang et al. 2004).
+SSIM_WINDOW = 7
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+# The bounded cost: at most about this many windows (on a grid of a fixed stride) per metric,
+# and every pixel of a picture up to COLOUR_PIXELS (a fixed-stride sample of larger ones).
+# At 700 px the residual's grid has stride 2 and SSIM's stride 4; a 700 px picture is read
+# whole for the colour distance.
+SSIM_WINDOWS = 1 << 14
+RESIDUAL_WINDOWS = 1 << 17
+COLOUR_PIXELS = 1 << 19
+# A bounded colour distance merges a picture's colours to 7 bits a channel (at their mean) where
+# it has more distinct ones than this: textured photos, where the merge moves the distance by at
+# most 0.6% on the DPST pairs (bench/RESULTS.md), while a smooth one keeps every colour.
+DISTINCT_COLOURS = 1 << 15
+# Each projection's quantiles are read from a histogram of this many bins over the sRGB gamut's
+# range along it (bins of 0.04-0.12 CIELAB units; within 0.3% of exact quantiles on the DPST
+# pairs).
+HISTOGRAM_BINS = 2048
+# The window moments of the affine residual: guide x guide (upper triangle), output x guide,
+# output^2, as (i, j) over the planes guide 0-2, output 3-5.
+_GUIDE = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+_MOMENTS = (
+    *_GUIDE,
+    *((3 + c, j) for c in range(3) for j in range(3)),
+    *((3 + c, 3 + c) for c in range(3)),
+)
 
 
 @dataclass(frozen=True)
@@ -64,19 +99,123 @@ def _tensor(image: Tensor | Image.Image) -> Tensor:
 def _like(image: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(image.shape[-2:]) == size:
         return image
-    return torch.nn.functional.interpolate(
-        image, size=size, mode="bilinear", antialias=True, align_corners=False
-    )
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def luma_ssim(output: Tensor | Image.Image, content: Tensor | Image.Image) -> float:
-    """SSIM of the output's luma against the content's (the content resized to the output)."""
-    out = _tensor(output)
-    ref = _like(_tensor(content), tuple(out.shape[-2:]))
-    weights = torch.tensor(LUMA).view(1, 3, 1, 1)
-    ya = (out * weights).sum(1)[0].double().numpy()
-    yb = (ref * weights).sum(1)[0].double().numpy()
-    return float(structural_similarity(ya, yb, data_range=1.0))
+def _planes(image: Tensor | Image.Image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The picture as float64 colour planes [3, H, W] in [0, 1], resized to (H, W) if given."""
+    if isinstance(image, Image.Image) and (size is None or image.size == (size[1], size[0])):
+        planes = np.moveaxis(np.asarray(image.convert("RGB")), 2, 0)
+        return np.ascontiguousarray(planes, dtype=np.float64) / 255.0
+    tensor = _tensor(image)
+    if size is not None:
+        tensor = _like(tensor, size)
+    return tensor[0].double().numpy()
+
+
+def grid_stride(count: int, budget: int | None) -> int:
+    """The stride of a regular grid (both ways) that keeps ``count`` items near ``budget``."""
+    if budget is None or count <= budget:
+        return 1
+    return math.ceil(math.sqrt(count / budget))
+
+
+# Rows of a picture are handled in blocks of about this many bytes (cache-sized temporaries).
+BLOCK_BYTES = 1 << 21
+
+
+def window_means(
+    fill: Callable[[np.ndarray, int, int], None],
+    channels: int,
+    height: int,
+    width: int,
+    size: int,
+    stride: int,
+    clipped: bool,
+    dtype: Any = np.float64,
+) -> np.ndarray:
+    """Means of ``channels`` planes over ``size`` x ``size`` windows centred on a grid: [C, y, x].
+
+    ``fill(block, top, bottom)`` writes rows ``top:bottom`` of every plane into ``block``
+    ([C, bottom - top, width]), a block at a time. The grid has the given stride; with
+    ``clipped`` its windows are centred on every ``stride``-th pixel from (0, 0), clipped at
+    the borders (the mean of the pixels inside), else they lie inside the picture. The sums
+    are taken in ``dtype`` (each of at most ``size`` terms: float32 keeps centred statistics to
+    about 1e-7 of their range).
+    """
+    r = size // 2
+    if clipped:
+        ys, xs = np.arange(0, height, stride), np.arange(0, width, stride)
+    else:
+        ys, xs = np.arange(r, height - r, stride), np.arange(r, width - r, stride)
+    ny, nx = len(ys), len(xs)
+    out = np.empty((channels, ny, nx))
+    if ny == 0 or nx == 0:
+        return out
+    per_block = max(1, (BLOCK_BYTES // (channels * (width + 2 * r) * 8) - size) // stride + 1)
+    block = np.zeros((channels, (per_block - 1) * stride + size, width + 2 * r), dtype=dtype)
+    for i0 in range(0, ny, per_block):
+        n = min(per_block, ny - i0)
+        top, bottom = ys[i0] - r, ys[i0 + n - 1] + r + 1
+        lo, hi = max(top, 0), min(bottom, height)
+        rows = block[:, : bottom - top]
+        rows[:, : lo - top] = 0  # rows outside the picture (clipped windows only)
+        rows[:, hi - top :] = 0
+        fill(rows[:, lo - top : hi - top, r : r + width], lo, hi)
+        vertical = rows[:, 0 : (n - 1) * stride + 1 : stride].copy()  # window row sums
+        for d in range(1, size):
+            vertical += rows[:, d : d + (n - 1) * stride + 1 : stride]
+        x0 = xs[0] - r + r  # a window centred on x starts at x - r, padded by r
+        total = vertical[:, :, x0 : x0 + (nx - 1) * stride + 1 : stride].copy()
+        for d in range(1, size):
+            total += vertical[:, :, x0 + d : x0 + d + (nx - 1) * stride + 1 : stride]
+        out[:, i0 : i0 + n] = total
+    if clipped:
+        count_y = np.minimum(ys + r + 1, height) - np.maximum(ys - r, 0)
+        count_x = np.minimum(xs + r + 1, width) - np.maximum(xs - r, 0)
+        out /= (count_y[:, None] * count_x[None, :]).astype(np.float64)
+    else:
+        out /= size * size
+    return out
+
+
+def luma_ssim(
+    output: Tensor | Image.Image,
+    content: Tensor | Image.Image,
+    max_windows: int | None = SSIM_WINDOWS,
+) -> float:
+    """SSIM of the output's luma against the content's (the content resized to the output).
+
+    The mean over the 7x7 windows inside the picture; with ``max_windows`` over those on a grid
+    of a fixed stride (``None``: every window, scikit-image's value).
+    """
+    out = _planes(output)
+    h, w = out.shape[1:]
+    ref = _planes(content, (h, w))
+    k = SSIM_WINDOW
+    if min(h, w) < k:
+        raise ValueError(f"SSIM needs a picture of at least {k}x{k} pixels, got {w}x{h}")
+    luma = np.asarray(LUMA)
+    ya, yb = np.tensordot(luma, out, 1), np.tensordot(luma, ref, 1)  # [H, W]
+    shift = float(yb.mean())  # centred: the window statistics keep their precision
+    ya -= shift
+    yb -= shift
+
+    def fill(block: np.ndarray, top: int, bottom: int) -> None:
+        block[0], block[1] = ya[top:bottom], yb[top:bottom]
+        np.multiply(block[0], block[0], out=block[2])
+        np.multiply(block[1], block[1], out=block[3])
+        np.multiply(block[0], block[1], out=block[4])
+
+    stride = grid_stride((h - k + 1) * (w - k + 1), max_windows)
+    ux, uy, uxx, uyy, uxy = window_means(fill, 5, h, w, k, stride, clipped=False, dtype=np.float32)
+    norm = k * k / (k * k - 1)  # sample covariance
+    vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
+    ux += shift
+    uy += shift
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return float(s.mean())
 
 
 def _directions() -> np.ndarray:
@@ -85,14 +224,83 @@ def _directions() -> np.ndarray:
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
+def _quantile_levels() -> np.ndarray:
+    return (np.arange(QUANTILES) + 0.5) / QUANTILES
+
+
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray) -> float:
     """Sliced Wasserstein-2 distance of point sets [N, 3] and [M, 3] (fixed projections)."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         raise ValueError("sliced_wasserstein needs two non-empty point sets")
     d = _directions()
-    q = (np.arange(QUANTILES) + 0.5) / QUANTILES
+    q = _quantile_levels()
     qa = np.quantile(a @ d.T, q, axis=0)  # [Q, P]
     qb = np.quantile(b @ d.T, q, axis=0)
+    return float(np.sqrt(((qa - qb) ** 2).mean()))
+
+
+@lru_cache(maxsize=1)
+def _projection_range() -> tuple[np.ndarray, np.ndarray]:
+    """(lo, bin width) of each projection over the sRGB gamut in CIELAB (1 unit of margin)."""
+    levels = np.linspace(0, 255, 52).round().astype(np.uint8)  # 52 levels: every 5th byte
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    projected = lab_points(grid).T.astype(np.float64) @ _directions().T
+    lo, hi = projected.min(0) - 1.0, projected.max(0) + 1.0
+    return lo, (hi - lo) / HISTOGRAM_BINS
+
+
+def projection_histograms(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Histograms [P, HISTOGRAM_BINS] of CIELAB points [3, N] with counts, along each projection.
+
+    The cost grows with the number of distinct points, not with their counts.
+    """
+    d = _directions()
+    lo, width = _projection_range()
+    scale = (d / width[:, None]).astype(np.float32)  # [P, 3]: bin position of d . x
+    offset = (-lo / width).astype(np.float32)
+    xt = np.ascontiguousarray(points, dtype=np.float32)
+    w = np.asarray(weights, dtype=np.float64)
+    counts = np.empty((len(d), HISTOGRAM_BINS))
+    for k in range(len(d)):  # a projection at a time: its row stays in cache
+        position = scale[k] @ xt
+        position += offset[k]
+        index = position.astype(np.intp)
+        np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
+        counts[k] = np.bincount(index, weights=w, minlength=HISTOGRAM_BINS)
+    return counts
+
+
+def histogram_quantiles(counts: np.ndarray) -> np.ndarray:
+    """The QUANTILES quantiles [P, Q] of each projection from its histogram (linear in a bin)."""
+    lo, width = _projection_range()
+    p, bins = counts.shape
+    cdf = np.cumsum(counts, axis=1)  # [P, bins]: the mass up to each bin's upper edge
+    total = cdf[:, -1:]
+    target = _quantile_levels()[None, :] * total  # [P, Q]
+    # The bin holding each target mass, searched in all projections at once.
+    offsets = np.arange(p)[:, None] * (total.max() + 1.0)
+    j = np.searchsorted((cdf + offsets).ravel(), (target + offsets).ravel(), side="right")
+    j = j.reshape(p, -1) - np.arange(p)[:, None] * bins
+    np.clip(j, 0, bins - 1, out=j)
+    rows = np.arange(p)[:, None]
+    below = np.where(j > 0, cdf[rows, np.maximum(j - 1, 0)], 0.0)
+    inside = np.maximum(counts[rows, j], 1e-300)
+    frac = np.clip((target - below) / inside, 0.0, 1.0)
+    return lo[:, None] + (j + frac) * width[:, None]
+
+
+def weighted_sliced_wasserstein(
+    a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray
+) -> float:
+    """``sliced_wasserstein`` of CIELAB point sets [3, N], [3, M] whose points carry counts.
+
+    Each projection's quantiles are read off its histogram (``projection_histograms``), within
+    a bin of the exact ones.
+    """
+    if a.shape[1] == 0 or b.shape[1] == 0:
+        raise ValueError("sliced_wasserstein needs two non-empty point sets")
+    qa = histogram_quantiles(projection_histograms(a, wa))
+    qb = histogram_quantiles(projection_histograms(b, wb))
     return float(np.sqrt(((qa - qb) ** 2).mean()))
 
 
@@ -106,49 +314,205 @@ def _labels(labels: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def colour_distance(
-    output: Tensor | Image.Image,
-    style: Tensor | Image.Image,
-    output_labels: np.ndarray | None = None,
-    style_labels: np.ndarray | None = None,
-) -> float:
-    """Area-weighted per-segment sliced Wasserstein-2 distance in CIELAB to the style.
+# CIELAB in numpy, as styletransfer.colour.rgb_to_lab computes it (sRGB D65; a test checks).
+_XYZ = (_colour._RGB_TO_XYZ / _colour._WHITE[:, None]).numpy().astype(np.float32)
+_DELTA = _colour._DELTA
 
-    Labels are integer images (resized by nearest neighbour where their size differs; -1: no
-    segment); without them each picture is one segment. Segments below 0.1% of either
-    picture are left out; a ValueError says when no segment is in both.
+
+def _linear(value: np.ndarray) -> np.ndarray:
+    return np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
+
+
+_LINEAR_BYTES = _linear(np.arange(256) / 255.0).astype(np.float32)
+
+
+def lab_points(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB [3, N] (float32) of colours [N, 3]: bytes (uint8) or floats in [0, 1] (clipped)."""
+    if rgb.dtype == np.uint8:
+        linear = _LINEAR_BYTES[rgb.T]  # [3, N]
+    else:
+        linear = _linear(np.clip(np.asarray(rgb, dtype=np.float64).T, 0.0, 1.0))
+    xyz = (_XYZ @ linear).astype(np.float32, copy=False)
+    f = np.cbrt(xyz)
+    small = xyz <= _DELTA**3
+    if small.any():
+        f[small] = xyz[small] / (3 * _DELTA**2) + 4 / 29
+    lab = np.empty_like(f)
+    np.multiply(f[1], 116, out=lab[0])
+    lab[0] -= 16
+    np.subtract(f[0], f[1], out=lab[1])
+    lab[1] *= 500
+    np.subtract(f[1], f[2], out=lab[2])
+    lab[2] *= 200
+    return lab
+
+
+def _colours(
+    image: Tensor | Image.Image, labels: np.ndarray | None, max_pixels: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(label, CIELAB [3, U], count) of each distinct (label, colour), and the pixels read.
+
+    8-bit pictures are reduced to their distinct colours (bounded: merged to 7 bits a channel
+    past DISTINCT_COLOURS); a float tensor keeps every pixel. Labels -1 are left out;
+    pictures over ``max_pixels`` are read on a grid of a fixed stride.
     """
-    out, sty = _tensor(output), _tensor(style)
-    lab_o = rgb_to_lab(out.double())[0].permute(1, 2, 0).reshape(-1, 3).numpy()
-    lab_s = rgb_to_lab(sty.double())[0].permute(1, 2, 0).reshape(-1, 3).numpy()
-    lo = _labels(output_labels, tuple(out.shape[-2:])).reshape(-1)
-    ls = _labels(style_labels, tuple(sty.shape[-2:])).reshape(-1)
+    if isinstance(image, Image.Image):
+        rgb = np.asarray(image.convert("RGB"))
+    else:
+        rgb = _tensor(image)[0].permute(1, 2, 0).numpy()
+    h, w = rgb.shape[:2]
+    stride = grid_stride(h * w, max_pixels)
+    rgb = rgb[::stride, ::stride].reshape(-1, 3)
+    if labels is None:
+        ids = np.zeros(len(rgb), dtype=np.int64)
+    else:
+        ids = _labels(labels, (h, w))[::stride, ::stride].reshape(-1)
+    read = ids.size
+    if labels is not None and (ids < 0).any():
+        keep = ids >= 0
+        rgb, ids = rgb[keep], ids[keep]
+    if rgb.dtype != np.uint8:
+        return ids, lab_points(rgb), np.ones(len(rgb)), read
+    key = ids << 24 | rgb[:, 0].astype(np.int64) << 16 | rgb[:, 1].astype(np.int64) << 8
+    key |= rgb[:, 2]
+    key, counts = np.unique(key, return_counts=True)
+    colours = np.stack([key >> 16, key >> 8, key], axis=1).astype(np.uint8)  # the low bytes
+    ids, weights = key >> 24, counts.astype(np.float64)
+    if max_pixels is None or len(key) <= DISTINCT_COLOURS:
+        return ids, lab_points(colours), weights, read
+    # Many distinct colours: each 7-bit cell of them at their mean colour, with their count.
+    cells = ids << 21 | (colours[:, 0] >> 1).astype(np.int64) << 14
+    cells |= (colours[:, 1] >> 1).astype(np.int64) << 7 | colours[:, 2] >> 1
+    cells, inverse = np.unique(cells, return_inverse=True)
+    total = np.bincount(inverse, weights=weights)
+    means = np.stack(
+        [np.bincount(inverse, weights=weights * colours[:, c]) for c in range(3)], axis=1
+    )
+    return cells >> 21, lab_points(means / total[:, None] / 255.0), total, read
+
+
+@dataclass
+class ColourSegments:
+    """A picture's distinct colours by segment; each segment's histograms made when first asked."""
+
+    ids: np.ndarray  # [U] the segment of each distinct colour
+    points: np.ndarray  # [3, U] CIELAB
+    weights: np.ndarray  # [U] pixel counts
+    pixels: int  # the pixels read
+    _histograms: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        areas = np.bincount(self.ids, weights=self.weights) if self.ids.size else np.zeros(0)
+        self.areas = {int(k): float(areas[k]) for k in np.flatnonzero(areas)}
+
+    def present(self, label: int) -> bool:
+        """Whether the segment covers at least MIN_SEGMENT_SHARE of the picture."""
+        return self.areas.get(label, 0.0) >= MIN_SEGMENT_SHARE * self.pixels
+
+    def histograms(self, label: int) -> np.ndarray:
+        """The segment's projection histograms [P, HISTOGRAM_BINS]."""
+        if label not in self._histograms:
+            sel = self.ids == label
+            self._histograms[label] = projection_histograms(self.points[:, sel], self.weights[sel])
+        return self._histograms[label]
+
+
+def colour_segments(
+    image: Tensor | Image.Image,
+    labels: np.ndarray | None = None,
+    max_pixels: int | None = COLOUR_PIXELS,
+) -> ColourSegments:
+    """The colours of a picture by segment (labels as ``colour_distance`` takes them)."""
+    return ColourSegments(*_colours(image, labels, max_pixels))
+
+
+def segment_distance(output: ColourSegments, style: ColourSegments) -> float:
+    """Area-weighted sliced Wasserstein-2 distance over the segments present in both."""
     total, weight = 0.0, 0.0
-
-    def thin(points: np.ndarray) -> np.ndarray:
-        return points[:: max(1, -(-points.shape[0] // MAX_POINTS))]
-
-    for label in np.unique(lo[lo >= 0]):
-        sel_o, sel_s = lo == label, ls == label
-        if sel_o.mean() < MIN_SEGMENT_SHARE or sel_s.mean() < MIN_SEGMENT_SHARE:
+    for label, area in output.areas.items():
+        if not (output.present(label) and style.present(label)):
             continue
-        area = float(sel_o.sum())
-        total += area * sliced_wasserstein(thin(lab_o[sel_o]), thin(lab_s[sel_s]))
+        qa = histogram_quantiles(output.histograms(label))
+        qb = histogram_quantiles(style.histograms(label))
+        total += area * float(np.sqrt(((qa - qb) ** 2).mean()))
         weight += area
     if weight == 0:
         raise ValueError("no segment is present in both the output and the style")
     return total / weight
 
 
-def affine_residual_share(
-    output: Tensor | Image.Image, content: Tensor | Image.Image, radius: int = RESIDUAL_RADIUS
+def colour_distance(
+    output: Tensor | Image.Image,
+    style: Tensor | Image.Image,
+    output_labels: np.ndarray | None = None,
+    style_labels: np.ndarray | None = None,
+    max_pixels: int | None = COLOUR_PIXELS,
 ) -> float:
-    """Share of the output's local variance not explained by a local affine map of the content."""
-    out = _tensor(output).double()
-    guide = _like(_tensor(content), tuple(out.shape[-2:])).double()
-    residual, variance = local_residual_variance(guide, out, radius)
-    total = float(variance.sum())
-    return float(residual.sum()) / total if total > 0 else 0.0
+    """Area-weighted per-segment sliced Wasserstein-2 distance in CIELAB to the style.
+
+    Labels are integer images (resized by nearest neighbour where their size differs; -1: no
+    segment); without them each picture is one segment. Segments below 0.1% of either
+    picture are left out; a ValueError says when no segment is in both. Pictures over
+    ``max_pixels`` are read on a grid of a fixed stride (``None``: every pixel).
+    """
+    return segment_distance(
+        colour_segments(output, output_labels, max_pixels),
+        colour_segments(style, style_labels, max_pixels),
+    )
+
+
+def affine_residual_share(
+    output: Tensor | Image.Image,
+    content: Tensor | Image.Image,
+    radius: int = RESIDUAL_RADIUS,
+    max_windows: int | None = RESIDUAL_WINDOWS,
+    eps: float = 1e-8,
+) -> float:
+    """Share of the output's local variance not explained by a local affine map of the content.
+
+    Over the (2r+1)^2 windows centred on every pixel (clipped at the borders), or with
+    ``max_windows`` on those centred on a grid of a fixed stride (``None``: every window). Per
+    window and output channel: the variance, and what is left of it by the least-squares map
+    ``output ~ A @ content + b`` (ridge ``eps`` on A keeps flat windows well posed), in float64.
+    """
+    out = _planes(output)
+    h, w = out.shape[1:]
+    base = np.concatenate([_planes(content, (h, w)), out])  # guide (3), output (3)
+    # Centred on the pictures' means: the window statistics are differences of nearly equal
+    # sums in flat windows.
+    base -= base.mean((1, 2), keepdims=True)
+
+    def fill(block: np.ndarray, top: int, bottom: int) -> None:
+        block[:6] = base[:, top:bottom]
+        for q, (i, j) in enumerate(_MOMENTS):
+            np.multiply(block[i], block[j], out=block[6 + q])
+
+    stride = grid_stride(h * w, max_windows)
+    m = window_means(
+        fill, 6 + len(_MOMENTS), h, w, 2 * radius + 1, stride, clipped=True, dtype=np.float32
+    )
+    mg, mp = m[0:3], m[3:6]
+    # The guide's covariance (upper triangle, ridge on the diagonal) and its adjugate.
+    c00, c01, c02, c11, c12, c22 = (m[6 + q] - mg[i] * mg[j] for q, (i, j) in enumerate(_GUIDE))
+    c00, c11, c22 = c00 + eps, c11 + eps, c22 + eps
+    a00, a01, a02 = c11 * c22 - c12 * c12, c02 * c12 - c01 * c22, c01 * c12 - c02 * c11
+    a11, a12, a22 = c00 * c22 - c02 * c02, c01 * c02 - c00 * c12, c00 * c11 - c01 * c01
+    det = c00 * a00 + c01 * a01 + c02 * a02
+    residual_sum, variance_sum = 0.0, 0.0
+    for c in range(3):
+        # The cross-covariance of output channel c with the guide; the variance the affine
+        # map explains is x^T cov^-1 x.
+        x0, x1, x2 = (m[12 + 3 * c + j] - mp[c] * mg[j] for j in range(3))
+        explained = (
+            a00 * x0 * x0
+            + a11 * x1 * x1
+            + a22 * x2 * x2
+            + 2 * (a01 * x0 * x1 + a02 * x0 * x2 + a12 * x1 * x2)
+        ) / det
+        variance = np.maximum(m[21 + c] - mp[c] * mp[c], 0)
+        residual_sum += float(np.maximum(variance - explained, 0).sum())
+        variance_sum += float(variance.sum())
+    return residual_sum / variance_sum if variance_sum > 0 else 0.0
 
 
 def score(
@@ -179,16 +543,14 @@ def labels_from_label_images(
     """
     c = label_codes(content_mask, content_size)
     s = label_codes(style_mask, style_size)
-    shared = sorted((set(np.unique(c)) & set(np.unique(s))) - {-1})
-    if not shared:
+    shared = np.intersect1d(c, s)
+    shared = shared[shared >= 0]  # sorted colour codes in both
+    if not len(shared):
         raise ValueError("the content and style masks share no label colour")
-    lookup = {code: i for i, code in enumerate(shared)}
 
     def relabel(codes: np.ndarray) -> np.ndarray:
-        out = np.full(codes.shape, -1, dtype=np.int64)
-        for code, i in lookup.items():
-            out[codes == code] = i
-        return out
+        index = np.minimum(np.searchsorted(shared, codes), len(shared) - 1)
+        return np.where(shared[index] == codes, index, -1).astype(np.int64)
 
     return relabel(c), relabel(s)
 
@@ -202,6 +564,61 @@ def mean_quality(rows: Sequence[Quality]) -> Quality:
     )
 
 
+class RunScorer:
+    """Scores the outputs of runs that share their styles; each style's colours are read once.
+
+    A metric that cannot be had (a picture too small for SSIM, no segment shared with a style)
+    is None. With several styles the colour distance is the blend-weighted mean of the
+    distances to each.
+    """
+
+    def __init__(self, styles: Sequence[Image.Image], blend: Sequence[float]) -> None:
+        self.styles = list(styles)
+        self.blend = tuple(blend)
+        self._colours: dict[int, ColourSegments] = {}
+
+    def _style_colours(self, k: int) -> ColourSegments:
+        if k not in self._colours:
+            self._colours[k] = colour_segments(self.styles[k])
+        return self._colours[k]
+
+    def score(
+        self, output: Image.Image, content: Image.Image, masks: Any = None
+    ) -> dict[str, float | None]:
+        """The metrics of one output; ``masks`` a ``SegmentationMasks`` or (content, styles)."""
+        out: dict[str, float | None] = dict.fromkeys(QUALITY_METRICS)
+        for name, metric in (("ssim", luma_ssim), ("affine_residual", affine_residual_share)):
+            try:
+                out[name] = metric(output, content)
+            except ValueError:
+                pass
+        if self.styles:
+            try:
+                out["colour_distance"] = self._colour_distance(output, masks)
+            except (ValueError, OSError):
+                pass
+        return out
+
+    def _colour_distance(self, output: Image.Image, masks: Any) -> float:
+        if masks is None:
+            whole = colour_segments(output)
+            distances = [
+                segment_distance(whole, self._style_colours(k)) for k in range(len(self.styles))
+            ]
+        else:
+            content_mask, style_masks = (
+                masks if isinstance(masks, tuple) else (masks.content, masks.styles)
+            )
+            content_mask = _open(content_mask)
+            distances = []
+            for style, style_mask in zip(self.styles, style_masks, strict=True):
+                labels = labels_from_label_images(
+                    content_mask, _open(style_mask), output.size, style.size
+                )
+                distances.append(colour_distance(output, style, *labels))
+        return float(np.dot(distances, self.blend) / max(sum(self.blend), 1e-12))
+
+
 def score_run(
     output: Image.Image,
     content: Image.Image,
@@ -209,34 +626,8 @@ def score_run(
     blend: Sequence[float],
     masks: Any = None,
 ) -> dict[str, float | None]:
-    """The metrics of one transfer run, for its record (a metric that cannot be had is None).
-
-    With several styles the colour distance is the blend-weighted mean of the distances to
-    each; ``masks`` is a ``SegmentationMasks`` (or (content, styles) tuple) of label images.
-    """
-    out: dict[str, float | None] = dict.fromkeys(QUALITY_METRICS)
-    try:
-        out["ssim"] = luma_ssim(output, content)
-        out["affine_residual"] = affine_residual_share(output, content)
-    except ValueError:
-        pass
-    if styles:
-        try:
-            distances = []
-            for k, style in enumerate(styles):
-                labels: tuple[Any, Any] = (None, None)
-                if masks is not None:
-                    content_mask, style_masks = (
-                        masks if isinstance(masks, tuple) else (masks.content, masks.styles)
-                    )
-                    labels = labels_from_label_images(
-                        _open(content_mask), _open(style_masks[k]), output.size, style.size
-                    )
-                distances.append(colour_distance(output, style, *labels))
-            out["colour_distance"] = float(np.dot(distances, blend) / max(sum(blend), 1e-12))
-        except (ValueError, OSError):
-            pass
-    return out
+    """The metrics of one transfer run, for its record (see ``RunScorer``)."""
+    return RunScorer(styles, blend).score(output, content, masks)
 
 
 def _open(image: Any) -> Image.Image:

@@ -9,6 +9,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ from styletransfer.images import (
     to_tensor,
 )
 from styletransfer.masks import check_masks, name_of
-from styletransfer.quality import QUALITY_METRICS, score_run
+from styletransfer.quality import QUALITY_METRICS, RunScorer
 from styletransfer.registry import method_spec
 
 # On a CPU a stacked batch pays only while it is small: one VGG19 forward and backward pass
@@ -50,6 +51,13 @@ CPU_BATCH_PIXELS = 8 * 128 * 128
 # Where a run's segment correspondence came from: masks passed in, found by the method from
 # the two photos, or none (one global style).
 MASK_SOURCES = ("given", "auto", "none")
+
+# The phases of a run, in the order they happen, whose seconds add up to its wall time:
+# reading and resizing its images, the method's set-up (feature network, style targets, glue),
+# the matting Laplacian, the optimisation or closed form, scoring, writing the output. A
+# batch adds "wait" where a run waited (see flows.batch). "total" is load + prepare +
+# laplacian + optimize, the run itself without scoring and writing.
+PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,9 @@ class TransferResult:
     height: int
     width: int
     steps: int
-    seconds: dict[str, float]  # total, prepare, optimize, laplacian
+    # the phases of PHASES the run went through, "total" (load to optimize), "wall" (the call's
+    # elapsed time) and "wait" (wall less this run's own phases: the others of its call)
+    seconds: dict[str, float]
     # total, content, style, tv, photoreal: 0.0 where a term is off, NaN where none was measured
     losses: dict[str, float]
     curve: list[dict[str, float]]  # step, elapsed_s, loss_total, loss_content, ...
@@ -109,6 +119,9 @@ class TransferResult:
     quality: dict[str, float | None] = field(default_factory=dict)
     # the segment correspondence the run used: one of MASK_SOURCES
     mask_source: str = "none"
+    # when the call that made it began and ended (UTC)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
     def measured_losses(self) -> dict[str, float | None]:
         """The losses with None where a term was not measured (NaN): null in JSON and tables."""
@@ -127,7 +140,21 @@ class TransferResult:
             "curve": [dict(row) for row in self.curve],
             "quality": {name: self.quality.get(name) for name in QUALITY_METRICS},
             "mask_source": self.mask_source,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
+
+
+def now() -> datetime:
+    """The current time in UTC (the runs table's timestamps)."""
+    return datetime.now(timezone.utc)
+
+
+def batch_limit(device: torch.device, width: int, height: int, max_batch: int = 16) -> int:
+    """How many images of ``width`` x ``height`` run as one stacked batch on ``device``."""
+    if device.type == "cpu":
+        return max(1, min(max_batch, CPU_BATCH_PIXELS // (width * height)))
+    return max_batch
 
 
 def _zero_losses() -> dict[str, float]:
@@ -150,8 +177,8 @@ def transfer(
     ``runtime`` says where things live that are not settings (``models_dir`` of trained
     models). Raises ValueError for invalid settings or inputs and WeightsUnavailable when the
     feature network's weights cannot be had; a failure during the run is returned as status
-    "failed". With ``quality`` the output is scored (``TransferResult.quality``), outside the
-    timings.
+    "failed". With ``quality`` the output is scored (``TransferResult.quality``, its time in
+    ``seconds["score"]``).
     """
     return transfer_batch(
         [content],
@@ -199,10 +226,15 @@ def transfer_batch(
     if device.type == "cpu":
         configure_threads()
     method = spec.function()
-    start = time.perf_counter()
-    content_imgs = [resize(open_rgb(c), cfg.size, upscale=cfg.upscale) for c in contents]
+    call_started_at, call_start = now(), time.perf_counter()
+    content_imgs, load_seconds = [], []
+    for c in contents:
+        started = time.perf_counter()
+        content_imgs.append(resize(open_rgb(c), cfg.size, upscale=cfg.upscale))
+        load_seconds.append(time.perf_counter() - started)
+    started = time.perf_counter()
     style_imgs = [resize(open_rgb(s), cfg.size, upscale=cfg.upscale) for s in styles]
-    load_seconds = time.perf_counter() - start
+    style_share = (time.perf_counter() - started) / max(1, len(contents))
     masks = list(masks) if masks is not None else [None] * len(contents)
     if len(masks) != len(contents):
         raise ValueError(f"{len(masks)} mask sets for {len(contents)} content images")
@@ -220,9 +252,7 @@ def transfer_batch(
     results: list[TransferResult | None] = [None] * len(contents)
     for indices in groups.values():
         width, height = content_imgs[indices[0]].size
-        limit = max_batch
-        if device.type == "cpu":
-            limit = max(1, min(max_batch, CPU_BATCH_PIXELS // (width * height)))
+        limit = batch_limit(device, width, height, max_batch)
         for chunk_start in range(0, len(indices), limit):
             chunk = indices[chunk_start : chunk_start + limit]
             for i, res in zip(
@@ -237,16 +267,30 @@ def transfer_batch(
                     cache,
                     masks[chunk[0]] if len(chunk) == 1 else None,
                     callback,
-                    load_seconds / len(contents),
                     runtime,
                 ),
                 strict=True,
             ):
+                res.seconds["load"] = load_seconds[i] + style_share
                 results[i] = res
-    if quality:
-        for i, res in enumerate(results):
-            if res is not None and res.status != "failed":
-                res.quality = score_run(res.image, content_imgs[i], style_imgs, blend, masks[i])
+    scorer = RunScorer(style_imgs, blend) if quality else None
+    for i, res in enumerate(results):
+        if res is None:
+            continue
+        res.seconds["score"] = 0.0
+        if scorer is not None and res.status != "failed":
+            started = time.perf_counter()
+            res.quality = scorer.score(res.image, content_imgs[i], masks[i])
+            res.seconds["score"] = time.perf_counter() - started
+    wall = time.perf_counter() - call_start
+    call_finished_at = now()
+    for res in results:
+        if res is not None:
+            seconds = res.seconds
+            seconds["total"] = sum(seconds[k] for k in ("load", "prepare", "laplacian", "optimize"))
+            seconds["wall"] = wall
+            seconds["wait"] = max(0.0, wall - seconds["total"] - seconds["score"])
+            res.started_at, res.finished_at = call_started_at, call_finished_at
     return [r for r in results if r is not None]
 
 
@@ -274,8 +318,9 @@ def _mask_inputs(masks, content: Image.Image, styles: list[Image.Image]):
 
 
 def _run_group(
-    method, contents, styles, blend, cfg, device, cache, masks, callback, load_seconds, runtime
+    method, contents, styles, blend, cfg, device, cache, masks, callback, runtime
 ) -> list[TransferResult]:
+    """Run one stacked batch; each result's seconds are its equal share of the batch's time."""
     start = time.perf_counter()
     width, height = contents[0].size
     batch = torch.cat([to_tensor(c) for c in contents]).to(device)
@@ -314,7 +359,7 @@ def _run_group(
     except (WeightsUnavailable, ValueError):
         raise
     except Exception as exc:  # a failed run is data: status "failed" with the reason
-        total = time.perf_counter() - start + load_seconds * n
+        share = (time.perf_counter() - start) / n
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return [
             TransferResult(
@@ -329,32 +374,35 @@ def _run_group(
                 losses=unmeasured_losses(),
                 curve=[],
                 mask_source="given" if masks is not None else "none",
-                seconds={
-                    "total": total / n,
-                    "prepare": total / n,
-                    "optimize": 0.0,
-                    "laplacian": 0.0,
-                },
+                seconds={"prepare": share, "laplacian": 0.0, "optimize": 0.0},
             )
             for c in contents
         ]
-    total = time.perf_counter() - start + load_seconds * n
     results = []
+    images = []
     for i, out in enumerate(outputs):
         image = out.image
         if cfg.preserve_color:
             image = recolour(image, originals[i : i + 1])
+        images.append(to_pil(image))
+    # A stacked batch's time is shared equally; what is neither the Laplacian nor the
+    # optimisation (set-up, moving tensors, converting the outputs) counts as preparation. A
+    # method times the batch as a whole (the same seconds for every image) or each image.
+    share = (time.perf_counter() - start) / n
+    shared = all(out.seconds == outputs[0].seconds for out in outputs)
+    for out, image in zip(outputs, images, strict=True):
+        laplacian = out.seconds.get("laplacian", 0.0) / (n if shared else 1)
+        optimize = out.seconds.get("optimize", 0.0) / (n if shared else 1)
         seconds = {
-            "total": total / n,
-            "prepare": (out.seconds.get("prepare", 0.0) + load_seconds * n) / n,
-            "optimize": out.seconds.get("optimize", 0.0) / n,
-            "laplacian": out.seconds.get("laplacian", 0.0) / n,
+            "prepare": max(0.0, share - laplacian - optimize),
+            "laplacian": laplacian,
+            "optimize": optimize,
         }
         losses = _zero_losses()
         losses.update(out.losses)
         results.append(
             TransferResult(
-                image=to_pil(image),
+                image=image,
                 status=out.status,
                 error=out.error,
                 device=str(device),

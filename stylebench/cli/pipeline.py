@@ -87,6 +87,17 @@ def pair(
     )
 
 
+# What ``stylize`` runs without --experiment; with one, an option given overrides the file.
+STYLIZE_DEFAULTS = {
+    "method": ["gatys"],
+    "size": 256,
+    "steps": 300,
+    "feature_model": "vgg19",
+    "batch_size": 4,
+    "limit": None,
+}
+
+
 def stylize(
     ctx: typer.Context,
     experiment: Path = typer.Option(
@@ -95,16 +106,14 @@ def stylize(
         "-e",
         help="Experiment YAML (methods x a grid of settings); see "
         "examples/experiment.yaml. Without it, the options below "
-        "make a one-config experiment.",
+        "make a one-config experiment; with it, each option given overrides the file.",
     ),
-    method: list[str] = typer.Option(
-        ["gatys"], "--method", "-m", help="Method(s) [default: gatys]."
-    ),
-    size: int = typer.Option(256, help="Longest output side in pixels [default: 256]."),
-    steps: int = typer.Option(300, help="Optimisation steps [default: 300]."),
-    feature_model: str = typer.Option("vgg19", help="Feature network [default: vgg19]."),
-    batch_size: int = typer.Option(4, help="Work items per batch [default: 4]."),
-    limit: int = typer.Option(None, help="At most this many pairs."),
+    method: list[str] = typer.Option(None, "--method", "-m", help="Method(s) (default: gatys)."),
+    size: int = typer.Option(None, help="Longest output side in pixels (default: 256)."),
+    steps: int = typer.Option(None, help="Optimisation steps (default: 300)."),
+    feature_model: str = typer.Option(None, help="Feature network (default: vgg19)."),
+    batch_size: int = typer.Option(None, help="Work items per batch (default: 4)."),
+    limit: int = typer.Option(None, help="At most this many pairs (default: all)."),
     use_prefect: bool = typer.Option(
         True,
         "--prefect/--no-prefect",
@@ -116,17 +125,31 @@ def stylize(
     from flows.specs import ExperimentSpec, SpecError, expand_configs, load_spec
 
     st = settings(ctx)
+    given = {
+        "method": method or None,
+        "size": size,
+        "steps": steps,
+        "feature_model": feature_model,
+        "batch_size": batch_size,
+        "limit": limit,
+    }
     try:
         if experiment is not None:
             spec = load_spec(experiment, ExperimentSpec)
+            spec = load_spec(experiment_overrides(spec.model_dump(), given), ExperimentSpec)
         else:
+            opts = {k: STYLIZE_DEFAULTS[k] if v is None else v for k, v in given.items()}
             spec = load_spec(
                 {
                     "name": "cli",
-                    "methods": method,
-                    "batch_size": batch_size,
-                    "settings": {"size": size, "steps": steps, "feature_model": feature_model},
-                    "pairs": {"limit": limit},
+                    "methods": opts["method"],
+                    "batch_size": opts["batch_size"],
+                    "settings": {
+                        "size": opts["size"],
+                        "steps": opts["steps"],
+                        "feature_model": opts["feature_model"],
+                    },
+                    "pairs": {"limit": opts["limit"]},
                 },
                 ExperimentSpec,
             )
@@ -140,6 +163,35 @@ def stylize(
     else:
         result = _stylize_directly(st, spec)
     console.print(result)
+
+
+def experiment_overrides(spec: dict, given: dict) -> dict:
+    """An experiment (as a mapping) with the stylize options that were given applied over it.
+
+    A setting the experiment varies in its grid cannot be fixed by an option: a SpecError says
+    so rather than silently running something else.
+    """
+    from flows.specs import SpecError
+
+    spec = {**spec, "settings": dict(spec["settings"]), "pairs": dict(spec["pairs"])}
+    if given.get("method"):
+        spec["methods"] = list(given["method"])
+    for key in ("size", "steps", "feature_model"):
+        if given.get(key) is None:
+            continue
+        option = "--" + key.replace("_", "-")
+        if key in spec["grid"]:
+            raise SpecError(
+                f"{option} {given[key]} conflicts with experiment {spec['name']!r}, whose grid "
+                f"varies {key} over {spec['grid'][key]}: remove {key} from the grid or drop "
+                f"{option}"
+            )
+        spec["settings"][key] = given[key]
+    if given.get("batch_size") is not None:
+        spec["batch_size"] = given["batch_size"]
+    if given.get("limit") is not None:
+        spec["pairs"]["limit"] = given["limit"]
+    return spec
 
 
 def _stylize_directly(st, spec) -> dict:

@@ -99,3 +99,99 @@ def test_score_and_label_images_with_noisy_colours():
     assert q.ssim == pytest.approx(1.0) and q.colour_distance == 0.0
     assert q.affine_residual < 1e-6
     assert set(q.to_dict()) == {"ssim", "colour_distance", "affine_residual"}
+
+
+# -- the bounded cost against the full-resolution values ---------------------------------------
+def _pictures(astronaut, coffee, chelsea, size=700):
+    """A 700 px content, a locally recoloured output of it, and a style photo."""
+    from styletransfer.images import resize
+
+    content = resize(astronaut, size)
+    array = np.asarray(content).astype(np.float32)
+    ramp = np.linspace(0.7, 1.2, array.shape[1], dtype=np.float32)[None, :, None]
+    output = Image.fromarray(np.clip(array * ramp + [10, -5, 0], 0, 255).astype(np.uint8))
+    return content, output, resize(coffee, size)
+
+
+def test_the_full_resolution_paths_are_the_reference_definitions(astronaut, coffee, chelsea):
+    from skimage.metrics import structural_similarity
+
+    from styletransfer.guided import LUMA, local_residual_variance
+    from styletransfer.quality import _tensor
+
+    content, output, style = _pictures(astronaut, coffee, chelsea, size=200)
+    weights = np.asarray(LUMA)
+    ya = np.asarray(output, dtype=np.float64) / 255 @ weights
+    yb = np.asarray(content, dtype=np.float64) / 255 @ weights
+    expected = structural_similarity(ya, yb, data_range=1.0)
+    assert luma_ssim(output, content, max_windows=None) == pytest.approx(expected, abs=1e-5)
+    residual, variance = local_residual_variance(_tensor(content), _tensor(output), 2)
+    expected = float(residual.sum() / variance.sum())
+    # (window sums in float32: a residual of 1e-3 of the variance is kept to 1e-3 of itself)
+    assert affine_residual_share(output, content, max_windows=None) == pytest.approx(
+        expected, rel=1e-3
+    )
+    # Every pixel, and quantiles within a histogram bin of np.quantile's over all of them.
+    from styletransfer.quality import lab_points
+
+    lab_o = lab_points(np.asarray(output).reshape(-1, 3)).T
+    lab_s = lab_points(np.asarray(style).reshape(-1, 3)).T
+    expected = sliced_wasserstein(lab_o.astype(np.float64), lab_s.astype(np.float64))
+    got = colour_distance(output, style, max_pixels=None)
+    assert got == pytest.approx(expected, rel=0.005)
+
+
+def test_bounded_metrics_stay_within_2_percent_of_full_resolution(astronaut, coffee, chelsea):
+    from styletransfer.quality import grid_stride
+
+    content, output, style = _pictures(astronaut, coffee, chelsea)
+    labels = np.zeros((output.height, output.width), dtype=int)
+    labels[: output.height // 3] = 1  # a "sky" segment
+    style_labels = np.zeros((style.height, style.width), dtype=int)
+    style_labels[: style.height // 2] = 1
+    pairs = [
+        (luma_ssim(output, content), luma_ssim(output, content, max_windows=None)),
+        (
+            affine_residual_share(output, content),
+            affine_residual_share(output, content, max_windows=None),
+        ),
+        (
+            colour_distance(output, style, labels, style_labels),
+            colour_distance(output, style, labels, style_labels, max_pixels=None),
+        ),
+    ]
+    for bounded, full in pairs:
+        assert bounded == pytest.approx(full, rel=0.02)
+    # The cost is bounded: at 700 px SSIM reads a window in 16, the residual one in 4 ...
+    assert grid_stride(694 * 694, 1 << 14) == 6 and grid_stride(700 * 700, 1 << 17) == 2
+    # ... and a 4096 px picture's colours are read on a grid of a fixed stride.
+    assert grid_stride(4096 * 2304, 1 << 19) == 5
+
+
+def test_cielab_of_bytes_and_floats_is_rgb_to_lab():
+    from styletransfer.quality import lab_points
+
+    rng = np.random.default_rng(0)
+    bytes_ = rng.integers(0, 256, size=(500, 3)).astype(np.uint8)
+    expected = rgb_to_lab(torch.from_numpy(bytes_.T / 255.0)[None, :, :, None])[0, :, :, 0]
+    assert np.allclose(lab_points(bytes_), expected.numpy(), atol=2e-4)
+    floats = bytes_ / 255.0
+    assert np.allclose(lab_points(floats), expected.numpy(), atol=2e-4)
+
+
+def test_a_scorer_reads_each_style_once_and_scores_as_score_run(astronaut, coffee, chelsea):
+    from styletransfer.quality import RunScorer, score_run
+
+    content, output, style = _pictures(astronaut, coffee, chelsea, size=128)
+    scorer = RunScorer([style, chelsea], (0.25, 0.75))
+    first = scorer.score(output, content)
+    assert set(scorer._colours) == {0, 1}
+    cached = scorer._colours[0]
+    again = scorer.score(content, content)
+    assert scorer._colours[0] is cached  # not read again
+    assert first == pytest.approx(score_run(output, content, [style, chelsea], (0.25, 0.75)))
+    assert again["ssim"] == pytest.approx(1.0) and again["affine_residual"] < 1e-6
+    # A picture too small for SSIM still gets the other metrics.
+    tiny = output.resize((5, 5))
+    small = scorer.score(tiny, content.resize((5, 5)))
+    assert small["ssim"] is None and small["colour_distance"] is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -51,12 +52,29 @@ def test_result_and_metrics_follow_the_design(astronaut, coffee, cache):
         "seconds",
         "losses",
         "curve",
-        "quality",  # ssim, colour_distance, affine_residual
-        "mask_source",  # given | auto | none
+        "quality",  # added after DESIGN.md's keys: ssim, colour_distance, affine_residual
+        "mask_source",  # added after DESIGN.md's keys: given | auto | none
+        "started_at",  # added after DESIGN.md's keys: the call's span, ISO 8601 UTC
+        "finished_at",
     ]
     assert set(metrics["quality"]) == {"ssim", "colour_distance", "affine_residual"}
     assert all(0 <= metrics["quality"][k] <= 1 for k in ("ssim", "affine_residual"))
-    assert set(metrics["seconds"]) == {"total", "prepare", "optimize", "laplacian"}
+    # DESIGN.md's total, prepare, optimize, laplacian, then every phase, the wall time and wait
+    seconds = metrics["seconds"]
+    assert set(seconds) == {"total", "prepare", "optimize", "laplacian"} | {
+        "load",
+        "score",
+        "wall",
+        "wait",
+    }
+    own = ("load", "prepare", "laplacian", "optimize")
+    assert seconds["total"] == pytest.approx(sum(seconds[k] for k in own))
+    assert seconds["score"] > 0 and seconds["load"] > 0
+    # One call: its phases are what the caller waited for.
+    assert seconds["total"] + seconds["score"] == pytest.approx(seconds["wall"], rel=0.05)
+    started = datetime.fromisoformat(metrics["started_at"])
+    finished = datetime.fromisoformat(metrics["finished_at"])
+    assert (finished - started).total_seconds() == pytest.approx(seconds["wall"], abs=0.01)
     assert set(metrics["losses"]) == {"total", "content", "style", "tv", "photoreal"}
     assert [row["step"] for row in metrics["curve"]] == [0, 1, 2, 3, 4]
     assert set(metrics["curve"][0]) == {

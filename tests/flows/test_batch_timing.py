@@ -1,0 +1,75 @@
+"""Every second of a recorded run is accounted for: its phases, its own span, its wall time."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.batch import PHASES, run_batch
+from flows.catalog import pair_catalog
+from flows.specs import ExperimentSpec, expand_configs, load_spec
+from storage import Store
+
+# 400 px: over CPU_BATCH_PIXELS, so that every image runs alone (a stacked batch is shared).
+ALONE = {
+    "name": "alone",
+    "methods": ["photo-fast"],
+    "settings": {"size": 400, "device": "cpu", "mixed_precision": False},
+}
+STACKED = {
+    "name": "stacked",
+    "methods": ["gatys"],
+    "settings": {"size": 32, "steps": 3, "optimizer": "adam", "device": "cpu"},
+}
+
+
+def _runs(store: Store, spec: dict, overlap: bool) -> list[dict]:
+    from flows.batch import plan
+
+    items = plan(store, expand_configs(load_spec(spec, ExperimentSpec)))
+    outcome = run_batch(store, items, overlap=overlap)
+    assert outcome.ok == len(items) == 6, outcome
+    return store.query(
+        "select * from runs where config_hash = ?", params=[items[0].config_hash]
+    ).to_pylist()
+
+
+def _span(run: dict) -> float:
+    return (run["finished_at"] - run["started_at"]).total_seconds()
+
+
+def _phases(run: dict) -> float:
+    return sum(run[f"seconds_{name}"] for name in PHASES)
+
+
+def test_the_phases_of_every_run_add_up_to_its_own_span(small_catalog):
+    store = small_catalog
+    pair_catalog(store, "all")
+    runs = _runs(store, ALONE, overlap=False)
+    for run in runs:
+        assert run["seconds_wall"] == pytest.approx(_span(run), abs=2e-3)
+        # One image at a time, in turn: the run's phases are its whole span.
+        assert _phases(run) == pytest.approx(run["seconds_wall"], rel=0.05), run
+        assert run["seconds_wait"] <= 0.05 * run["seconds_wall"]
+        assert min(run[f"seconds_{k}"] for k in ("load", "optimize", "score", "write")) > 0
+        own = ("load", "prepare", "laplacian", "optimize")
+        assert run["seconds_total"] == pytest.approx(sum(run[f"seconds_{k}"] for k in own))
+        assert run["mask_source"] == "auto"  # photo-fast found its segments itself
+    # Each run has its own span, one after another.
+    spans = sorted((r["started_at"], r["finished_at"]) for r in runs)
+    assert all(end <= later for (_, end), (later, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_overlapped_and_stacked_runs_account_for_their_waits(small_catalog):
+    store = small_catalog
+    pair_catalog(store, "all")
+    stacked_again = {**STACKED, "settings": {**STACKED["settings"], "steps": 4}}
+    for spec, overlap in ((ALONE, True), (STACKED, False), (stacked_again, True)):
+        runs = _runs(store, spec, overlap)
+        for run in runs:
+            assert run["seconds_wall"] == pytest.approx(_span(run), abs=2e-3)
+            whole = _phases(run) + run["seconds_wait"]
+            assert whole == pytest.approx(run["seconds_wall"], rel=0.05), (spec["name"], run)
+        if spec["methods"] == ["gatys"]:
+            # Three images ran as one stacked batch: each waited while the others' share ran.
+            assert all(r["seconds_wait"] > 0 for r in runs)
+            assert len({r["started_at"] for r in runs}) == 2  # one batch per style
