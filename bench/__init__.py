@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
 
 
 def cpu_capability() -> str:
@@ -12,3 +16,21 @@ def cpu_capability() -> str:
     forced = os.environ.get("ATEN_CPU_CAPABILITY")
     note = f" (ATEN_CPU_CAPABILITY={forced})" if forced else ""
     return f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}{note}"
+
+
+def dataset_dir() -> Path:
+    """The DPST paper's pairs, read in place: ``$STYLEBENCH_DPST_DIR`` or ../shared beside."""
+    env = os.environ.get("STYLEBENCH_DPST_DIR")
+    return Path(env) if env else HERE.parent.parent / "shared" / "datasets" / "dpst-paper"
+
+
+def update_results(section: str, heading: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the section under ``heading`` in ``path``, leaving the others."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
+    path.write_text(text)

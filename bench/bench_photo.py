@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from bench import cpu_capability
+from bench import cpu_capability, dataset_dir, update_results
 from styletransfer import SegmentationMasks, TransferCache, TransferConfig, transfer
 from styletransfer.quality import Quality, labels_from_label_images, score
 
@@ -37,11 +37,6 @@ MAX_DISTANCE_RATIO = 1.25
 MAX_MEDIAN_RATIO = 1.0
 SSIM_SLACK = 0.05
 CM_WINS = 10
-
-
-def dataset_dir() -> Path:
-    env = os.environ.get("STYLEBENCH_DPST_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "datasets" / "dpst-paper"
 
 
 @dataclass
@@ -403,18 +398,6 @@ def report(pairs, best_cm, cm_scores, dpst_ran, dpst_steps, dpst_size, dpst_tota
     return out
 
 
-def update_results(section: str, path: Path = HERE / "RESULTS.md") -> None:
-    """Replace (or append) this section in ``path``, leaving the other sections as they are."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
-    path.write_text(text)
-
-
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     start = time.perf_counter()
@@ -422,4 +405,4 @@ if __name__ == "__main__":
     body = body.rstrip() + f"\n\n_bench_photo took {time.perf_counter() - start:.0f} s._\n"
     print(body)
     if not quick:
-        update_results(body)
+        update_results(body, SECTION)

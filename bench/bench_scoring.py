@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import cpu_capability
+from bench import cpu_capability, dataset_dir, update_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -26,11 +26,6 @@ PAIRS = (2, 4, 7, 10, 13, 15, 27, 31, 32, 45, 50, 58)
 SECTION = "## Scoring at a bounded cost"
 MAX_DEVIATION = 0.02
 MAX_COST = 0.10
-
-
-def dataset_dir() -> Path:
-    env = os.environ.get("STYLEBENCH_DPST_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "datasets" / "dpst-paper"
 
 
 def exact_colour_distance(output, style, content_labels, style_labels) -> float:
@@ -173,18 +168,6 @@ def run(quick: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_results(section: str, path: Path = HERE / "RESULTS.md") -> None:
-    """Replace (or append) this section in ``path``, leaving the other sections as they are."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
-    path.write_text(text)
-
-
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     start = time.perf_counter()
@@ -192,4 +175,4 @@ if __name__ == "__main__":
     body = body.rstrip() + f"\n\n_bench_scoring took {time.perf_counter() - start:.0f} s._\n"
     print(body)
     if not quick:
-        update_results(body)
+        update_results(body, SECTION)

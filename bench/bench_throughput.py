@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cpu_capability
+from bench import cpu_capability, dataset_dir, update_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -34,11 +34,6 @@ CONTENTS = (2, 4, 7, 10, 13, 15, 27, 31, 32, 45, 50, 58)
 STYLES = (2, 27)
 TARGETS = {("photo-fast", "stylize --no-prefect"): 0.85, ("photo-fast", "Prefect flow"): 0.80}
 GATYS_TARGET = 0.95
-
-
-def dataset_dir() -> Path:
-    env = os.environ.get("STYLEBENCH_DPST_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "datasets" / "dpst-paper"
 
 
 @dataclass
@@ -262,18 +257,6 @@ def report(results: list[Way], before: tuple, after: tuple, gatys_steps: int) ->
     return out
 
 
-def update_results(section: str, path: Path = HERE / "RESULTS.md") -> None:
-    """Replace (or append) this section in ``path``, leaving the other sections as they are."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
-    path.write_text(text)
-
-
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     start = time.perf_counter()
@@ -281,4 +264,4 @@ if __name__ == "__main__":
     body = body.rstrip() + f"\n\n_bench_throughput took {time.perf_counter() - start:.0f} s._\n"
     print(body)
     if not quick:
-        update_results(body)
+        update_results(body, SECTION)
