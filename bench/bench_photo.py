@@ -224,7 +224,7 @@ def _cpu() -> str:
 
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
-    load = os.getloadavg()[0]  # the work already running on the machine as the section begins
+    load_avg = os.getloadavg()[0]  # the work already running on the machine as the section begins
     lines = [SECTION, ""]
     if not (folder / "in2.png").is_file():
         lines.append(
@@ -282,7 +282,7 @@ def run(quick: bool = False) -> str:
         big = big_run(folder, PAIRS[0], 4096)
     side_by_side(pairs, ["paper", "default", "refined", "color-matcher"], OUT / "dpst_pairs.png")
     lines += report(
-        pairs, best_cm, cm_scores, dpst_ran, dpst_steps, dpst_size, dpst_total, peak, big, load
+        pairs, best_cm, cm_scores, dpst_ran, dpst_steps, dpst_size, dpst_total, peak, big, load_avg
     )
     return "\n".join(lines) + "\n"
 
@@ -291,7 +291,9 @@ def _fmt(q: Quality | None, field_: str, digits: str) -> str:
     return "—" if q is None else format(getattr(q, field_), digits)
 
 
-def report(pairs, best_cm, cm_scores, dpst_ran, dpst_steps, dpst_size, dpst_total, peak, big, load):
+def report(
+    pairs, best_cm, cm_scores, dpst_ran, dpst_steps, dpst_size, dpst_total, peak, big, load_avg
+):
     names = ["paper", "default", "refined", "color-matcher", "dpst"]
     out = [
         f"CPU: {_cpu()}; fp32 throughout (mixed precision off). The 12 pairs of "
@@ -308,7 +310,7 @@ def report(pairs, best_cm, cm_scores, dpst_ran, dpst_steps, dpst_size, dpst_tota
         f"({', '.join(map(str, dpst_ran)) or 'none'}; {dpst_total:.0f} s in all; the pair count, "
         "steps and time budget are BENCH_DPST_PAIRS, BENCH_DPST_STEPS, BENCH_DPST_SECONDS). Times are wall "
         "seconds of the library call (model loaded) at 700 px; the 1-minute load average "
-        f"was {load:.1f} as the section began ({os.cpu_count()} cores; above that, other work "
+        f"was {load_avg:.1f} as the section began ({os.cpu_count()} cores; above that, other work "
         "shared them and the times are inflated).",
         "",
         "| pair | " + " | ".join(f"cd {n}" for n in names) + " | SSIM paper | SSIM default | "
