@@ -320,7 +320,7 @@ def _load(store: Store, chunk: _Chunk) -> _Chunk:
 def _chunks(items: Sequence[WorkItem]) -> list[_Chunk]:
     """The items as stacked batches: by config and styles, at most as many as a batch holds."""
     from styletransfer import TransferConfig
-    from styletransfer.engine import select_device
+    from styletransfer.device import select_device
     from styletransfer.transfer import batch_limit
 
     chunks = []
@@ -407,7 +407,7 @@ def run_batch(
     """
     from stylebench import __version__
     from styletransfer import transfer_batch
-    from styletransfer.engine import select_device
+    from styletransfer.device import select_device
 
     slot = accelerator_slot or nullcontext
     host = socket.gethostname()

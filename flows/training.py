@@ -87,7 +87,7 @@ def train_on_catalog(
     on_step: Callable[[Any], None] | None = None,
 ) -> Any:
     """Train ``name`` and store it under the data directory's ``models/``; returns TrainResult."""
-    from styletransfer.engine import configure_threads, select_device
+    from styletransfer.device import configure_threads, select_device
     from styletransfer.fast.train import train
     from styletransfer.features import default_layers, load_encoder
 

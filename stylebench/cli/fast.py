@@ -81,7 +81,7 @@ def train_fast(
     resume after an interruption. The model lands in models/NAME of the data directory."""
     from flows.training import content_images, resolve_styles, train_on_catalog
     from storage import check_model_name
-    from styletransfer.engine import select_device
+    from styletransfer.device import select_device
     from styletransfer.fast import TrainConfig
     from styletransfer.fast.model import FastModelError
     from styletransfer.fast.train import ImageLoadError

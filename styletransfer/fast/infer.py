@@ -234,7 +234,8 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
     nonzero weight, in its order (``prepare_fast`` makes them from a pair): they serve only to
     measure the style loss, recorded with the others under the model's loss network.
     """
-    from styletransfer.engine import MethodOutput, autocast_dtype
+    from styletransfer.device import autocast_dtype
+    from styletransfer.engine import MethodOutput
 
     cfg = inp.config
     if not cfg.model:

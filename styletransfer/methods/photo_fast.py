@@ -46,6 +46,8 @@ from styletransfer.colour import (
 from styletransfer.engine import (
     MethodInput,
     MethodOutput,
+    OptimizeOptions,
+    OptimizeResult,
     minimize,
     timer,
     to_image,
@@ -323,8 +325,9 @@ def refine(
     content: Tensor,
     start: Tensor,
     index: int,
-) -> tuple[Tensor, Any]:
-    """The VGG-loss bilateral-grid fit from the closed-form ``start``, within the time budget."""
+) -> OptimizeResult:
+    """The VGG-loss bilateral-grid fit from the closed-form ``start``, within the time budget:
+    ``best`` is the fitted grid."""
     from styletransfer.methods.neural import PerceptualLoss, get_encoder, style_targets
 
     cfg = inp.config
@@ -381,12 +384,8 @@ def refine(
             parts["tv"] = parts["tv"] + penalty if "tv" in parts else penalty
         return parts
 
-    fit = minimize(
-        grid0,
-        objective,
-        steps=cfg.steps,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
+    options = OptimizeOptions.of(
+        cfg,
         callback=inp.callback,
         normalize=True,
         # The budget covers the set-up too (targets, the first evaluation).
@@ -394,7 +393,7 @@ def refine(
         tolerance=opts.tolerance,
         patience=opts.patience,
     )
-    return fit.param, fit
+    return minimize(grid0, objective, options)
 
 
 def _apply_grid(grid: Tensor, image: Tensor, guide: Tensor) -> Tensor:
@@ -427,9 +426,9 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
         status, error, losses, curve, steps = "ok", None, unmeasured_losses(), [], 0
         if opts.refine and cfg.steps > 0:
             with timer(seconds, "optimize"):
-                grid, fit = refine(inp, opts, content, image, index)
+                fit = refine(inp, opts, content, image, index)
                 with torch.no_grad():
-                    image = _apply_grid(grid, image, luminance(content)).clamp(0, 1)
+                    image = _apply_grid(fit.best, image, luminance(content)).clamp(0, 1)
             status, error, steps = fit.status, fit.error, fit.steps
             losses, curve = fit.losses[0], fit.curves[0]
         outputs.append(
