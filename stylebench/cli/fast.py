@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from stylebench.cli.common import console, err_console, fail, progress, settings
+from stylebench.cli.common import console, err_console, fail, progress, settings, split_values
 
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    out: list[str] = []
-    for value in values or []:
-        out.extend(v for v in re.split(r"[,\s]+", value) if v)
-    return tuple(out)
+# Options of ``train-fast`` whose parameter is a TrainConfig field of the same name: each left
+# out takes the config's default, which its help states (tests/cli/test_config_options.py
+# checks names, kinds, defaults and bounds against styletransfer.fast.config).
 
 
 def train_fast(
@@ -37,14 +34,19 @@ def train_fast(
         "--content-dir",
         help="Train on the images in this folder (default: the catalog's accepted content images).",
     ),
-    steps: int = typer.Option(40_000, help="Training steps."),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per step."),
-    size: int = typer.Option(256, help="Training crop size in pixels."),
+    steps: int = typer.Option(None, help="Training steps [default: 40000]."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", "-b", help="Images per step [default: 4]."
+    ),
+    size: int = typer.Option(None, help="Training crop size in pixels [default: 256]."),
     style_size: int = typer.Option(
         None, help="Short side of the style images in pixels (default: --size)."
     ),
     feature_model: str = typer.Option(
-        "vgg19", "--feature-model", "-f", help="Loss network: vgg19, vgg16 or resnet101."
+        None,
+        "--feature-model",
+        "-f",
+        help="Loss network: vgg19, vgg16 or resnet101 [default: vgg19].",
     ),
     weights: str = typer.Option(
         None,
@@ -57,18 +59,18 @@ def train_fast(
     style_layers: list[str] = typer.Option(
         None, help="Style layers (default: the network's default set)."
     ),
-    style_layer_weights: list[float] = typer.Option(
+    style_layer_weights: list[str] = typer.Option(
         None, help="One weight per style layer (default: 1/n each)."
     ),
-    content_weight: float = typer.Option(1.0, help="Content loss weight."),
-    style_weight: float = typer.Option(10.0, help="Style loss weight."),
-    tv_weight: float = typer.Option(0.0, help="Total-variation weight."),
+    content_weight: float = typer.Option(None, help="Content loss weight [default: 1.0]."),
+    style_weight: float = typer.Option(None, help="Style loss weight [default: 10.0]."),
+    tv_weight: float = typer.Option(None, help="Total-variation weight [default: 0.0]."),
     mixed_precision: bool = typer.Option(
         True, help="bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)."
     ),
-    lr: float = typer.Option(1e-3, help="Adam learning rate."),
-    checkpoint_every: int = typer.Option(500, help="Steps between checkpoints."),
-    seed: int = typer.Option(0, help="Seed for initialisation and data order."),
+    lr: float = typer.Option(None, help="Adam's learning rate [default: 0.001]."),
+    checkpoint_every: int = typer.Option(None, help="Steps between checkpoints [default: 500]."),
+    seed: int = typer.Option(None, help="Seed for initialisation and data order [default: 0]."),
     restart: bool = typer.Option(
         False,
         "--restart",
@@ -82,7 +84,6 @@ def train_fast(
     from flows.training import content_images, resolve_styles, train_on_catalog
     from storage import check_model_name
     from styletransfer.device import select_device
-    from styletransfer.fast import TrainConfig
     from styletransfer.fast.model import FastModelError
     from styletransfer.fast.train import ImageLoadError
     from styletransfer.features import WeightsUnavailable, default_layers
@@ -93,24 +94,8 @@ def train_fast(
         styles = resolve_styles(store, style)
         contents = content_images(store, content_dir)
         model_name = check_model_name(name or "+".join(styles.labels))
-        config = TrainConfig(
-            steps=steps,
-            batch_size=batch_size,
-            size=size,
-            style_size=style_size,
-            lr=lr,
-            content_weight=content_weight,
-            feature_model=feature_model,
-            content_layers=_split(content_layers),
-            style_layers=_split(style_layers),
-            style_layer_weights=tuple(style_layer_weights or ()),
-            checkpoint_every=checkpoint_every,
-            seed=seed,
-            style_weight=style_weight,
-            tv_weight=tv_weight,
-            mixed_precision=mixed_precision,
-        )
-        defaults = default_layers(feature_model)
+        config = _config(ctx.params)
+        defaults = default_layers(config.feature_model)
         config = config.with_layers(defaults.content, defaults.style)
         torch_device = select_device(device)
     except ValueError as exc:
@@ -121,7 +106,7 @@ def train_fast(
         f"training [bold]{model_name}[/]: {len(styles.paths)} style(s), "
         f"{len(contents.paths)} content image(s), {config.steps} steps of "
         f"{config.batch_size} at {config.size} px on {torch_device}, "
-        f"{feature_model} ({', '.join(config.content_layers)} | "
+        f"{config.feature_model} ({', '.join(config.content_layers)} | "
         f"{', '.join(config.style_layers)})"
     )
     last_step = [0]
@@ -180,6 +165,24 @@ def train_fast(
             else ""
         )
     )
+
+
+def _config(params: dict[str, Any]) -> Any:  # -> styletransfer.fast.TrainConfig
+    """The TrainConfig of the options given: each one a field of the same name (lists read by
+    the one list parser); the others take the config's defaults."""
+    from styletransfer.fast import TrainConfig
+    from styletransfer.fields import described
+
+    given: dict[str, Any] = {}
+    for name, spec in described(TrainConfig).items():
+        value = params.get(name)
+        if value is None:
+            continue
+        if spec.kind in ("names", "numbers"):
+            option = "--" + name.replace("_", "-")
+            value = split_values(value, option, numbers=spec.kind == "numbers") or ()
+        given[name] = value
+    return TrainConfig(**given)
 
 
 def _interrupted(out_dir: Path, step: int, every: int) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from stylebench.cli.common import console, fail, settings, variadic_command
+from stylebench.cli.common import console, fail, settings, split_values, variadic_command
 
 
 class Strategy(str, Enum):
@@ -61,23 +61,13 @@ def pair(
     from flows.catalog import pair_catalog
 
     try:
-        weights = None
-        if style_weights:
-            given = " ".join(style_weights)
-            try:
-                weights = [float(w) for w in given.replace(",", " ").split()]
-            except ValueError:
-                raise ValueError(
-                    f"--style-weights must be numbers, got {given!r}: give them as "
-                    "--style-weights 0.7 0.3, --style-weights 0.7,0.3 or "
-                    "--style-weights 0.7 --style-weights 0.3"
-                ) from None
+        weights = split_values(style_weights, "--style-weights", numbers=True)
         pairs, new = pair_catalog(
             settings(ctx).store(),
             strategy.value,
             styles_per_pair=styles_per_pair,
             seed=seed,
-            weights=weights,
+            weights=None if weights is None else list(weights),
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -85,17 +75,6 @@ def pair(
         f"{len(pairs)} pair(s) by strategy {strategy.value}: {new} new, "
         f"{len(pairs) - new} already recorded"
     )
-
-
-# What ``stylize`` runs without --experiment; with one, an option given overrides the file.
-STYLIZE_DEFAULTS = {
-    "method": ["gatys"],
-    "size": 256,
-    "steps": 300,
-    "feature_model": "vgg19",
-    "batch_size": 4,
-    "limit": None,
-}
 
 
 def stylize(
@@ -108,12 +87,14 @@ def stylize(
         "examples/experiment.yaml. Without it, the options below "
         "make a one-config experiment; with it, each option given overrides the file.",
     ),
-    method: list[str] = typer.Option(None, "--method", "-m", help="Method(s) (default: gatys)."),
-    size: int = typer.Option(None, help="Longest output side in pixels (default: 256)."),
-    steps: int = typer.Option(None, help="Optimisation steps (default: 300)."),
-    feature_model: str = typer.Option(None, help="Feature network (default: vgg19)."),
-    batch_size: int = typer.Option(None, help="Work items per batch (default: 4)."),
-    limit: int = typer.Option(None, help="At most this many pairs (default: all)."),
+    method: list[str] = typer.Option(None, "--method", "-m", help="Method(s) [default: gatys]."),
+    size: int = typer.Option(None, help="Longest output side in pixels [default: 256]."),
+    steps: int = typer.Option(
+        None, help="Optimiser steps of the optimising methods [default: 500]."
+    ),
+    feature_model: str = typer.Option(None, help="Feature network [default: vgg19]."),
+    batch_size: int = typer.Option(None, help="Work items per batch [default: 4]."),
+    limit: int = typer.Option(None, help="At most this many pairs [default: all]."),
     use_prefect: bool = typer.Option(
         True,
         "--prefect/--no-prefect",
@@ -138,21 +119,7 @@ def stylize(
             spec = load_spec(experiment, ExperimentSpec)
             spec = load_spec(experiment_overrides(spec.model_dump(), given), ExperimentSpec)
         else:
-            opts = {k: STYLIZE_DEFAULTS[k] if v is None else v for k, v in given.items()}
-            spec = load_spec(
-                {
-                    "name": "cli",
-                    "methods": opts["method"],
-                    "batch_size": opts["batch_size"],
-                    "settings": {
-                        "size": opts["size"],
-                        "steps": opts["steps"],
-                        "feature_model": opts["feature_model"],
-                    },
-                    "pairs": {"limit": opts["limit"]},
-                },
-                ExperimentSpec,
-            )
+            spec = load_spec(experiment_overrides(_one_config_experiment(), given), ExperimentSpec)
         expand_configs(spec, experiment)  # validates every setting before anything runs
     except SpecError as exc:
         raise fail(str(exc)) from None
@@ -163,6 +130,20 @@ def stylize(
     else:
         result = _stylize_directly(st, spec)
     console.print(result)
+
+
+def _one_config_experiment() -> dict:
+    """What ``stylize`` runs without --experiment before its options apply: the default
+    method at the config's defaults (``TransferConfig``), the spec's batch size, every pair."""
+    from styletransfer import TransferConfig
+
+    return {
+        "name": "cli",
+        "methods": [TransferConfig.method],
+        "settings": {},
+        "grid": {},
+        "pairs": {"limit": None},
+    }
 
 
 def experiment_overrides(spec: dict, given: dict) -> dict:
