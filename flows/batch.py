@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A run's phases in the order they happen (styletransfer.transfer.PHASES), then the rest of its
+# A run's phases in the order they happen (styletransfer.run.PHASES), then the rest of its
 # span ("wait"); together they add up to its wall time.
 PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
 # Whether a CPU batch reads, scores and writes beside the method too (an accelerator always
@@ -321,7 +321,7 @@ def _chunks(items: Sequence[WorkItem]) -> list[_Chunk]:
     """The items as stacked batches: by config and styles, at most as many as a batch holds."""
     from styletransfer import TransferConfig
     from styletransfer.device import select_device
-    from styletransfer.transfer import batch_limit
+    from styletransfer.run import batch_limit
 
     chunks = []
     for items_ in _groups(items):
