@@ -77,43 +77,51 @@ class TransferConfig:
     """
 
     method: str = setting(
-        "gatys", "str", "the method: gatys, dpst, photo-fast, fast or a registered one"
+        "gatys", "str", "The method: gatys, dpst, photo-fast, fast or a registered one"
     )
     feature_model: str = setting(
-        "vgg19", "str", "the loss network: vgg19, vgg16 or resnet101", methods=_OPTIMISING
+        "vgg19", "str", "The loss network: vgg19, vgg16 or resnet101", methods=_OPTIMISING
     )
     weights: str | None = setting(
         None,
         "str",
-        "the network's weights: a local file or 'torchvision' (default: vgg19's bundled Caffe "
+        "The network's weights: a local file or 'torchvision' (default: vgg19's bundled Caffe "
         "weights; torchvision's cached file otherwise)",
         optional=True,
         methods=_OPTIMISING,
     )
     content_layers: tuple[str, ...] | None = setting(
-        None, "names", "content layers (default: the network's)", optional=True, methods=_OPTIMISING
+        None,
+        "names",
+        "Content layers, e.g. relu4_2 (default: the network's)",
+        optional=True,
+        methods=_OPTIMISING,
     )
     style_layers: tuple[str, ...] | None = setting(
-        None, "names", "style layers (default: the network's)", optional=True, methods=_OPTIMISING
+        None,
+        "names",
+        "Style layers, e.g. relu1_1,relu2_1 (default: the network's)",
+        optional=True,
+        methods=_OPTIMISING,
     )
     content_layer_weights: tuple[float, ...] | None = setting(
         None,
         "numbers",
-        "one weight per content layer (default: 1 each)",
+        "One weight per content layer (default: 1 each)",
         optional=True,
         methods=_OPTIMISING,
     )
     style_layer_weights: tuple[float, ...] | None = setting(
         None,
         "numbers",
-        "one weight per style layer (default: the method's, else 1/n each)",
+        "One weight per style layer (default: the method's, else 1/n each)",
         optional=True,
         methods=_OPTIMISING,
     )
     content_weight: float | None = setting(
         None,
         "number",
-        "content loss weight (default: the method's)",
+        "Content loss weight (default: the method's)",
         low=0,
         optional=True,
         methods=_OPTIMISING,
@@ -121,7 +129,7 @@ class TransferConfig:
     style_weight: float | None = setting(
         None,
         "number",
-        "style loss weight (default: the method's)",
+        "Style loss weight (default: the method's)",
         low=0,
         optional=True,
         methods=_OPTIMISING,
@@ -129,7 +137,7 @@ class TransferConfig:
     tv_weight: float | None = setting(
         None,
         "number",
-        "total-variation weight (default: the method's)",
+        "Total-variation weight (default: the method's)",
         low=0,
         optional=True,
         methods=_OPTIMISING,
@@ -137,28 +145,31 @@ class TransferConfig:
     photoreal_weight: float | None = setting(
         None,
         "number",
-        "matting-Laplacian weight (default: the method's)",
+        "Matting-Laplacian weight (default: the method's)",
         low=0,
         optional=True,
         methods=_DPST,
     )
     style_weights: tuple[float, ...] | None = setting(
-        None, "numbers", "blend weight per style image (default: equal)", optional=True
+        None,
+        "numbers",
+        "Blend weight per style image: 0.7 0.3, 0.7,0.3 or repeated (default: equal)",
+        optional=True,
     )
     size: int = setting(
         256,
         "int",
-        "longest side of the output in pixels; a smaller image keeps its own size unless upscale",
+        "Longest side of the output in pixels; a smaller image keeps its own size unless upscale",
         low=MIN_SIZE,
         high=MAX_SIZE,
         unit="pixels",
     )
-    upscale: bool = setting(False, "bool", "enlarge images smaller than size to it")
-    steps: int = setting(500, "int", "optimiser steps", low=0, methods=_OPTIMISING)
+    upscale: bool = setting(False, "bool", "Enlarge images smaller than size to it")
+    steps: int = setting(500, "int", "Optimiser steps", low=0, methods=_OPTIMISING)
     optimizer: str = setting(
         "lbfgs",
         "str",
-        "lbfgs (strong Wolfe line search) or adam",
+        "The optimiser: lbfgs (strong Wolfe line search) or adam",
         choices=OPTIMIZERS,
         methods=_OPTIMISING,
     )
@@ -173,16 +184,18 @@ class TransferConfig:
     init: str = setting(
         "content",
         "str",
-        "start from the content or from noise",
+        "Start from the content or from noise",
         choices=INITS,
         methods=_OPTIMISING,
     )
-    seed: int = setting(0, "int", "random seed", methods=_OPTIMISING)
+    seed: int = setting(0, "int", "Random seed", methods=_OPTIMISING)
     preserve_color: bool = setting(
-        False, "bool", "transfer luminance only; keep the content's colours"
+        False, "bool", "Transfer luminance only; keep the content's colours"
     )
     mixed_precision: bool = setting(
-        True, "bool", "bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)"
+        True,
+        "bool",
+        "Mixed precision: bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)",
     )
     two_stage: bool | None = setting(
         None,
@@ -195,25 +208,25 @@ class TransferConfig:
     levels: int = setting(
         1,
         "int",
-        "coarse-to-fine levels; 3 optimises at 1/4 and 1/2 of the size first (1: off)",
+        "Coarse-to-fine levels; 3 optimises at 1/4 and 1/2 of the size first (1: off)",
         low=1,
         high=4,
         rule="1 (off) to 4",
         methods=_COARSE_TO_FINE,
     )
     matting_eps: float = setting(
-        1e-7, "number", "epsilon of the matting Laplacian", low=0, above=True, methods=_DPST
+        1e-7, "number", "Epsilon of the matting Laplacian", low=0, above=True, methods=_DPST
     )
     model: str | None = setting(
         None,
         "str",
-        "the trained feed-forward network's name (or path)",
+        "The trained network's name or path (fast needs one)",
         optional=True,
         methods=_FEED_FORWARD,
     )
-    device: str = setting("auto", "str", "auto, cpu, cuda, cuda:N or mps")
+    device: str = setting("auto", "str", "The device: auto, cpu, cuda, cuda:N or mps")
     extra: tuple[tuple[str, Any], ...] = setting(
-        (), "options", "the method's own options (styletransfer.options)"
+        (), "options", "The method's own options (styletransfer.options)"
     )
 
     def __post_init__(self) -> None:

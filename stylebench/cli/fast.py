@@ -7,13 +7,15 @@ from typing import Any
 
 import typer
 
-from stylebench.cli.common import console, err_console, fail, progress, settings, split_values
+from stylebench.cli.common import console, err_console, fail, progress, settings, variadic_command
+from stylebench.cli.settings import config_options, given, variadic_forms
+from styletransfer.fast.config import TrainConfig
 
-# Options of ``train-fast`` whose parameter is a TrainConfig field of the same name: each left
-# out takes the config's default, which its help states (tests/cli/test_config_options.py
-# checks names, kinds, defaults and bounds against styletransfer.fast.config).
+# Flags of TrainConfig's fields beside --the-field-name.
+TRAIN_FLAGS = {"batch_size": ("--batch-size", "-b"), "feature_model": ("--feature-model", "-f")}
 
 
+@config_options(TrainConfig, flags=TRAIN_FLAGS)
 def train_fast(
     ctx: typer.Context,
     style: list[str] = typer.Option(
@@ -34,53 +36,23 @@ def train_fast(
         "--content-dir",
         help="Train on the images in this folder (default: the catalog's accepted content images).",
     ),
-    steps: int = typer.Option(None, help="Training steps [default: 40000]."),
-    batch_size: int = typer.Option(
-        None, "--batch-size", "-b", help="Images per step [default: 4]."
-    ),
-    size: int = typer.Option(None, help="Training crop size in pixels [default: 256]."),
-    style_size: int = typer.Option(
-        None, help="Short side of the style images in pixels (default: --size)."
-    ),
-    feature_model: str = typer.Option(
-        None,
-        "--feature-model",
-        "-f",
-        help="Loss network: vgg19, vgg16 or resnet101 [default: vgg19].",
-    ),
     weights: str = typer.Option(
         None,
         help="Feature-network weights: a local file or "
         "'torchvision' (default: vgg19's bundled weights).",
     ),
-    content_layers: list[str] = typer.Option(
-        None, help="Content layers (default: the network's default set)."
-    ),
-    style_layers: list[str] = typer.Option(
-        None, help="Style layers (default: the network's default set)."
-    ),
-    style_layer_weights: list[str] = typer.Option(
-        None, help="One weight per style layer (default: 1/n each)."
-    ),
-    content_weight: float = typer.Option(None, help="Content loss weight [default: 1.0]."),
-    style_weight: float = typer.Option(None, help="Style loss weight [default: 10.0]."),
-    tv_weight: float = typer.Option(None, help="Total-variation weight [default: 0.0]."),
-    mixed_precision: bool = typer.Option(
-        True, help="bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)."
-    ),
-    lr: float = typer.Option(None, help="Adam's learning rate [default: 0.001]."),
-    checkpoint_every: int = typer.Option(None, help="Steps between checkpoints [default: 500]."),
-    seed: int = typer.Option(None, help="Seed for initialisation and data order [default: 0]."),
     restart: bool = typer.Option(
         False,
         "--restart",
         help="Delete this model's checkpoints and start over instead of resuming.",
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    **training: Any,
 ) -> None:
     """Train a feed-forward network (Johnson et al. 2016) for one or more styles (conditional
     instance norm, Dumoulin et al. 2017). Checkpoints regularly; rerun the same command to
-    resume after an interruption. The model lands in models/NAME of the data directory."""
+    resume after an interruption. The model lands in models/NAME of the data directory. Every
+    setting of TrainConfig is an option; those left out take its defaults."""
     from flows.training import content_images, resolve_styles, train_on_catalog
     from storage import check_model_name
     from styletransfer.device import select_device
@@ -94,7 +66,7 @@ def train_fast(
         styles = resolve_styles(store, style)
         contents = content_images(store, content_dir)
         model_name = check_model_name(name or "+".join(styles.labels))
-        config = _config(ctx.params)
+        config = TrainConfig(**given(TrainConfig, training))
         defaults = default_layers(config.feature_model)
         config = config.with_layers(defaults.content, defaults.style)
         torch_device = select_device(device)
@@ -167,24 +139,6 @@ def train_fast(
     )
 
 
-def _config(params: dict[str, Any]) -> Any:  # -> styletransfer.fast.TrainConfig
-    """The TrainConfig of the options given: each one a field of the same name (lists read by
-    the one list parser); the others take the config's defaults."""
-    from styletransfer.fast import TrainConfig
-    from styletransfer.fields import described
-
-    given: dict[str, Any] = {}
-    for name, spec in described(TrainConfig).items():
-        value = params.get(name)
-        if value is None:
-            continue
-        if spec.kind in ("names", "numbers"):
-            option = "--" + name.replace("_", "-")
-            value = split_values(value, option, numbers=spec.kind == "numbers") or ()
-        given[name] = value
-    return TrainConfig(**given)
-
-
 def _interrupted(out_dir: Path, step: int, every: int) -> str:
     """What an interruption of training kept, and how to go on."""
     from rich.markup import escape
@@ -206,4 +160,4 @@ def _interrupted(out_dir: Path, step: int, every: int) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train-fast")(train_fast)
+    app.command("train-fast", cls=variadic_command(variadic_forms(TrainConfig)))(train_fast)

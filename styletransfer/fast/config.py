@@ -25,41 +25,43 @@ class TrainConfig:
     ``style_layer_weights`` empty means 1/n for each of the n style layers.
     """
 
-    steps: int = setting(40_000, "int", "training steps", low=1)
-    batch_size: int = setting(4, "int", "images per step", low=1)
+    steps: int = setting(40_000, "int", "Training steps", low=1)
+    batch_size: int = setting(4, "int", "Images per step", low=1)
     size: int = setting(
-        256, "int", "training crop size", low=MIN_SIZE, high=MAX_SIZE, unit="pixels"
+        256, "int", "Training crop size", low=MIN_SIZE, high=MAX_SIZE, unit="pixels"
     )
     style_size: int | None = setting(
         None,
         "int",
-        "short side of the style images (default: size)",
+        "Short side of the style images (default: size)",
         low=MIN_SIZE,
         unit="pixels",
         optional=True,
     )
     lr: float = setting(1e-3, "number", "Adam's learning rate", low=0, above=True)
-    content_weight: float = setting(1.0, "number", "content loss weight", low=0)
-    style_weight: float = setting(10.0, "number", "style loss weight", low=0)
-    tv_weight: float = setting(0.0, "number", "total-variation weight", low=0)
-    feature_model: str = setting("vgg19", "str", "the loss network: vgg19, vgg16 or resnet101")
+    content_weight: float = setting(1.0, "number", "Content loss weight", low=0)
+    style_weight: float = setting(10.0, "number", "Style loss weight", low=0)
+    tv_weight: float = setting(0.0, "number", "Total-variation weight", low=0)
+    feature_model: str = setting("vgg19", "str", "The loss network: vgg19, vgg16 or resnet101")
     content_layers: tuple[str, ...] = setting(
-        (), "names", "content layers (default: the network's default set)"
+        (), "names", "Content layers (default: the network's default set)"
     )
     style_layers: tuple[str, ...] = setting(
-        (), "names", "style layers (default: the network's default set)"
+        (), "names", "Style layers (default: the network's default set)"
     )
     style_layer_weights: tuple[float, ...] = setting(
-        (), "numbers", "one weight per style layer (default: 1/n each)"
+        (), "numbers", "One weight per style layer (default: 1/n each)"
     )
-    base_channels: int = setting(32, "int", "channels of the transformer's first layer", low=1)
-    residual_blocks: int = setting(5, "int", "residual blocks of the transformer", low=1)
+    base_channels: int = setting(32, "int", "Channels of the transformer's first layer", low=1)
+    residual_blocks: int = setting(5, "int", "Residual blocks of the transformer", low=1)
     mixed_precision: bool = setting(
-        True, "bool", "bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)"
+        True,
+        "bool",
+        "Mixed precision: bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)",
     )
-    checkpoint_every: int = setting(500, "int", "steps between checkpoints", low=1)
-    keep_checkpoints: int = setting(2, "int", "checkpoints kept", low=1)
-    seed: int = setting(0, "int", "seed of the initialisation and the data order")
+    checkpoint_every: int = setting(500, "int", "Steps between checkpoints", low=1)
+    keep_checkpoints: int = setting(2, "int", "Checkpoints kept", low=1)
+    seed: int = setting(0, "int", "Seed of the initialisation and the data order")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "content_layers", tuple(self.content_layers))
