@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def cpu_capability() -> str:
@@ -12,3 +18,28 @@ def cpu_capability() -> str:
     forced = os.environ.get("ATEN_CPU_CAPABILITY")
     note = f" (ATEN_CPU_CAPABILITY={forced})" if forced else ""
     return f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}{note}"
+
+
+def update_results(section: str, heading: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the section that starts with ``heading`` in ``path``, leaving the
+    other sections as they are."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
+    path.write_text(text)
+
+
+def main(run: Callable[..., str], name: str, heading: str) -> None:
+    """``python -m bench.<name> [--quick]``: print the section; a full run also writes it to
+    RESULTS.md."""
+    quick = "--quick" in sys.argv
+    start = time.perf_counter()
+    body = run(quick=quick)
+    body = body.rstrip() + f"\n\n_{name} took {time.perf_counter() - start:.0f} s._\n"
+    print(body)
+    if not quick:
+        update_results(body, heading)

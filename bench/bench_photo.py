@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from bench import cpu_capability
+from bench import cpu_capability, main
 from styletransfer import SegmentationMasks, TransferCache, TransferConfig, transfer
 from styletransfer.quality import Quality, labels_from_label_images, score
 
@@ -403,23 +403,5 @@ def report(pairs, best_cm, cm_scores, dpst_ran, dpst_steps, dpst_size, dpst_tota
     return out
 
 
-def update_results(section: str, path: Path = HERE / "RESULTS.md") -> None:
-    """Replace (or append) this section in ``path``, leaving the other sections as they are."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
-    path.write_text(text)
-
-
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    start = time.perf_counter()
-    body = run(quick=quick)
-    body = body.rstrip() + f"\n\n_bench_photo took {time.perf_counter() - start:.0f} s._\n"
-    print(body)
-    if not quick:
-        update_results(body)
+    main(run, "bench_photo", SECTION)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cpu_capability
+from bench import cpu_capability, main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -262,23 +262,5 @@ def report(results: list[Way], before: tuple, after: tuple, gatys_steps: int) ->
     return out
 
 
-def update_results(section: str, path: Path = HERE / "RESULTS.md") -> None:
-    """Replace (or append) this section in ``path``, leaving the other sections as they are."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
-    path.write_text(text)
-
-
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    start = time.perf_counter()
-    body = run(quick=quick)
-    body = body.rstrip() + f"\n\n_bench_throughput took {time.perf_counter() - start:.0f} s._\n"
-    print(body)
-    if not quick:
-        update_results(body)
+    main(run, "bench_throughput", SECTION)

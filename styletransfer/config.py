@@ -33,6 +33,18 @@ _COARSE_TO_FINE = ("gatys", "dpst")
 _FEED_FORWARD = ("fast",)
 
 
+def _unset(
+    kind: str, help: str, methods: tuple[str, ...] | None = _OPTIMISING, **described: Any
+) -> Any:
+    """A setting whose None means the method's or the network's default (see ``resolved()``)."""
+    return setting(None, kind, help, optional=True, methods=methods, **described)
+
+
+def _loss_weight(term: str, methods: tuple[str, ...] = _OPTIMISING) -> Any:
+    """The weight of a loss term: >= 0, the method's when None."""
+    return _unset("number", f"{term} weight (default: the method's)", methods, low=0)
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Where a run finds what it needs, outside its settings (and so outside config_hash()).
@@ -82,79 +94,31 @@ class TransferConfig:
     feature_model: str = setting(
         "vgg19", "str", "The loss network: vgg19, vgg16 or resnet101", methods=_OPTIMISING
     )
-    weights: str | None = setting(
-        None,
+    weights: str | None = _unset(
         "str",
         "The network's weights: a local file or 'torchvision' (default: vgg19's bundled Caffe "
         "weights; torchvision's cached file otherwise)",
-        optional=True,
-        methods=_OPTIMISING,
     )
-    content_layers: tuple[str, ...] | None = setting(
-        None,
-        "names",
-        "Content layers, e.g. relu4_2 (default: the network's)",
-        optional=True,
-        methods=_OPTIMISING,
+    content_layers: tuple[str, ...] | None = _unset(
+        "names", "Content layers, e.g. relu4_2 (default: the network's)"
     )
-    style_layers: tuple[str, ...] | None = setting(
-        None,
-        "names",
-        "Style layers, e.g. relu1_1,relu2_1 (default: the network's)",
-        optional=True,
-        methods=_OPTIMISING,
+    style_layers: tuple[str, ...] | None = _unset(
+        "names", "Style layers, e.g. relu1_1,relu2_1 (default: the network's)"
     )
-    content_layer_weights: tuple[float, ...] | None = setting(
-        None,
-        "numbers",
-        "One weight per content layer (default: 1 each)",
-        optional=True,
-        methods=_OPTIMISING,
+    content_layer_weights: tuple[float, ...] | None = _unset(
+        "numbers", "One weight per content layer (default: 1 each)"
     )
-    style_layer_weights: tuple[float, ...] | None = setting(
-        None,
-        "numbers",
-        "One weight per style layer (default: the method's, else 1/n each)",
-        optional=True,
-        methods=_OPTIMISING,
+    style_layer_weights: tuple[float, ...] | None = _unset(
+        "numbers", "One weight per style layer (default: the method's, else 1/n each)"
     )
-    content_weight: float | None = setting(
-        None,
-        "number",
-        "Content loss weight (default: the method's)",
-        low=0,
-        optional=True,
-        methods=_OPTIMISING,
-    )
-    style_weight: float | None = setting(
-        None,
-        "number",
-        "Style loss weight (default: the method's)",
-        low=0,
-        optional=True,
-        methods=_OPTIMISING,
-    )
-    tv_weight: float | None = setting(
-        None,
-        "number",
-        "Total-variation weight (default: the method's)",
-        low=0,
-        optional=True,
-        methods=_OPTIMISING,
-    )
-    photoreal_weight: float | None = setting(
-        None,
-        "number",
-        "Matting-Laplacian weight (default: the method's)",
-        low=0,
-        optional=True,
-        methods=_DPST,
-    )
-    style_weights: tuple[float, ...] | None = setting(
-        None,
+    content_weight: float | None = _loss_weight("Content loss")
+    style_weight: float | None = _loss_weight("Style loss")
+    tv_weight: float | None = _loss_weight("Total-variation")
+    photoreal_weight: float | None = _loss_weight("Matting-Laplacian", _DPST)
+    style_weights: tuple[float, ...] | None = _unset(
         "numbers",
         "Blend weight per style image: 0.7 0.3, 0.7,0.3 or repeated (default: equal)",
-        optional=True,
+        None,
     )
     size: int = setting(
         256,
@@ -173,14 +137,7 @@ class TransferConfig:
         choices=OPTIMIZERS,
         methods=_OPTIMISING,
     )
-    lr: float | None = setting(
-        None,
-        "number",
-        "Adam's learning rate (default: 0.02)",
-        low=0,
-        optional=True,
-        methods=_OPTIMISING,
-    )
+    lr: float | None = _unset("number", "Adam's learning rate (default: 0.02)", low=0)
     init: str = setting(
         "content",
         "str",
@@ -197,13 +154,11 @@ class TransferConfig:
         "bool",
         "Mixed precision: bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)",
     )
-    two_stage: bool | None = setting(
-        None,
+    two_stage: bool | None = _unset(
         "bool",
         "Luan et al.'s two-stage schedule: Gatys first, then the photorealism term "
         "(default: one stage)",
-        optional=True,
-        methods=_DPST,
+        _DPST,
     )
     levels: int = setting(
         1,
@@ -217,12 +172,8 @@ class TransferConfig:
     matting_eps: float = setting(
         1e-7, "number", "Epsilon of the matting Laplacian", low=0, above=True, methods=_DPST
     )
-    model: str | None = setting(
-        None,
-        "str",
-        "The trained network's name or path (fast needs one)",
-        optional=True,
-        methods=_FEED_FORWARD,
+    model: str | None = _unset(
+        "str", "The trained network's name or path (fast needs one)", _FEED_FORWARD
     )
     device: str = setting("auto", "str", "The device: auto, cpu, cuda, cuda:N or mps")
     extra: tuple[tuple[str, Any], ...] = setting(

@@ -11,25 +11,11 @@ from typer.testing import CliRunner
 
 from storage import Store
 from stylebench.cli.main import app
+from tests.styletransfer.tiny import TINY_TRAINING
 
 runner = CliRunner()
 # The real vgg19 loss network (bundled weights), on 32 px crops with a slim transformer.
-TINY = [
-    "--steps",
-    "2",
-    "--size",
-    "32",
-    "--batch-size",
-    "1",
-    "--checkpoint-every",
-    "1",
-    "--device",
-    "cpu",
-    "--style-layers",
-    "relu1_1,relu2_1",
-    "--content-layers",
-    "relu2_1",
-]
+TINY = ["--steps", "2", "--checkpoint-every", "1", *TINY_TRAINING]
 
 
 def _png(path, seed):

@@ -14,20 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.styletransfer.tiny import TINY_TRAINING
+
 REPO = Path(__file__).resolve().parents[2]
 # The bundled vgg19 loss network on 32 px crops: each step takes a fraction of a second.
-TINY = [
-    "--size",
-    "32",
-    "--batch-size",
-    "1",
-    "--device",
-    "cpu",
-    "--style-layers",
-    "relu1_1,relu2_1",
-    "--content-layers",
-    "relu2_1",
-]
+TINY = TINY_TRAINING
 
 
 def _png(path: Path, seed: int) -> Path:
