@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
 
 
 def cpu_capability() -> str:
@@ -20,9 +21,14 @@ def cpu_capability() -> str:
     return f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}{note}"
 
 
+def dataset_dir() -> Path:
+    """The DPST paper's pairs, read in place: ``$STYLEBENCH_DPST_DIR`` or ../shared beside."""
+    env = os.environ.get("STYLEBENCH_DPST_DIR")
+    return Path(env) if env else HERE.parent.parent / "shared" / "datasets" / "dpst-paper"
+
+
 def update_results(section: str, heading: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the section that starts with ``heading`` in ``path``, leaving the
-    other sections as they are."""
+    """Replace (or append) the section under ``heading`` in ``path``, leaving the others."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     start = text.find(heading)
     if start < 0:

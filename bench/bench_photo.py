@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from bench import cpu_capability, main
+from bench import cpu_capability, dataset_dir, main
 from styletransfer import SegmentationMasks, TransferCache, TransferConfig, transfer
 from styletransfer.quality import Quality, labels_from_label_images, score
 
@@ -37,11 +37,6 @@ MAX_DISTANCE_RATIO = 1.25
 MAX_MEDIAN_RATIO = 1.0
 SSIM_SLACK = 0.05
 CM_WINS = 10
-
-
-def dataset_dir() -> Path:
-    env = os.environ.get("STYLEBENCH_DPST_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "datasets" / "dpst-paper"
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import cpu_capability, main
+from bench import cpu_capability, dataset_dir, main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -26,11 +26,6 @@ PAIRS = (2, 4, 7, 10, 13, 15, 27, 31, 32, 45, 50, 58)
 SECTION = "## Scoring at a bounded cost"
 MAX_DEVIATION = 0.02
 MAX_COST = 0.10
-
-
-def dataset_dir() -> Path:
-    env = os.environ.get("STYLEBENCH_DPST_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "datasets" / "dpst-paper"
 
 
 def exact_colour_distance(output, style, content_labels, style_labels) -> float:

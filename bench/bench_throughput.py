@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cpu_capability, main
+from bench import cpu_capability, dataset_dir, main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -34,11 +34,6 @@ CONTENTS = (2, 4, 7, 10, 13, 15, 27, 31, 32, 45, 50, 58)
 STYLES = (2, 27)
 TARGETS = {("photo-fast", "stylize --no-prefect"): 0.85, ("photo-fast", "Prefect flow"): 0.80}
 GATYS_TARGET = 0.95
-
-
-def dataset_dir() -> Path:
-    env = os.environ.get("STYLEBENCH_DPST_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "datasets" / "dpst-paper"
 
 
 @dataclass

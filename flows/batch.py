@@ -74,9 +74,12 @@ def plan(
     *,
     strategy: str | None = None,
     limit: int | None = None,
+    experiment: str | None = None,
 ) -> list[WorkItem]:
     """Every (pair, config) not yet recorded ``ok``, pairs oldest first."""
-    return store.runs.pending(planned(configs), strategy=strategy, limit=limit)
+    return store.runs.pending(
+        planned(configs), strategy=strategy, limit=limit, experiment=experiment
+    )
 
 
 def without_done(store: Store, items: Sequence[WorkItem]) -> list[WorkItem]:
@@ -528,7 +531,9 @@ def plan_experiment(store: Store, spec: Any) -> NightPlan:
 
     started = datetime.now(timezone.utc)
     configs = expand_configs(spec)
-    items = plan(store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit)
+    items = plan(
+        store, configs, strategy=spec.pairs.strategy, limit=spec.pairs.limit, experiment=spec.name
+    )
     batches = make_batches(items, spec.batch_size)
     log.info(
         "%d pending item(s) in %d batch(es) for %d config(s)",

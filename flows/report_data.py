@@ -15,8 +15,9 @@ import numpy as np
 
 from stylebench.vocabulary import RUN_STATUSES
 
-# Per-item phases a run may record (older files lack some): shown where any run has them.
-PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
+# Per-item phases a run may record (older files lack some): shown where any run has them;
+# "wait" is the rest of its span (queued, or the other images of a stacked batch).
+PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write", "wait")
 # Config keys that say where a run happened, not what it computed.
 _NOT_SETTINGS = ("device", "method")
 

@@ -18,12 +18,18 @@ def _check_image(x: Tensor, name: str, channels: int | None = None) -> None:
 
 
 def box_filter(x: Tensor, radius: int) -> Tensor:
-    """Mean of ``x`` ([B, C, H, W]) over (2r+1)^2 windows, windows clipped at the borders."""
+    """Mean of ``x`` ([B, C, H, W]) over (2r+1)^2 windows, windows clipped at the borders.
+
+    Computed as a mean along the rows, then along the columns: a clipped window is a
+    rectangle, so the two means of it are its mean, at 2(2r+1) operations a pixel, not (2r+1)^2.
+    """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     if radius == 0:
         return x
-    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    k = 2 * radius + 1
+    rows = F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
+    return F.avg_pool2d(rows, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
 
 
 def _window_stats(guide: Tensor, target: Tensor, radius: int) -> tuple[Tensor, ...]:

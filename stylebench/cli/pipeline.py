@@ -84,7 +84,7 @@ def pair(
 STYLIZE_SETTINGS = ("size", "steps", "feature_model")
 
 
-@config_options(TransferConfig, only=STYLIZE_SETTINGS)
+@config_options(TransferConfig, only=STYLIZE_SETTINGS, over_a_file=True)
 def stylize(
     ctx: typer.Context,
     experiment: Path = typer.Option(
@@ -95,9 +95,9 @@ def stylize(
         "examples/experiment.yaml. Without it, the options below "
         "make a one-config experiment; with it, each option given overrides the file.",
     ),
-    method: list[str] = typer.Option(None, "--method", "-m", help="Method(s) [default: gatys]."),
-    batch_size: int = typer.Option(None, help="Work items per batch [default: 4]."),
-    limit: int = typer.Option(None, help="At most this many pairs [default: all]."),
+    method: list[str] = typer.Option(None, "--method", "-m", help="Method(s) (default: gatys)."),
+    batch_size: int = typer.Option(None, help="Work items per batch (default: 4)."),
+    limit: int = typer.Option(None, help="At most this many pairs (default: all)."),
     use_prefect: bool = typer.Option(
         True,
         "--prefect/--no-prefect",

@@ -30,7 +30,7 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def _help(spec: Any, default: Any) -> str:
+def _help(spec: Any, default: Any, over_a_file: bool = False) -> str:
     text = spec.help if spec.methods is None else f"{spec.help}; for {', '.join(spec.methods)}"
     if spec.low is not None and spec.high is not None and spec.rule is None:
         text += f" ({spec.values()})"
@@ -38,17 +38,21 @@ def _help(spec: Any, default: Any) -> str:
         return text + (" [default: on]." if default else ".")
     if default is None or default == ():
         return text + "."  # the help says the default in words
+    if over_a_file:  # the default applies only where no file gives the setting
+        return f"{text} (default: {default})."
     return f"{text} [default: {default}]."
 
 
-def _parameter(name: str, spec: Any, default: Any, flags: Sequence[str]) -> inspect.Parameter:
+def _parameter(
+    name: str, spec: Any, default: Any, flags: Sequence[str], over_a_file: bool
+) -> inspect.Parameter:
     decls = list(flags) or [option_name(name)]
     if spec.kind == "bool" and "/" not in decls[0] and (default is None or default is True):
         decls[0] = f"{decls[0]}/--no-{decls[0].removeprefix('--')}"
     info = typer.Option(
         default if spec.kind == "bool" else None,
         *decls,
-        help=_help(spec, default),
+        help=_help(spec, default, over_a_file),
         show_default=False,
     )
     annotation = list[str] if spec.kind in _LISTS else _ANNOTATIONS[spec.kind]
@@ -63,11 +67,13 @@ def config_options(
     only: Sequence[str] | None = None,
     leave_out: Sequence[str] = (),
     flags: Mapping[str, Sequence[str]] | None = None,
+    over_a_file: bool = False,
 ) -> Callable[[F], F]:
     """A decorator giving a command, after its own parameters, one option per described field
     of ``cls`` (``only`` those, or all but ``leave_out``; options of kind ``options`` are the
     command's own business). ``flags`` gives a field other names (``-m`` beside ``--method``,
-    ``--two-stage/--one-stage``). The command takes them as ``**settings``."""
+    ``--two-stage/--one-stage``). ``over_a_file``: the options apply over a file's settings,
+    so their defaults are stated as such. The command takes them as ``**settings``."""
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     specs = {
         name: spec
@@ -79,7 +85,7 @@ def config_options(
         signature = inspect.signature(command)
         own = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
         made = [
-            _parameter(name, spec, defaults[name], (flags or {}).get(name, ()))
+            _parameter(name, spec, defaults[name], (flags or {}).get(name, ()), over_a_file)
             for name, spec in specs.items()
         ]
         command.__signature__ = signature.replace(parameters=[*own, *made])  # type: ignore[attr-defined]

@@ -44,4 +44,5 @@ def test_the_report_options_read_whole():
     assert "[default: ./stylebench-report]." in text
     assert "--experiment" in text and "--where" in text
     stylize = _help(["stylize"])
-    assert "Method(s) [default: gatys]." in stylize and "[default: gatys] [default" not in stylize
+    # with --experiment the file's methods apply unless --method is given: its default is stated
+    assert "Method(s) (default: gatys)." in stylize and "(default: gatys) [default" not in stylize

@@ -29,6 +29,7 @@ def _item() -> WorkItem:
         style_weights=(0.5, 0.5),
         config=CONFIG.to_json(),
         config_hash=CONFIG.config_hash(),
+        experiment="night",
     )
 
 
@@ -74,6 +75,7 @@ def test_an_ok_run_fills_every_column_of_the_runs_schema():
     assert list(row) == SCHEMAS["runs"].names  # the record is the schema (test_records too)
     empty = {k for k, v in row.items() if v is None or v == ()}
     assert empty == NULL_WHEN_OK, f"columns the mapping leaves empty: {sorted(empty)}"
+    assert row["experiment"] == "night"
     # Each loss term, quality metric and phase has its column, filled from the result.
     result = _result()
     for name in ("total", *LOSS_TERMS):

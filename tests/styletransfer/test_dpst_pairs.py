@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from styletransfer import SegmentationMasks, TransferConfig, correspond, transfer
 from styletransfer.features import load_encoder
 from styletransfer.images import to_tensor
-from styletransfer.quality import labels_from_label_images, score
+from styletransfer.quality import labels_from_label_images, matched_share, score
 
 pytestmark = pytest.mark.dataset
 
@@ -48,23 +47,6 @@ def test_default_holds_the_paper_criteria(n, cache):
     assert ours.colour_distance <= 1.25 * theirs.colour_distance
     assert ours.ssim >= theirs.ssim - 0.05
     assert ours.affine_residual <= theirs.affine_residual
-
-
-def matched_share(content_labels, style_labels, true_content, true_style) -> float:
-    """The share of content pixels whose colours come from the matching region of the style:
-    for each content pixel, the share of its segment's style pixels that carry its true label
-    (a content pixel of no segment draws on the whole style)."""
-    total = count = 0.0
-    for j in np.unique(content_labels):
-        in_c = content_labels == j
-        in_s = style_labels == j if j >= 0 and (style_labels == j).any() else true_style > -2
-        for t in np.unique(true_content[in_c]):
-            if t < 0:
-                continue
-            n = float((in_c & (true_content == t)).sum())
-            total += n * float((true_style[in_s] == t).mean())
-            count += n
-    return total / count
 
 
 @pytest.mark.parametrize("n", [4, 31])

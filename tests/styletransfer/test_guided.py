@@ -40,6 +40,14 @@ def test_box_filter_is_the_window_mean_clipped_at_borders():
         box_filter(x, -1)
 
 
+def test_box_filter_of_a_wide_window_is_the_clipped_mean_everywhere():
+    x = _random_image(3, 9, 13)
+    out = box_filter(x, 5)  # windows wider than half the picture: clipped on both sides
+    for i, j in ((0, 0), (4, 6), (8, 12), (2, 11)):
+        window = x[0, :, max(0, i - 5) : i + 6, max(0, j - 5) : j + 6]
+        assert torch.allclose(out[0, :, i, j], window.mean((1, 2)))
+
+
 def test_local_affine_fit_recovers_a_global_colour_map():
     image = _random_image(1)
     m, c = _colour_map(2)

@@ -195,3 +195,17 @@ def test_a_scorer_reads_each_style_once_and_scores_as_score_run(astronaut, coffe
     tiny = output.resize((5, 5))
     small = scorer.score(tiny, content.resize((5, 5)))
     assert small["ssim"] is None and small["colour_distance"] is not None
+
+
+def test_matched_share_is_one_for_the_truth_and_zero_for_swapped_segments():
+    from styletransfer.quality import matched_share
+
+    content = np.repeat(np.array([[0], [0], [1], [1]]), 4, axis=1)  # top 0, bottom 1
+    style = np.repeat(np.array([[0], [1], [1], [1]]), 4, axis=1)
+    assert matched_share(content, style, content, style) == 1.0
+    assert matched_share(content, 1 - style, content, style) == 0.0
+    # one global segment: each content pixel draws on the whole style (1/4 of it is region 0)
+    whole = np.zeros_like(content)
+    assert matched_share(whole, np.zeros_like(style), content, style) == (0.5 * 0.25 + 0.5 * 0.75)
+    # content pixels of no segment draw on the whole style too
+    assert matched_share(-np.ones_like(content), style, content, style) == 0.5
