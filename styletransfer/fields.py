@@ -3,7 +3,7 @@
 A config is a frozen dataclass whose fields are made by ``setting(...)``: the ``Setting`` in
 each field's metadata is all there is to know about it. ``check`` validates an instance,
 ``problem`` judges one raw value (a JSON value, an option), ``decode`` builds an options
-dataclass from ``extra`` items, ``table`` lists the settings for documentation and tests.
+dataclass from ``extra`` items, ``parse`` reads an option given as text.
 Imports nothing of the package: ``--help`` and ``styletransfer.config`` stay light.
 """
 
@@ -208,19 +208,3 @@ class Options:
     def from_extra(cls, extra: Iterable[tuple[str, Any]] | dict[str, Any], method: str = ""):
         """The options in ``extra``, checked (a ValueError names the method and the options)."""
         return decode(cls, extra, method or cls.METHOD)
-
-
-def table(cls: Any) -> list[dict[str, Any]]:
-    """One row per described field: name, kind, default, the values it takes, help, methods."""
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    return [
-        {
-            "name": name,
-            "kind": spec.kind,
-            "default": defaults[name],
-            "values": spec.values(),
-            "help": spec.help,
-            "methods": spec.methods,
-        }
-        for name, spec in described(cls).items()
-    ]
