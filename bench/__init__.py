@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,3 +37,15 @@ def update_results(section: str, heading: str, path: Path = RESULTS) -> None:
         end = text.find("\n## ", start + len(heading))
         text = text[:start] + section.rstrip() + "\n" + ("" if end < 0 else text[end:])
     path.write_text(text)
+
+
+def main(run: Callable[..., str], name: str, heading: str) -> None:
+    """``python -m bench.<name> [--quick]``: print the section; a full run also writes it to
+    RESULTS.md."""
+    quick = "--quick" in sys.argv
+    start = time.perf_counter()
+    body = run(quick=quick)
+    body = body.rstrip() + f"\n\n_{name} took {time.perf_counter() - start:.0f} s._\n"
+    print(body)
+    if not quick:
+        update_results(body, heading)

@@ -48,7 +48,7 @@ def machine() -> str:
         import torch
 
         from bench import cpu_capability
-        from styletransfer.engine import cpu_has_bf16
+        from styletransfer.device import cpu_has_bf16
 
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
         bf16 = ", bf16 autocast available" if cpu_has_bf16() else ", no bf16: fp32 throughout"

@@ -10,7 +10,7 @@ import torch
 
 from styletransfer import TransferConfig, transfer
 from styletransfer.cache import TransferCache
-from styletransfer.engine import autocast_dtype, configure_threads, select_device
+from styletransfer.device import autocast_dtype, configure_threads, select_device
 from styletransfer.fast.infer import stylize_tensor
 from styletransfer.fast.model import ModelMeta, StyleInfo, save_model
 from styletransfer.fast.network import NetworkSpec, TransformerNet

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data
 
 from styletransfer import TransferCache, TransferConfig, transfer
-from styletransfer.engine import autocast_dtype, configure_threads, select_device
+from styletransfer.device import autocast_dtype, configure_threads, select_device
 from styletransfer.features import load_encoder
 from styletransfer.images import resize, to_tensor
 from styletransfer.laplacian import matting_laplacian, to_torch

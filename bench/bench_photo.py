@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from bench import cpu_capability, dataset_dir, update_results
+from bench import cpu_capability, dataset_dir, main
 from styletransfer import SegmentationMasks, TransferCache, TransferConfig, transfer
 from styletransfer.quality import Quality, labels_from_label_images, score
 
@@ -401,10 +401,4 @@ def report(
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    start = time.perf_counter()
-    body = run(quick=quick)
-    body = body.rstrip() + f"\n\n_bench_photo took {time.perf_counter() - start:.0f} s._\n"
-    print(body)
-    if not quick:
-        update_results(body, SECTION)
+    main(run, "bench_photo", SECTION)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench import dataset_dir, update_results
+from bench import dataset_dir, main
 from bench.bench_photo import (
     OUT,
     PAIRS,
@@ -261,10 +261,4 @@ def report(pairs, best, cm_scores, diag, big, load_avg) -> list[str]:
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    start = time.perf_counter()
-    body = run(quick=quick)
-    body = body.rstrip() + f"\n\n_bench_photo_nomask took {time.perf_counter() - start:.0f} s._\n"
-    print(body)
-    if not quick:
-        update_results(body, SECTION)
+    main(run, "bench_photo_nomask", SECTION)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import cpu_capability, dataset_dir, update_results
+from bench import cpu_capability, dataset_dir, main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -169,10 +169,4 @@ def run(quick: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    start = time.perf_counter()
-    body = run(quick=quick)
-    body = body.rstrip() + f"\n\n_bench_scoring took {time.perf_counter() - start:.0f} s._\n"
-    print(body)
-    if not quick:
-        update_results(body, SECTION)
+    main(run, "bench_scoring", SECTION)

@@ -211,7 +211,7 @@ def batching(s: Settings) -> dict[str, float | str]:
 
 def network_batching(s: Settings) -> dict[str, float | str]:
     """Per-image time of a VGG19 forward and backward pass, batch of 8 vs one, mixed precision."""
-    from styletransfer.engine import autocast, autocast_dtype, select_device
+    from styletransfer.device import autocast, autocast_dtype, select_device
 
     device = select_device("auto")
     dtype = autocast_dtype(device, True)

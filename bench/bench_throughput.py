@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cpu_capability, dataset_dir, update_results
+from bench import cpu_capability, dataset_dir, main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -258,10 +258,4 @@ def report(results: list[Way], before: tuple, after: tuple, gatys_steps: int) ->
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    start = time.perf_counter()
-    body = run(quick=quick)
-    body = body.rstrip() + f"\n\n_bench_throughput took {time.perf_counter() - start:.0f} s._\n"
-    print(body)
-    if not quick:
-        update_results(body, SECTION)
+    main(run, "bench_throughput", SECTION)

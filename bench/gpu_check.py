@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from skimage import data as samples
 
     from styletransfer import TransferCache, TransferConfig, transfer, transfer_batch
-    from styletransfer.engine import autocast_dtype
+    from styletransfer.device import autocast_dtype
     from styletransfer.fast.infer import stylize_tensor
     from styletransfer.fast.model import load_model
     from styletransfer.laplacian import matting_laplacian, to_torch

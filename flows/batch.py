@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A run's phases in the order they happen (styletransfer.transfer.PHASES), then the rest of its
+# A run's phases in the order they happen (styletransfer.run.PHASES), then the rest of its
 # span ("wait"); together they add up to its wall time.
 PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
 # Whether a CPU batch reads, scores and writes beside the method too (an accelerator always
@@ -323,8 +323,8 @@ def _load(store: Store, chunk: _Chunk) -> _Chunk:
 def _chunks(items: Sequence[WorkItem]) -> list[_Chunk]:
     """The items as stacked batches: by config and styles, at most as many as a batch holds."""
     from styletransfer import TransferConfig
-    from styletransfer.engine import select_device
-    from styletransfer.transfer import batch_limit
+    from styletransfer.device import select_device
+    from styletransfer.run import batch_limit
 
     chunks = []
     for items_ in _groups(items):
@@ -410,7 +410,7 @@ def run_batch(
     """
     from stylebench import __version__
     from styletransfer import transfer_batch
-    from styletransfer.engine import select_device
+    from styletransfer.device import select_device
 
     slot = accelerator_slot or nullcontext
     host = socket.gethostname()

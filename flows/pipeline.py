@@ -183,29 +183,28 @@ def loss_matrix(
 def train_fast(
     styles: list[str],
     name: str,
-    steps: int = 40_000,
-    batch_size: int = 4,
-    size: int = 256,
-    feature_model: str = "vgg19",
-    checkpoint_every: int = 500,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    size: int | None = None,
+    feature_model: str | None = None,
+    checkpoint_every: int | None = None,
     device: str = "auto",
     data_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Train a feed-forward network on the accepted content images (resumes from checkpoints)."""
+    """Train a feed-forward network on the accepted content images (resumes from checkpoints).
+
+    Settings left at None take TrainConfig's defaults (styletransfer.fast.config).
+    """
     from flows.training import train_summary
 
     logger = get_run_logger()
-    summary = train_summary(
-        Store(data_dir),
-        styles,
-        name,
-        steps=steps,
-        batch_size=batch_size,
-        size=size,
-        feature_model=feature_model,
-        checkpoint_every=checkpoint_every,
-        device=device,
-        log=logger.info,
-    )
+    training = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "size": size,
+        "feature_model": feature_model,
+        "checkpoint_every": checkpoint_every,
+    }
+    summary = train_summary(Store(data_dir), styles, name, training, device=device, log=logger.info)
     pc.summary_artifacts("train-fast", f"Fast model {name}", [summary])
     return summary

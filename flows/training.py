@@ -6,7 +6,7 @@ Shared by ``stylebench train-fast`` and the ``train-fast`` flow.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ def train_on_catalog(
     on_step: Callable[[Any], None] | None = None,
 ) -> Any:
     """Train ``name`` and store it under the data directory's ``models/``; returns TrainResult."""
-    from styletransfer.engine import configure_threads, select_device
+    from styletransfer.device import configure_threads, select_device
     from styletransfer.fast.train import train
     from styletransfer.features import default_layers, load_encoder
 
@@ -132,25 +132,19 @@ def train_summary(
     store: Store,
     styles: Sequence[str],
     name: str,
+    training: Mapping[str, Any],
     *,
-    steps: int,
-    batch_size: int,
-    size: int,
-    feature_model: str,
-    checkpoint_every: int,
     device: str = "auto",
     log: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``name`` on the catalog's accepted contents, logging 20 times; a summary row."""
+    """Train ``name`` on the catalog's accepted contents, logging 20 times; a summary row.
+
+    ``training`` holds TrainConfig fields; those missing or None take its defaults.
+    """
     from styletransfer.fast import TrainConfig
 
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        size=size,
-        feature_model=feature_model,
-        checkpoint_every=checkpoint_every,
-    )
+    config = TrainConfig(**{k: v for k, v in training.items() if v is not None})
+    steps = config.steps
     every = max(1, steps // 20)
 
     def on_step(info: Any) -> None:

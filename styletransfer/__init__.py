@@ -1,35 +1,32 @@
-"""Neural style transfer: feature networks, losses, the matting Laplacian, methods, the optimiser."""
+"""Neural style transfer: feature networks, losses, the matting Laplacian, methods, the optimiser.
 
-from styletransfer.cache import TransferCache
-from styletransfer.config import Runtime, TransferConfig
-from styletransfer.features import FEATURE_MODELS, WeightsUnavailable, load_encoder
-from styletransfer.registry import METHODS, MethodSpec, method_spec, register_method
-from styletransfer.transfer import (
-    MASK_SOURCES,
-    PairStyle,
-    SegmentationMasks,
-    TransferResult,
-    prepare_inputs,
-    transfer,
-    transfer_batch,
-)
+The names below are imported on first use (``styletransfer.lazy``): ``styletransfer.config``
+and the settings' descriptions load without torch, so the command line builds its options from
+them and ``stylebench --help`` stays light.
+"""
 
-__all__ = [
-    "FEATURE_MODELS",
-    "MASK_SOURCES",
-    "METHODS",
-    "MethodSpec",
-    "PairStyle",
-    "Runtime",
-    "SegmentationMasks",
-    "TransferCache",
-    "TransferConfig",
-    "TransferResult",
-    "WeightsUnavailable",
-    "load_encoder",
-    "method_spec",
-    "prepare_inputs",
-    "register_method",
-    "transfer",
-    "transfer_batch",
-]
+from __future__ import annotations
+
+from styletransfer.lazy import exports
+
+_EXPORTS = {
+    "FEATURE_MODELS": "styletransfer.features",
+    "MASK_SOURCES": "styletransfer.run",
+    "METHODS": "styletransfer.registry",
+    "MethodSpec": "styletransfer.registry",
+    "PairStyle": "styletransfer.run",
+    "Runtime": "styletransfer.config",
+    "SegmentationMasks": "styletransfer.run",
+    "TransferCache": "styletransfer.cache",
+    "TransferConfig": "styletransfer.config",
+    "TransferResult": "styletransfer.run",
+    "WeightsUnavailable": "styletransfer.features",
+    "load_encoder": "styletransfer.features",
+    "method_spec": "styletransfer.registry",
+    "prepare_inputs": "styletransfer.run",
+    "register_method": "styletransfer.registry",
+    "transfer": "styletransfer.run",
+    "transfer_batch": "styletransfer.run",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from styletransfer.registry import method_spec
+from styletransfer.fields import check, described, problem, setting
+from styletransfer.registry import APPLICABLE, method_options, method_spec
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
@@ -24,11 +24,25 @@ _DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)\Z")
 MIN_SIZE = 16
 # The longest output side: a DPST matting Laplacian at 4096 px already needs tens of GiB.
 MAX_SIZE = 4096
-_INTS = ("size", "steps", "levels", "seed")
-_WEIGHTS = ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr", "matting_eps")
-_WEIGHT_LISTS = ("content_layer_weights", "style_layer_weights", "style_weights")
 # Keys of ``extra`` that name a place rather than a setting: they belong in a Runtime.
 _RUNTIME_KEYS = {"models_dir": "Runtime(models_dir=...)"}
+# Which methods a setting applies to (``Setting.methods``; None: every method).
+_OPTIMISING = ("gatys", "dpst", "photo-fast")  # photo-fast: with its refine option
+_DPST = ("dpst",)
+_COARSE_TO_FINE = ("gatys", "dpst")
+_FEED_FORWARD = ("fast",)
+
+
+def _unset(
+    kind: str, help: str, methods: tuple[str, ...] | None = _OPTIMISING, **described: Any
+) -> Any:
+    """A setting whose None means the method's or the network's default (see ``resolved()``)."""
+    return setting(None, kind, help, optional=True, methods=methods, **described)
+
+
+def _loss_weight(term: str, methods: tuple[str, ...] = _OPTIMISING) -> Any:
+    """The weight of a loss term: >= 0, the method's when None."""
+    return _unset("number", f"{term} weight (default: the method's)", methods, low=0)
 
 
 @dataclass(frozen=True)
@@ -46,8 +60,15 @@ class Runtime:
             object.__setattr__(self, "models_dir", Path(self.models_dir))
 
 
-def _floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
-    return None if values is None else tuple(float(v) for v in values)
+def _floats(name: str, values: Sequence[float] | None) -> tuple[float, ...] | None:
+    """A list of weights as floats; it must hold finite numbers (a NaN weight makes every run
+    diverge)."""
+    if values is None:
+        return None
+    message = problem(name, values, described(TransferConfig)[name])
+    if message is not None:
+        raise ValueError(message)
+    return tuple(float(v) for v in values)
 
 
 def _strs(values: Sequence[str] | str | None) -> tuple[str, ...] | None:
@@ -67,43 +88,105 @@ class TransferConfig:
     neighbour difference, photoreal = sum_c x_c^T L x_c with the image in [0, 1].
     """
 
-    method: str = "gatys"
-    feature_model: str = "vgg19"
-    weights: str | None = (
-        None  # None: the network's default (vgg19: bundled), a path, "torchvision"
+    method: str = setting(
+        "gatys", "str", "The method: gatys, dpst, photo-fast, fast or a registered one"
     )
-    content_layers: tuple[str, ...] | None = None
-    style_layers: tuple[str, ...] | None = None
-    content_layer_weights: tuple[float, ...] | None = None  # default: 1 each
-    style_layer_weights: tuple[float, ...] | None = None  # default: the method's, else 1/n each
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    photoreal_weight: float | None = None
-    style_weights: tuple[float, ...] | None = None  # blend of several styles; default equal
-    size: int = 256  # longest side of the output, pixels (smaller images keep their size)
-    upscale: bool = False  # enlarge images smaller than ``size`` to it
-    steps: int = 500
-    optimizer: str = "lbfgs"
-    lr: float | None = None  # Adam only
-    init: str = "content"
-    seed: int = 0
-    preserve_color: bool = False  # luminance-only transfer
-    mixed_precision: bool = True  # bf16 autocast where the hardware has it
-    two_stage: bool | None = None  # dpst: Gatys first, then the photorealism stage
-    levels: int = 1  # gatys, dpst: coarse-to-fine from 1/2^(levels-1) of the size (multires)
-    matting_eps: float = 1e-7
-    model: str | None = None  # feed-forward methods: the trained network's name
-    device: str = "auto"
-    extra: tuple[tuple[str, Any], ...] = field(default=())  # method-specific settings
+    feature_model: str = setting(
+        "vgg19", "str", "The loss network: vgg19, vgg16 or resnet101", methods=_OPTIMISING
+    )
+    weights: str | None = _unset(
+        "str",
+        "The network's weights: a local file or 'torchvision' (default: vgg19's bundled Caffe "
+        "weights; torchvision's cached file otherwise)",
+    )
+    content_layers: tuple[str, ...] | None = _unset(
+        "names", "Content layers, e.g. relu4_2 (default: the network's)"
+    )
+    style_layers: tuple[str, ...] | None = _unset(
+        "names", "Style layers, e.g. relu1_1,relu2_1 (default: the network's)"
+    )
+    content_layer_weights: tuple[float, ...] | None = _unset(
+        "numbers", "One weight per content layer (default: 1 each)"
+    )
+    style_layer_weights: tuple[float, ...] | None = _unset(
+        "numbers", "One weight per style layer (default: the method's, else 1/n each)"
+    )
+    content_weight: float | None = _loss_weight("Content loss")
+    style_weight: float | None = _loss_weight("Style loss")
+    tv_weight: float | None = _loss_weight("Total-variation")
+    photoreal_weight: float | None = _loss_weight("Matting-Laplacian", _DPST)
+    style_weights: tuple[float, ...] | None = _unset(
+        "numbers",
+        "Blend weight per style image: 0.7 0.3, 0.7,0.3 or repeated (default: equal)",
+        None,
+    )
+    size: int = setting(
+        256,
+        "int",
+        "Longest side of the output in pixels; a smaller image keeps its own size unless upscale",
+        low=MIN_SIZE,
+        high=MAX_SIZE,
+        unit="pixels",
+    )
+    upscale: bool = setting(False, "bool", "Enlarge images smaller than size to it")
+    steps: int = setting(500, "int", "Optimiser steps", low=0, methods=_OPTIMISING)
+    optimizer: str = setting(
+        "lbfgs",
+        "str",
+        "The optimiser: lbfgs (strong Wolfe line search) or adam",
+        choices=OPTIMIZERS,
+        methods=_OPTIMISING,
+    )
+    lr: float | None = _unset("number", "Adam's learning rate (default: 0.02)", low=0)
+    init: str = setting(
+        "content",
+        "str",
+        "Start from the content or from noise",
+        choices=INITS,
+        methods=_OPTIMISING,
+    )
+    seed: int = setting(0, "int", "Random seed", methods=_OPTIMISING)
+    preserve_color: bool = setting(
+        False, "bool", "Transfer luminance only; keep the content's colours"
+    )
+    mixed_precision: bool = setting(
+        True,
+        "bool",
+        "Mixed precision: bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)",
+    )
+    two_stage: bool | None = _unset(
+        "bool",
+        "Luan et al.'s two-stage schedule: Gatys first, then the photorealism term "
+        "(default: one stage)",
+        _DPST,
+    )
+    levels: int = setting(
+        1,
+        "int",
+        "Coarse-to-fine levels; 3 optimises at 1/4 and 1/2 of the size first (1: off)",
+        low=1,
+        high=4,
+        rule="1 (off) to 4",
+        methods=_COARSE_TO_FINE,
+    )
+    matting_eps: float = setting(
+        1e-7, "number", "Epsilon of the matting Laplacian", low=0, above=True, methods=_DPST
+    )
+    model: str | None = _unset(
+        "str", "The trained network's name or path (fast needs one)", _FEED_FORWARD
+    )
+    device: str = setting("auto", "str", "The device: auto, cpu, cuda, cuda:N or mps")
+    extra: tuple[tuple[str, Any], ...] = setting(
+        (), "options", "The method's own options (styletransfer.options)"
+    )
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "content_layers", _strs(self.content_layers))
         set_(self, "style_layers", _strs(self.style_layers))
-        for name in _WEIGHT_LISTS:
-            _check_numbers(name, getattr(self, name))
-            set_(self, name, _floats(getattr(self, name)))
+        for name, spec in described(self).items():
+            if spec.kind == "numbers":
+                set_(self, name, _floats(name, getattr(self, name)))
         if isinstance(self.extra, dict):
             set_(self, "extra", tuple(sorted(self.extra.items())))
 
@@ -111,8 +194,8 @@ class TransferConfig:
     def resolved(self) -> TransferConfig:
         """A copy with every ``None`` replaced by the method's or network's default."""
         cfg = self._resolved()
-        spec = method_spec(self.method)
-        if spec.settings is None:
+        recorded = recorded_settings(self.method)
+        if recorded is None:
             return cfg
         # Settings that do not apply to the method take its defaults, so they neither enter
         # its records nor tell two identical runs apart.
@@ -120,7 +203,7 @@ class TransferConfig:
         changes = {
             f.name: getattr(base, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in spec.settings and f.name not in _NOT_HASHED
+            if f.name not in recorded and f.name not in _NOT_HASHED
         }
         return dataclasses.replace(cfg, **changes)
 
@@ -171,36 +254,15 @@ class TransferConfig:
         """Raise ValueError naming the problem (and the valid options); return self."""
         from styletransfer.features import FEATURE_MODELS, check_layers
 
-        _check_types(self)
+        check(self)
         spec = method_spec(self.method)
         if self.feature_model not in FEATURE_MODELS:
             raise ValueError(
                 f"unknown feature model {self.feature_model!r}; the feature models are: "
                 f"{', '.join(FEATURE_MODELS)}"
             )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}"
-            )
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; use one of: {', '.join(INITS)}")
         if not _DEVICE_PATTERN.match(self.device):
             raise ValueError(f"unknown device {self.device!r}; use auto, cpu, mps, cuda or cuda:N")
-        if not MIN_SIZE <= self.size <= MAX_SIZE:
-            raise ValueError(
-                f"size must be {MIN_SIZE} to {MAX_SIZE} pixels (the output's longest side), "
-                f"got {self.size}"
-            )
-        if not 1 <= self.levels <= 4:
-            raise ValueError(f"levels must be 1 (off) to 4, got {self.levels}")
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
-        if self.matting_eps <= 0:
-            raise ValueError(f"matting_eps must be > 0, got {self.matting_eps}")
-        for name in ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr"):
-            value = getattr(self, name)
-            if value is not None and (value < 0 or not math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite non-negative number, got {value}")
         if self.style_weights is not None:
             if any(w < 0 for w in self.style_weights) or sum(self.style_weights) <= 0:
                 raise ValueError(
@@ -212,6 +274,7 @@ class TransferConfig:
                     f"{key} is a location, not a setting: leave it out of extra and pass "
                     f"runtime={where} to transfer()"
                 )
+        method_options(self.method, self.extra)
         cfg = self.resolved()
         for kind in ("content", "style"):
             layers = getattr(cfg, f"{kind}_layers")
@@ -244,7 +307,7 @@ class TransferConfig:
         Every field for the optimising methods; for a method that declares its own (``fast``:
         the model, its style blend, size, colour, precision, device) only those.
         """
-        applies = method_spec(self.method).settings
+        applies = recorded_settings(self.method)
         return {k: v for k, v in self.to_dict().items() if applies is None or k in applies}
 
     def to_json(self) -> str:
@@ -272,14 +335,15 @@ class TransferConfig:
                 f"unknown transfer setting(s) {', '.join(unknown)}; the settings are: "
                 f"{', '.join(sorted(fields))}"
             )
+        settings = described(cls)
         for key, value in data.items():
             if key == "extra":
                 if not isinstance(value, dict):
                     raise ValueError(f"extra must be a JSON object, got {value!r}")
                 continue
-            kind = _FIELD_KINDS.get(key)
-            if kind is not None and not _is_kind(value, kind):
-                raise ValueError(f"{key} must be {_KIND_NAMES[kind]}, got {value!r}")
+            message = problem(key, value, settings[key])
+            if message is not None:
+                raise ValueError(message)
         try:
             return cls.from_dict(data).validate()
         except TypeError as exc:
@@ -316,80 +380,14 @@ class TransferConfig:
         return cls().with_(**data)
 
 
-# The JSON kind each field takes (None allowed where the field's default is None).
-_FIELD_KINDS: dict[str, str] = {
-    **dict.fromkeys(("method", "feature_model", "optimizer", "init", "device"), "str"),
-    **dict.fromkeys(("weights", "model"), "str?"),
-    **dict.fromkeys(("content_layers", "style_layers"), "strs?"),
-    **dict.fromkeys(("content_layer_weights", "style_layer_weights", "style_weights"), "numbers?"),
-    **dict.fromkeys(
-        ("content_weight", "style_weight", "tv_weight", "photoreal_weight", "lr"), "number?"
-    ),
-    **dict.fromkeys(("size", "steps", "seed", "levels"), "int"),
-    "matting_eps": "number",
-    **dict.fromkeys(("preserve_color", "mixed_precision", "upscale"), "bool"),
-    "two_stage": "bool?",
-}
-_KIND_NAMES = {
-    "str": "a string",
-    "str?": "a string or null",
-    "strs?": "a list of layer names or null",
-    "numbers?": "a list of numbers or null",
-    "number?": "a number or null",
-    "number": "a number",
-    "int": "an integer",
-    "bool": "true or false",
-    "bool?": "true, false or null",
-}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_kind(value: Any, kind: str) -> bool:
-    if kind.endswith("?"):
-        if value is None:
-            return True
-        kind = kind[:-1]
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "strs":
-        return isinstance(value, (str, list)) and all(
-            isinstance(v, str) for v in ([value] if isinstance(value, str) else value)
-        )
-    if kind == "numbers":
-        return isinstance(value, list) and all(_is_number(v) for v in value)
-    if kind == "number":
-        return _is_number(value)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, bool)
-
-
-def _check_numbers(name: str, values: Any) -> None:
-    """A list of weights must hold finite numbers (a NaN weight makes every run diverge)."""
-    if values is None:
-        return
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{name} must be a list of numbers, got {values!r}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must hold finite numbers, got {list(values)!r}")
-
-
-def _check_types(cfg: TransferConfig) -> None:
-    """Whole numbers where counts are expected, numbers where weights are: before any run."""
-    for name in ("method", "feature_model", "optimizer", "init", "device"):
-        if not isinstance(getattr(cfg, name), str):
-            raise ValueError(f"{name} must be a name, got {getattr(cfg, name)!r}")
-    for name in _INTS:
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be a whole number, got {value!r}")
-    for name in _WEIGHTS:
-        value = getattr(cfg, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-    if not isinstance(cfg.upscale, bool):
-        raise ValueError(f"upscale must be true or false, got {cfg.upscale!r}")
+def recorded_settings(method: str) -> frozenset[str] | None:
+    """The TransferConfig fields a method records (``None``: all of them): its spec's
+    ``settings``, or with ``APPLICABLE`` the fields whose description names it or no method."""
+    settings = method_spec(method).settings
+    if settings != APPLICABLE:
+        return settings
+    return frozenset(
+        name
+        for name, spec in described(TransferConfig).items()
+        if spec.methods is None or method in spec.methods
+    )

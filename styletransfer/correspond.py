@@ -43,6 +43,7 @@ from torch import Tensor
 
 from styletransfer.colour import rgb_to_lab
 from styletransfer.images import downsize
+from styletransfer.options import AutoMaskOptions
 
 # The feature network's layers the matching reads (VGG19 names).
 LAYERS = ("relu4_1", "relu5_1")
@@ -65,9 +66,9 @@ class MatchOptions:
     """How two photos are matched: ``segments`` of the style (1: one global segment),
     ``match_size`` (longest side of the copies the network sees) and ``height_prior``."""
 
-    segments: int = 3
-    match_size: int = 320
-    height_prior: float = 1.0
+    segments: int = AutoMaskOptions.segments
+    match_size: int = AutoMaskOptions.match_size
+    height_prior: float = AutoMaskOptions.height_prior
 
 
 @dataclass(frozen=True)

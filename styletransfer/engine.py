@@ -1,14 +1,13 @@
-"""The optimiser loop and what every method shares: devices, precision, the range map, method I/O."""
+"""The optimiser loop and what every method shares: the range map, method I/O, timers."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import torch
@@ -36,69 +35,6 @@ LINE_SEARCH_EVALS = 25
 # Sharpness of the smooth map from the optimised variable to pixel values (see to_image).
 RANGE_SHARPNESS = 50.0
 StepCallback = Callable[[dict[str, Any]], None]
-
-
-# -- devices and precision ---------------------------------------------------------------
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; other names are checked for availability."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use auto or cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} requested but MPS is not available; use auto or cpu")
-    return device
-
-
-@lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bf16 arithmetic (avx512_bf16 or AMX) and torch uses it.
-
-    ``ATEN_CPU_CAPABILITY=avx2`` (or lower) caps torch's kernels below AVX-512, and with it
-    bf16: then this is False, as on a CPU without those units.
-    """
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AVX512_BF16", "AMX"):
-        return False
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """bf16 where the hardware has it (CUDA, CPUs with bf16 units), else None (float32)."""
-    if not enabled:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_bf16():
-        return torch.bfloat16
-    return None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """An autocast context for the feature network, or a no-op."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def configure_threads() -> int:
-    """Cap torch's intra-op threads at the cores this process may use (containers see more)."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    if torch.get_num_threads() > usable:
-        torch.set_num_threads(usable)
-    return torch.get_num_threads()
 
 
 # -- keeping pixels in range ---------------------------------------------------------------
@@ -162,20 +98,51 @@ class MethodOutput:
 
 
 # -- the optimiser loop ----------------------------------------------------------------------
-class _NonFinite(RuntimeError):
-    pass
+Objective = Callable[[Tensor], dict[str, Tensor]]  # free variable -> weighted terms, each [B]
+LossFn = Callable[[Tensor], dict[str, Tensor]]  # image [B,3,H,W] -> weighted terms, each [B]
 
 
-class _OutOfTime(RuntimeError):
-    pass
+@dataclass(frozen=True)
+class OptimizeOptions:
+    """How ``minimize`` runs.
+
+    ``steps`` L-BFGS iterations (strong-Wolfe line search) or Adam steps with learning rate
+    ``lr``. ``normalize``: the optimiser sees the loss relative to its initial value (O(1)
+    values and gradients). ``max_seconds``: the run ends once that much time has passed, within
+    a line search too (the best accepted iterate is kept). ``patience`` > 0: it ends once the
+    best loss improved by less than ``tolerance`` (relative) over the last ``patience`` steps.
+    ``step_offset`` and ``time_offset`` shift the curve's steps and times (a second stage goes
+    on from the first). ``on_stall``: called when the line search cannot move twice running;
+    it may make the loss more exact (e.g. leave bf16) and return True to go on, else the run
+    has converged. ``callback`` gets ``{"step", "elapsed_s", "loss_total"}`` after each step.
+    """
+
+    steps: int
+    optimizer: str = "lbfgs"
+    lr: float = 0.02
+    normalize: bool = False
+    max_seconds: float | None = None
+    tolerance: float = 0.0
+    patience: int = 0
+    step_offset: int = 0
+    time_offset: float = 0.0
+    on_stall: Callable[[], bool] | None = None
+    callback: StepCallback | None = None
+
+    @classmethod
+    def of(cls, config: TransferConfig, **changes: Any) -> OptimizeOptions:
+        """The steps, optimiser and learning rate of a resolved ``config``, with ``changes``."""
+        return cls(
+            **{"steps": config.steps, "optimizer": config.optimizer, "lr": config.lr, **changes}
+        )
 
 
 @dataclass
 class OptimizeResult:
     """The best iterate of a run and its record."""
 
-    images: Tensor  # [B, 3, H, W]
-    status: str
+    best: Tensor  # minimize: the free variable; optimize: the image [B, 3, H, W]
+    status: str  # ok or diverged
     error: str | None
     losses: list[dict[str, float]]  # per sample, weighted terms and total
     curves: list[list[dict[str, float]]]  # per sample
@@ -183,96 +150,118 @@ class OptimizeResult:
     seconds: float
 
 
-LossFn = Callable[[Tensor], dict[str, Tensor]]  # image [B,3,H,W] -> weighted terms, each [B]
+class _NonFinite(RuntimeError):
+    """A loss or gradient that is not a finite number."""
+
+
+class _OutOfTime(RuntimeError):
+    """The time budget ran out within a line search."""
+
+
+class _Converged(Exception):
+    """The line search cannot move and the loss cannot be made more exact."""
+
+
+class _Diverged(RuntimeError):
+    """The loss exploded or kept rising."""
+
+
+def _terms(parts: dict[str, Tensor], i: int) -> dict[str, float]:
+    return {name: float(parts[name][i]) if name in parts else 0.0 for name in LOSS_TERMS}
 
 
 def _row(step: int, elapsed: float, parts: dict[str, Tensor], i: int) -> dict[str, float]:
-    terms = {name: float(parts[name][i]) if name in parts else 0.0 for name in LOSS_TERMS}
+    terms = _terms(parts, i)
     row: dict[str, float] = {"step": step, "elapsed_s": elapsed, "loss_total": sum(terms.values())}
     row.update({f"loss_{name}": value for name, value in terms.items()})
     return row
 
 
-@dataclass
-class MinimizeResult:
-    """The best value of a free variable and its record (see ``minimize``)."""
+class _Evaluations:
+    """The objective where the variable stands, as the optimiser sees it.
 
-    param: Tensor
-    status: str
-    error: str | None
-    losses: list[dict[str, float]]  # per sample, weighted terms and total
-    curves: list[list[dict[str, float]]]  # per sample
-    steps: int
-    seconds: float
-
-
-Objective = Callable[[Tensor], dict[str, Tensor]]  # free variable -> weighted terms, each [B]
-
-
-def minimize(
-    param0: Tensor,
-    objective: Objective,
-    *,
-    steps: int,
-    optimizer: str = "lbfgs",
-    lr: float = 0.02,
-    callback: StepCallback | None = None,
-    step_offset: int = 0,
-    time_offset: float = 0.0,
-    on_stall: Callable[[], bool] | None = None,
-    normalize: bool = False,
-    max_seconds: float | None = None,
-    tolerance: float = 0.0,
-    patience: int = 0,
-) -> MinimizeResult:
-    """The one optimiser loop: minimise the batch sum of ``objective(param)`` from ``param0``.
-
-    L-BFGS uses a strong-Wolfe line search; each step is one L-BFGS iteration. Evaluations are
-    memoised by iterate, so the re-evaluation torch's LBFGS makes at the start of each step
-    costs nothing. A non-finite or exploding loss stops the run with status ``diverged``;
-    the best iterate seen is returned either way. When the line search cannot move twice
-    running, ``on_stall`` may make the loss more exact (e.g. leave bf16) and return True to go
-    on; otherwise the run has converged and stops early. ``normalize`` makes the optimiser
-    see the loss relative to its initial value (O(1) values and gradients); ``max_seconds``
-    ends the run once that much time has passed, within a line search too (the best accepted
-    iterate is kept); with ``patience`` > 0 it ends once the best
-    loss improved by less than ``tolerance`` (relative) over the last ``patience`` steps.
+    Memoised by iterate, so the re-evaluation torch's LBFGS makes at the start of each step costs
+    nothing; a non-finite loss or gradient raises ``_NonFinite``; with ``normalize`` the loss is
+    divided by the first value; past the time budget a new point raises ``_OutOfTime``.
     """
-    start = time.perf_counter()
-    param = param0.detach().clone().requires_grad_(True)
-    memo: list[tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]] = []
-    norm: list[float] = []
 
-    def evaluate() -> tuple[Tensor, dict[str, Tensor]]:
-        for seen, total, grad, parts in memo:
+    def __init__(
+        self, param: Tensor, objective: Objective, options: OptimizeOptions, start: float
+    ) -> None:
+        self.param = param
+        self.objective = objective
+        self.normalize = options.normalize
+        self.max_seconds = options.max_seconds
+        self.start = start
+        self.memo: list[tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]] = []
+        self.scale: float | None = None
+
+    def forget(self) -> None:
+        """The loss changed: evaluate afresh, and normalise by the next value."""
+        self.memo.clear()
+        self.scale = None
+
+    def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
+        param = self.param
+        for seen, total, grad, parts in self.memo:
             if torch.equal(seen, param.detach()):
                 param.grad = grad.clone()
                 return total, parts
-        if memo and max_seconds is not None and time.perf_counter() - start >= max_seconds:
+        if (
+            self.memo
+            and self.max_seconds is not None
+            and time.perf_counter() - self.start >= self.max_seconds
+        ):
             raise _OutOfTime  # within a line search: stop with the best accepted iterate
         param.grad = None
-        parts = objective(param)
+        parts = self.objective(param)
         total = sum(parts.values()).sum()
         if not torch.isfinite(total):
             raise _NonFinite(f"loss became {float(total.detach())}")
-        if normalize:
-            if not norm:
-                norm.append(abs(float(total.detach())) or 1.0)
-            total = total / norm[0]
+        if self.normalize:
+            if self.scale is None:
+                self.scale = abs(float(total.detach())) or 1.0
+            total = total / self.scale
         total.backward()
         if not torch.isfinite(param.grad).all():
             raise _NonFinite("gradient became non-finite")
         detached = {k: v.detach() for k, v in parts.items()}
-        memo.append((param.detach().clone(), total.detach(), param.grad.clone(), detached))
-        del memo[:-4]
+        self.memo.append((param.detach().clone(), total.detach(), param.grad.clone(), detached))
+        del self.memo[:-4]
         return total.detach(), detached
 
-    def make_optimizer() -> torch.optim.Optimizer:
-        if optimizer == "lbfgs":
+
+class _Run:
+    """One minimisation's state: the optimiser, the best iterate, the recovery counters."""
+
+    def __init__(
+        self,
+        param: Tensor,
+        evaluate: _Evaluations,
+        options: OptimizeOptions,
+        initial: float,
+        parts: dict[str, Tensor],
+    ) -> None:
+        self.param = param
+        self.evaluate = evaluate
+        self.options = options
+        self.lbfgs = options.optimizer == "lbfgs"
+        self.opt = self._optimizer()
+        self.initial = initial
+        self.best_value, self.best_parts = initial, parts
+        self.best_param = param.detach().clone()
+        self.history = [initial]  # the best value after each step
+        self.previous = param.detach().clone()
+        self.stalled = False
+        self.restarts = 0
+        self.bad_trials = 0
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        if self.lbfgs:
             return torch.optim.LBFGS(
                 # max_eval bounds the line search of each one-iteration step (torch's default,
                 # 5/4 of max_iter, would leave it no evaluation at all).
-                [param],
+                [self.param],
                 lr=1.0,
                 max_iter=1,
                 max_eval=1 + LINE_SEARCH_EVALS,
@@ -281,171 +270,157 @@ def minimize(
                 tolerance_grad=0.0,
                 tolerance_change=1e-12,
             )
-        return torch.optim.Adam([param], lr=lr)
+        return torch.optim.Adam([self.param], lr=self.options.lr)
 
-    def closure() -> Tensor:
-        total, _ = evaluate()
-        return total
+    def step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """One step: the loss where it ends (L-BFGS) or where it started (Adam)."""
+        if not self.lbfgs:
+            self.opt.zero_grad(set_to_none=True)
+            value, parts = self.evaluate()
+            self.opt.step()
+            return value, parts
+        try:
+            self.opt.step(lambda: self.evaluate()[0])
+            self.bad_trials = 0
+        except _NonFinite:
+            # A trial point of the line search (not an accepted iterate) was not finite: step
+            # back once and go on as after a line search that could not move; the same again
+            # at once means the loss itself is broken.
+            self.bad_trials += 1
+            if self.bad_trials > 1:
+                raise
+            with torch.no_grad():
+                self.param.copy_(self.previous)
+        return self.evaluate()  # memoised: the line search already evaluated it
 
-    opt = make_optimizer()
-    status, error = "ok", None
+    def accept(
+        self, step: int, value: Tensor, parts: dict[str, Tensor]
+    ) -> tuple[float, dict[str, Tensor]]:
+        """Judge where the step ended; the loss to record for it."""
+        value_f = float(value)
+        if self.lbfgs and torch.equal(self.param.detach(), self.previous):
+            value_f, parts = self._stalled(value_f, parts)
+        else:
+            self.stalled = False
+        self.previous = self.param.detach().clone()
+        if value_f > EXPLOSION_FACTOR * max(self.initial, 1e-12):
+            raise _Diverged(f"loss exploded to {value_f:.4g} at step {step}")
+        if value_f < self.best_value:
+            self.best_value, self.best_parts = value_f, parts
+            self.best_param = self.param.detach().clone()
+        elif self.lbfgs and value_f > self.best_value * (1 + RESTART_TOLERANCE):
+            value_f, parts = self._restart(step)
+        self.history.append(self.best_value)
+        return value_f, parts
+
+    def _stalled(self, value_f: float, parts: dict[str, Tensor]) -> tuple[float, dict[str, Tensor]]:
+        """The line search found no lower point along the L-BFGS direction: drop the history and
+        try steepest descent; if that cannot move either, ``on_stall`` may make the loss more
+        exact (the run goes on from here, its best reset), else it has converged."""
+        if self.stalled:
+            on_stall = self.options.on_stall
+            if on_stall is None or not on_stall():
+                raise _Converged
+            self.evaluate.forget()
+            value, parts = self.evaluate()
+            value_f = self.best_value = float(value)
+            self.best_parts, self.best_param = parts, self.param.detach().clone()
+            self.history = [self.best_value]
+        self.stalled = True
+        self.opt = self._optimizer()
+        return value_f, parts
+
+    def _restart(self, step: int) -> tuple[float, dict[str, Tensor]]:
+        """The loss rose: back to the best iterate with a fresh L-BFGS history."""
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            raise _Diverged(f"loss kept rising (step {step})")
+        with torch.no_grad():
+            self.param.copy_(self.best_param)
+        self.opt = self._optimizer()
+        return self.best_value, self.best_parts
+
+    def patience_ran_out(self) -> bool:
+        """The best loss improved by less than the tolerance over the last ``patience`` steps."""
+        patience, history = self.options.patience, self.history
+        return (
+            patience > 0
+            and len(history) > patience
+            and history[-1 - patience] - self.best_value
+            <= self.options.tolerance * abs(self.best_value)
+        )
+
+
+def minimize(param0: Tensor, objective: Objective, options: OptimizeOptions) -> OptimizeResult:
+    """The one optimiser loop: minimise the batch sum of ``objective(param)`` from ``param0``.
+
+    Each step is one L-BFGS iteration (or one Adam step). A non-finite or exploding loss, or
+    one that keeps rising after ``MAX_RESTARTS`` restarts from the best iterate, ends the run
+    with status ``diverged``; the best iterate seen is returned either way, with each sample's
+    weighted terms and its curve (see ``OptimizeOptions`` for the budget, patience and stalls).
+    """
+    start = time.perf_counter()
+    param = param0.detach().clone().requires_grad_(True)
+    evaluate = _Evaluations(param, objective, options, start)
     batch = param0.shape[0]
     curves: list[list[dict[str, float]]] = [[] for _ in range(batch)]
     try:
         initial, parts = evaluate()
     except _NonFinite as exc:
-        return MinimizeResult(
-            param0.detach().clone(),
-            "diverged",
-            str(exc),
-            [{} for _ in range(batch)],
-            curves,
-            0,
-            time.perf_counter() - start,
+        seconds = time.perf_counter() - start
+        empty: list[dict[str, float]] = [{} for _ in range(batch)]
+        return OptimizeResult(
+            param0.detach().clone(), "diverged", str(exc), empty, curves, 0, seconds
         )
-    best_value, best_param, best_parts = float(initial), param.detach().clone(), parts
-    history = [best_value]
-    elapsed = time_offset + time.perf_counter() - start
+    run = _Run(param, evaluate, options, float(initial), parts)
+    elapsed = options.time_offset + time.perf_counter() - start
     for i in range(batch):
-        curves[i].append(_row(step_offset, elapsed, parts, i))
-    restarts = 0
-    done = 0
-    stalled = False
-    bad_trials = 0
-    previous = param.detach().clone()
-    for step in range(1, steps + 1):
+        curves[i].append(_row(options.step_offset, elapsed, parts, i))
+    status, error, done = "ok", None, 0
+    for step in range(1, options.steps + 1):
         try:
-            if optimizer == "lbfgs":
-                try:
-                    opt.step(closure)
-                    bad_trials = 0
-                except _NonFinite:
-                    # A trial point of the line search (not an accepted iterate) was not
-                    # finite: step back once and go on as after a line search that could
-                    # not move; the same again at once means the loss itself is broken.
-                    bad_trials += 1
-                    if bad_trials > 1:
-                        raise
-                    with torch.no_grad():
-                        param.copy_(previous)
-                value, parts = evaluate()  # memoised: the line search already evaluated it
-            else:
-                # Adam: a step records the loss of the iterate it started from.
-                opt.zero_grad(set_to_none=True)
-                value, parts = evaluate()
-                opt.step()
+            value, parts = run.step()
+            done = step
+            value_f, parts = run.accept(step, value, parts)
+        except (_OutOfTime, _Converged):
+            break
         except _NonFinite as exc:
             status, error = "diverged", f"stopped at step {step}: {exc}"
             break
-        except _OutOfTime:
+        except _Diverged as exc:
+            status, error = "diverged", str(exc)
             break
-        done = step
-        value_f = float(value)
-        if optimizer == "lbfgs" and torch.equal(param.detach(), previous):
-            # The line search found no lower point along the L-BFGS direction: drop the
-            # history and try steepest descent; if that cannot move either, it has converged.
-            if stalled:
-                if on_stall is None or not on_stall():
-                    break
-                memo.clear()  # the loss changed: re-evaluate where we stand
-                norm.clear()
-                try:
-                    value, parts = evaluate()
-                except _NonFinite as exc:
-                    status, error = "diverged", f"stopped at step {step}: {exc}"
-                    break
-                value_f = best_value = float(value)
-                best_parts, best_param = parts, param.detach().clone()
-                history = [best_value]
-            stalled = True
-            opt = make_optimizer()
-        else:
-            stalled = False
-        previous = param.detach().clone()
-        if value_f > EXPLOSION_FACTOR * max(float(initial), 1e-12):
-            status, error = "diverged", f"loss exploded to {value_f:.4g} at step {step}"
-            break
-        if value_f < best_value:
-            best_value, best_parts = value_f, parts
-            best_param = param.detach().clone()
-        elif optimizer == "lbfgs" and value_f > best_value * (1 + RESTART_TOLERANCE):
-            restarts += 1
-            if restarts > MAX_RESTARTS:
-                status, error = "diverged", f"loss kept rising (step {step})"
-                break
-            with torch.no_grad():
-                param.copy_(best_param)
-            opt = make_optimizer()
-            value_f, parts = best_value, best_parts
-        history.append(best_value)
-        elapsed = time_offset + time.perf_counter() - start
+        elapsed = options.time_offset + time.perf_counter() - start
         for i in range(batch):
-            curves[i].append(_row(step + step_offset, elapsed, parts, i))
-        if callback is not None:
-            callback({"step": step + step_offset, "elapsed_s": elapsed, "loss_total": value_f})
-        if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            curves[i].append(_row(step + options.step_offset, elapsed, parts, i))
+        if options.callback is not None:
+            row = {"step": step + options.step_offset, "elapsed_s": elapsed, "loss_total": value_f}
+            options.callback(row)
+        if options.max_seconds is not None and time.perf_counter() - start >= options.max_seconds:
             break
-        if (
-            patience > 0
-            and len(history) > patience
-            and history[-1 - patience] - best_value <= tolerance * abs(best_value)
-        ):
+        if run.patience_ran_out():
             break
-    losses = [
-        {**{name: float(best_parts[name][i]) if name in best_parts else 0.0 for name in LOSS_TERMS}}
-        for i in range(batch)
-    ]
-    for row in losses:
-        row["total"] = sum(row[name] for name in LOSS_TERMS)
-    return MinimizeResult(
-        best_param, status, error, losses, curves, done, time.perf_counter() - start
-    )
+    losses = []
+    for i in range(batch):
+        terms = _terms(run.best_parts, i)
+        losses.append({**terms, "total": sum(terms[name] for name in LOSS_TERMS)})
+    seconds = time.perf_counter() - start
+    return OptimizeResult(run.best_param, status, error, losses, curves, done, seconds)
 
 
-def optimize(
-    init: Tensor,
-    loss_fn: LossFn,
-    *,
-    steps: int,
-    optimizer: str = "lbfgs",
-    lr: float = 0.02,
-    callback: StepCallback | None = None,
-    step_offset: int = 0,
-    time_offset: float = 0.0,
-    on_stall: Callable[[], bool] | None = None,
-) -> OptimizeResult:
-    """Minimise the sum over the batch of ``loss_fn`` over images, starting from ``init``.
+def optimize(init: Tensor, loss_fn: LossFn, options: OptimizeOptions) -> OptimizeResult:
+    """``minimize`` over images: ``best`` is the best image, in [0, 1], of ``init``'s dtype.
 
-    The image is ``to_image(y)`` of a free float64 variable ``y`` (see ``minimize`` for the
-    loop): with losses of 1e10 and more, the line search's curvature terms (gradient squared)
-    overflow float32 into NaN.
+    The image is ``to_image(y)`` of a free float64 variable ``y``: with losses of 1e10 and
+    more, the line search's curvature terms (gradient squared) overflow float32 into NaN. A run
+    that diverged before its first step returns ``init``.
     """
     y0 = from_image(init).detach().double()
-    result = minimize(
-        y0,
-        lambda y: loss_fn(to_image(y).to(init.dtype)),
-        steps=steps,
-        optimizer=optimizer,
-        lr=lr,
-        callback=callback,
-        step_offset=step_offset,
-        time_offset=time_offset,
-        on_stall=on_stall,
-    )
+    result = minimize(y0, lambda y: loss_fn(to_image(y).to(init.dtype)), options)
     if result.steps == 0 and result.status == "diverged":
-        images = init.detach().clone()
-    else:
-        with torch.no_grad():
-            images = to_image(result.param).clamp(0, 1).to(init.dtype)
-    return OptimizeResult(
-        images,
-        result.status,
-        result.error,
-        result.losses,
-        result.curves,
-        result.steps,
-        result.seconds,
-    )
+        return dataclasses.replace(result, best=init.detach().clone())
+    with torch.no_grad():
+        return dataclasses.replace(result, best=to_image(result.best).clamp(0, 1).to(init.dtype))
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from styletransfer.engine import autocast, autocast_dtype, select_device
+from styletransfer.device import autocast, autocast_dtype, select_device
 from styletransfer.features import check_layers, default_layers, load_encoder
 from styletransfer.images import open_rgb, to_tensor
 from styletransfer.losses import content_loss, gram_matrix, style_loss

@@ -13,6 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from styletransfer.fields import decode, described
+from styletransfer.options import AutoMaskOptions, FastOptions, GatysOptions, PhotoFastOptions
+
 # A method takes a styletransfer.engine.MethodInput and returns one MethodOutput per content.
 MethodFn = Callable[..., Any]
 # A prepare hook maps a pair's styles to a method's inputs (see ``prepare_inputs``).
@@ -62,7 +65,7 @@ class DpstDefaults:
 class PhotoFastDefaults:
     """photo-fast's optional refinement: loss weights and layers as gatys (Gatys et al. 2016
     via jcjohnson's neural-style: style 100, each style layer 1), content 15 rather than 5 to
-    keep more of the photo's structure (see ``styletransfer.methods.photo_fast.PhotoFastOptions``);
+    keep more of the photo's structure (see ``styletransfer.options.PhotoFastOptions``);
     the grid itself (Chen et al. 2016, bilateral guided upsampling) replaces the photorealism
     term. The default mode is closed-form and uses none of them.
     """
@@ -84,20 +87,9 @@ class FastDefaults:
     """
 
 
-# The TransferConfig fields that apply to a feed-forward run: one forward pass of the model.
-FAST_SETTINGS = frozenset(
-    {
-        "method",
-        "model",
-        "size",
-        "upscale",
-        "style_weights",
-        "preserve_color",
-        "mixed_precision",
-        "device",
-    }
-    | {"extra"}
-)
+# ``MethodSpec.settings`` for a method that records only the TransferConfig fields that apply to
+# it: those whose description (``styletransfer.config``) names it or no method.
+APPLICABLE = "applicable"
 
 
 # -- the registry ------------------------------------------------------------------------------
@@ -106,11 +98,15 @@ class MethodSpec:
     """One method: what it runs, its defaults, and what it needs from a config and a pair.
 
     ``run`` and ``prepare`` are callables or ``"module:function"`` names imported on first
-    use. ``settings`` names the TransferConfig fields that apply to the method (``None``: all);
-    the others are left at their defaults, out of its records. ``prepare(config, styles,
-    runtime)`` turns a pair's styles (``PairStyle`` items) into the method's ``(config,
-    style images)``; without one the pair's weights become ``config.style_weights``.
-    ``takes_masks`` False: the method has no use for segmentation masks (they are refused).
+    use. ``settings`` names the TransferConfig fields the method records (``None``: all;
+    ``APPLICABLE``: those whose description names it or no method); the others are left at
+    their defaults, out of its records. ``options`` is the dataclass of its own options
+    (``styletransfer.fields.Options``), given as ``TransferConfig.extra`` and checked by
+    ``validate()``; ``None``: ``extra`` is the method's to read, unchecked. ``prepare(config,
+    styles, runtime)`` turns a pair's styles (``PairStyle`` items) into the method's
+    ``(config, style images)``; without one the pair's weights become
+    ``config.style_weights``. ``takes_masks`` False: the method has no use for segmentation
+    masks (they are refused).
     """
 
     name: str
@@ -118,9 +114,10 @@ class MethodSpec:
     defaults: Any = None  # a frozen dataclass instance; its fields fill TransferConfig's None
     uses_layers: bool = True  # False: the network fixes its own layers (no layer checks)
     needs_styles: bool = True  # False: runs without style images
-    settings: frozenset[str] | None = None
+    settings: frozenset[str] | str | None = None
     prepare: str | PrepareFn | None = None
     takes_masks: bool = True
+    options: type | None = None
 
     def default_values(self) -> dict[str, Any]:
         """The defaults as a plain dict of TransferConfig field values."""
@@ -147,18 +144,24 @@ def _load(target: str | Callable[..., Any]) -> Callable[..., Any]:
 
 
 BUILTIN_METHODS: tuple[MethodSpec, ...] = (
-    MethodSpec("gatys", "styletransfer.methods.gatys:gatys", GatysDefaults()),
-    MethodSpec("dpst", "styletransfer.methods.dpst:dpst", DpstDefaults()),
-    MethodSpec("photo-fast", "styletransfer.methods.photo_fast:photo_fast", PhotoFastDefaults()),
+    MethodSpec("gatys", "styletransfer.methods.gatys:gatys", GatysDefaults(), options=GatysOptions),
+    MethodSpec("dpst", "styletransfer.methods.dpst:dpst", DpstDefaults(), options=AutoMaskOptions),
+    MethodSpec(
+        "photo-fast",
+        "styletransfer.methods.photo_fast:photo_fast",
+        PhotoFastDefaults(),
+        options=PhotoFastOptions,
+    ),
     MethodSpec(
         "fast",
         "styletransfer.fast.infer:fast_method",
         FastDefaults(),
         uses_layers=False,
         needs_styles=False,
-        settings=FAST_SETTINGS,
+        settings=APPLICABLE,
         prepare="styletransfer.fast.infer:prepare_fast",
         takes_masks=False,
+        options=FastOptions,
     ),
 )
 
@@ -175,12 +178,14 @@ def register_method(
     settings: Sequence[str] | None = None,
     prepare: PrepareFn | None = None,
     takes_masks: bool = True,
+    options: type | None = None,
 ) -> MethodSpec:
     """Make ``fn`` available as ``TransferConfig(method=name)`` (a method from outside the package).
 
     ``defaults`` (a frozen dataclass or a mapping) fills TransferConfig fields left at ``None``;
     ``uses_layers=False`` skips layer checks for methods whose networks fix their own;
-    ``needs_styles`` defaults to ``uses_layers``; ``takes_masks=False`` refuses segmentation masks.
+    ``needs_styles`` defaults to ``uses_layers``; ``takes_masks=False`` refuses segmentation masks;
+    ``options`` (a ``styletransfer.fields.Options`` dataclass) checks ``extra``.
     """
     spec = MethodSpec(
         name,
@@ -191,6 +196,7 @@ def register_method(
         settings=None if settings is None else frozenset({"method", *settings}),
         prepare=prepare,
         takes_masks=takes_masks,
+        options=options,
     )
     METHODS[name] = spec
     return spec
@@ -214,3 +220,33 @@ def method_defaults(name: str) -> dict[str, Any]:
 def get_method(name: str) -> MethodFn:
     """The function of method ``name`` (a ValueError lists the methods if unknown)."""
     return method_spec(name).function()
+
+
+def option_owners(key: str) -> list[str]:
+    """The methods that have an option ``key``."""
+    return sorted(
+        spec.name
+        for spec in METHODS.values()
+        if spec.options is not None and key in described(spec.options)
+    )
+
+
+def method_options(method: str, extra: Any = ()) -> Any:
+    """The options of ``method`` in ``extra`` (items or a mapping), checked; ``None`` where the
+    method declares none. A ValueError names the method, the problem and the valid options,
+    and which methods have an option it does not."""
+    spec = method_spec(method)
+    if spec.options is None:
+        return None
+    values = dict(extra)
+    try:
+        return decode(spec.options, values, method)
+    except ValueError as exc:
+        elsewhere = [
+            f"{key} is an option of {', '.join(owners)}"
+            for key in sorted(set(values) - set(described(spec.options)))
+            if (owners := option_owners(key))
+        ]
+        if not elsewhere:
+            raise
+        raise ValueError(f"{exc} ({'; '.join(elsewhere)})") from None

@@ -302,6 +302,37 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def split_values(
+    values: Sequence[str] | None, option: str, numbers: bool = False
+) -> tuple[Any, ...] | None:
+    """The one parser of list options: ``--x a b``, ``--x a,b`` and ``--x a --x b`` all give
+    ``("a", "b")`` (floats with ``numbers``); None when the option was not given. A value that
+    is not a number raises a ValueError showing the forms."""
+    if not values:
+        return None
+    parts = tuple(p for value in values for p in value.replace(",", " ").split())
+    if not numbers:
+        return parts
+    bad = next((p for p in parts if not _is_number(p)), None)
+    if bad is not None:
+        raise ValueError(
+            f"{option} must be numbers, got {bad!r}: give them as {option} 0.7 0.3, "
+            f"{option} 0.7,0.3 or {option} 0.7 {option} 0.3"
+        )
+    return tuple(float(p) for p in parts)
+
+
+def key_values(values: Sequence[str] | None, option: str) -> dict[str, str]:
+    """``KEY=VALUE`` items of a repeatable option as a mapping (a ValueError shows the form)."""
+    out: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} takes KEY=VALUE, e.g. {option} segments=2; got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _is_number(token: str) -> bool:
     parts = [p for p in token.replace(",", " ").split() if p]
     try:

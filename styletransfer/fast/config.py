@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from styletransfer.config import MAX_SIZE, MIN_SIZE
+from styletransfer.fields import check, setting
 
 
 @dataclass(frozen=True)
@@ -17,68 +19,65 @@ class TrainConfig:
     the engine's losses (mean-squared features, Gram matrices divided by C*H*W, Caffe-scaled
     VGG19 features): with style layers weighted 1/n, style weight 10 makes the style term
     about 1.5x the content term at the start and stylises visibly within a few hundred steps
-    at 128 px; no total variation by default (upsample+conv leaves no checkerboard to smooth).
+    at 128 px; no total variation by default (upsample+conv leaves no checkerboard to smooth);
+    bf16 autocast where the hardware has it, as for a transfer.
     ``content_layers`` / ``style_layers`` empty means: the feature network's default layer set.
     ``style_layer_weights`` empty means 1/n for each of the n style layers.
     """
 
-    steps: int = 40_000
-    batch_size: int = 4
-    size: int = 256
-    style_size: int | None = None
-    lr: float = 1e-3
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 0.0
-    feature_model: str = "vgg19"
-    content_layers: tuple[str, ...] = ()
-    style_layers: tuple[str, ...] = ()
-    style_layer_weights: tuple[float, ...] = ()
-    base_channels: int = 32
-    residual_blocks: int = 5
-    mixed_precision: bool = False  # bf16 autocast where the hardware has it (CUDA, bf16 CPUs)
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    seed: int = 0
+    steps: int = setting(40_000, "int", "Training steps", low=1)
+    batch_size: int = setting(4, "int", "Images per step", low=1)
+    size: int = setting(
+        256, "int", "Training crop size", low=MIN_SIZE, high=MAX_SIZE, unit="pixels"
+    )
+    style_size: int | None = setting(
+        None,
+        "int",
+        "Short side of the style images (default: size)",
+        low=MIN_SIZE,
+        unit="pixels",
+        optional=True,
+    )
+    lr: float = setting(1e-3, "number", "Adam's learning rate", low=0, above=True)
+    content_weight: float = setting(1.0, "number", "Content loss weight", low=0)
+    style_weight: float = setting(10.0, "number", "Style loss weight", low=0)
+    tv_weight: float = setting(0.0, "number", "Total-variation weight", low=0)
+    feature_model: str = setting("vgg19", "str", "The loss network: vgg19, vgg16 or resnet101")
+    content_layers: tuple[str, ...] = setting(
+        (), "names", "Content layers (default: the network's default set)"
+    )
+    style_layers: tuple[str, ...] = setting(
+        (), "names", "Style layers (default: the network's default set)"
+    )
+    style_layer_weights: tuple[float, ...] = setting(
+        (), "numbers", "One weight per style layer (default: 1/n each)"
+    )
+    base_channels: int = setting(32, "int", "Channels of the transformer's first layer", low=1)
+    residual_blocks: int = setting(5, "int", "Residual blocks of the transformer", low=1)
+    mixed_precision: bool = setting(
+        True,
+        "bool",
+        "Mixed precision: bf16 autocast where the hardware has it (CUDA, CPUs with bf16 units)",
+    )
+    checkpoint_every: int = setting(500, "int", "Steps between checkpoints", low=1)
+    keep_checkpoints: int = setting(2, "int", "Checkpoints kept", low=1)
+    seed: int = setting(0, "int", "Seed of the initialisation and the data order")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "content_layers", tuple(self.content_layers))
         object.__setattr__(self, "style_layers", tuple(self.style_layers))
+        check(self)
         object.__setattr__(
             self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights)
         )
-        for name in (
-            "steps",
-            "batch_size",
-            "size",
-            "base_channels",
-            "residual_blocks",
-            "checkpoint_every",
-            "keep_checkpoints",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 16 <= self.size <= 4096:
-            raise ValueError(f"size must be 16 to 4096 pixels, got {self.size}")
-        if self.style_size is not None and self.style_size < 16:
-            raise ValueError(f"style_size must be at least 16 pixels, got {self.style_size}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
             raise ValueError(
                 f"style_layer_weights has {len(self.style_layer_weights)} entries but "
                 f"style_layers has {len(self.style_layers)}: give one weight per style layer"
             )
-        if any(not (math.isfinite(w) and w >= 0) for w in self.style_layer_weights):
+        if any(w < 0 for w in self.style_layer_weights):
             raise ValueError("style_layer_weights must be finite numbers >= 0")
-        if not isinstance(self.mixed_precision, bool):
-            raise ValueError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")
-        if not isinstance(self.feature_model, str) or not self.feature_model:
+        if not self.feature_model:
             raise ValueError("feature_model must be the name of a feature network, e.g. 'vgg19'")
 
     def with_layers(self, content: tuple[str, ...], style: tuple[str, ...]) -> TrainConfig:
@@ -114,8 +113,9 @@ class TrainConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     def resume_key(self) -> dict[str, Any]:
-        """The settings a checkpoint must share to be resumed (steps and cadence may change)."""
+        """The settings a checkpoint must share to be resumed (steps, cadence and precision may
+        change: the weights are float32 either way)."""
         data = self.to_dict()
-        for free in ("steps", "checkpoint_every", "keep_checkpoints"):
+        for free in ("steps", "checkpoint_every", "keep_checkpoints", "mixed_precision"):
             data.pop(free)
         return data

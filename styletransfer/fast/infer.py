@@ -234,7 +234,9 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
     nonzero weight, in its order (``prepare_fast`` makes them from a pair): they serve only to
     measure the style loss, recorded with the others under the model's loss network.
     """
-    from styletransfer.engine import MethodOutput, autocast_dtype
+    from styletransfer.device import autocast_dtype
+    from styletransfer.engine import MethodOutput
+    from styletransfer.options import FastOptions
 
     cfg = inp.config
     if not cfg.model:
@@ -242,7 +244,7 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
             "method fast needs a trained model: pass --model NAME (or a path); "
             "train one with `stylebench train-fast`"
         )
-    extra = dict(cfg.extra)
+    opts = FastOptions.from_extra(cfg.extra)
     start = time.perf_counter()
     directory = resolve_model(cfg.model, inp.runtime.models_dir)
     stamp = (directory / "model.json").stat().st_mtime_ns
@@ -274,11 +276,11 @@ def fast_method(inp):  # inp: styletransfer.engine.MethodInput -> list[MethodOut
         model.net,
         inp.contents,
         weights=weights,
-        batch_size=int(extra.get("batch_size", 8)),
+        batch_size=opts.batch_size,
         autocast_dtype=dtype,
     )
     seconds = {"prepare": prepared - start, "optimize": time.perf_counter() - prepared}
-    losses = measure_losses(inp, model.meta, out, weights, int(extra.get("batch_size", 8)))
+    losses = measure_losses(inp, model.meta, out, weights, opts.batch_size)
     return [
         MethodOutput(
             image=out[i : i + 1].to(inp.device), seconds=seconds, steps=0, losses=losses[i]

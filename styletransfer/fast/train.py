@@ -364,7 +364,7 @@ def train(
 
 def _precision(device: torch.device, enabled: bool):
     """bf16 autocast for the network and loss network where the hardware has it, else none."""
-    from styletransfer.engine import autocast, autocast_dtype
+    from styletransfer.device import autocast, autocast_dtype
 
     return autocast(device, autocast_dtype(device, enabled))
 

@@ -8,10 +8,7 @@ per-segment colour transfer) or as the per-segment masks dpst's masked style los
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,54 +17,12 @@ from torch import Tensor
 
 from styletransfer import correspond
 from styletransfer.engine import MethodInput
+from styletransfer.options import AutoMaskOptions, PhotoFastOptions
 
 
-@dataclass(frozen=True)
-class AutoMaskOptions:
-    """``auto_masks`` (1: find segments when no masks are given; 0: one global style) and the
-    matching's ``segments``, ``match_size`` and ``height_prior`` (see ``correspond.MatchOptions``),
-    given as ``TransferConfig(extra={...})``."""
-
-    auto_masks: int = 1
-    segments: int = correspond.MatchOptions.segments
-    match_size: int = correspond.MatchOptions.match_size
-    height_prior: float = correspond.MatchOptions.height_prior
-
-    @classmethod
-    def from_extra(cls, extra: tuple[tuple[str, Any], ...], method: str) -> AutoMaskOptions:
-        """Parse and check ``extra`` (a ValueError names the method and lists the options)."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        values = dict(extra)
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ValueError(
-                f"unknown {method} option(s) {', '.join(unknown)}; the options are: "
-                f"{', '.join(names)}"
-            )
-        try:
-            opts = cls(
-                **{k: (float(v) if k == "height_prior" else int(v)) for k, v in values.items()}
-            )
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{method} options must be numbers: {exc}") from exc
-        check_match(opts.match, method)
-        if opts.auto_masks not in (0, 1):
-            raise ValueError(f"{method} auto_masks must be 0 or 1, got {opts.auto_masks}")
-        return opts
-
-    @property
-    def match(self) -> correspond.MatchOptions:
-        return correspond.MatchOptions(self.segments, self.match_size, self.height_prior)
-
-
-def check_match(match: correspond.MatchOptions, method: str) -> None:
-    """A ValueError naming the method where a matching option is out of range."""
-    if not 1 <= match.segments <= 16:
-        raise ValueError(f"{method} segments must be 1 to 16, got {match.segments}")
-    if match.match_size < 64:
-        raise ValueError(f"{method} match_size must be >= 64 pixels, got {match.match_size}")
-    if match.height_prior < 0:
-        raise ValueError(f"{method} height_prior must be >= 0, got {match.height_prior}")
+def match_options(opts: AutoMaskOptions | PhotoFastOptions) -> correspond.MatchOptions:
+    """The matching a method's options ask for (its segments, match_size and height_prior)."""
+    return correspond.MatchOptions(opts.segments, opts.match_size, opts.height_prior)
 
 
 def match_encoder(inp: MethodInput) -> torch.nn.Module:

@@ -7,7 +7,7 @@ import dataclasses
 from styletransfer.engine import MethodInput, MethodOutput
 
 # Its hyper-parameters: styletransfer.registry.DpstDefaults. Its options (``extra``):
-# styletransfer.methods.automask.AutoMaskOptions.
+# styletransfer.options.AutoMaskOptions.
 
 
 def dpst(inp: MethodInput) -> list[MethodOutput]:
@@ -18,8 +18,9 @@ def dpst(inp: MethodInput) -> list[MethodOutput]:
     paper's authors found theirs with a scene segmenter, so that the style of the sky goes
     to the sky; with ``auto_masks`` 0 the style loss is one global term.
     """
-    from styletransfer.methods.automask import AutoMaskOptions, auto_masks
+    from styletransfer.methods.automask import auto_masks, match_options
     from styletransfer.methods.neural import run_neural
+    from styletransfer.options import AutoMaskOptions
 
     opts = AutoMaskOptions.from_extra(inp.config.extra, "dpst")
     two_stage = bool(inp.config.two_stage)
@@ -29,7 +30,7 @@ def dpst(inp: MethodInput) -> list[MethodOutput]:
         return [dataclasses.replace(out, mask_source=source) for out in outputs]
     outputs = []
     for i in range(inp.contents.shape[0]):
-        masks, key = auto_masks(inp, i, opts.match)
+        masks, key = auto_masks(inp, i, match_options(opts))
         one = dataclasses.replace(
             inp,
             contents=inp.contents[i : i + 1],

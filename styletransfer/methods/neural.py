@@ -11,14 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from styletransfer.config import TransferConfig
-from styletransfer.engine import (
-    MethodInput,
-    MethodOutput,
-    autocast,
-    autocast_dtype,
-    optimize,
-    timer,
-)
+from styletransfer.device import autocast, autocast_dtype
+from styletransfer.engine import MethodInput, MethodOutput, OptimizeOptions, optimize, timer
 from styletransfer.features import Encoder, load_encoder
 from styletransfer.laplacian import matting_laplacian, to_torch
 from styletransfer.losses import (
@@ -237,46 +231,32 @@ def run_neural(
     if two_stage and photoreal:
         first = cfg.steps // 2
         fn = loss(False)
-        stage1 = optimize(
-            init,
-            fn,
-            steps=first,
-            optimizer=cfg.optimizer,
-            lr=cfg.lr,
-            callback=inp.callback,
-            on_stall=fn.to_float32,
-        )
+        options = OptimizeOptions.of(cfg, callback=inp.callback, on_stall=fn.to_float32)
+        stage1 = optimize(init, fn, dataclasses.replace(options, steps=first))
         result = stage1
         if stage1.status == "ok":
             fn = loss(True)
             result = optimize(
-                stage1.images,
+                stage1.best,
                 fn,
-                steps=cfg.steps - first,
-                optimizer=cfg.optimizer,
-                lr=cfg.lr,
-                callback=inp.callback,
-                step_offset=first,
-                time_offset=stage1.seconds,
-                on_stall=fn.to_float32,
+                dataclasses.replace(
+                    options,
+                    steps=cfg.steps - first,
+                    step_offset=first,
+                    time_offset=stage1.seconds,
+                    on_stall=fn.to_float32,
+                ),
             )
             result.curves = [a + b for a, b in zip(stage1.curves, result.curves, strict=True)]
             result.steps += stage1.steps
     else:
         fn = loss(photoreal)
-        result = optimize(
-            init,
-            fn,
-            steps=cfg.steps,
-            optimizer=cfg.optimizer,
-            lr=cfg.lr,
-            callback=inp.callback,
-            on_stall=fn.to_float32,
-        )
+        options = OptimizeOptions.of(cfg, callback=inp.callback, on_stall=fn.to_float32)
+        result = optimize(init, fn, options)
     seconds["optimize"] = time.perf_counter() - start
     return [
         MethodOutput(
-            image=result.images[i : i + 1],
+            image=result.best[i : i + 1],
             status=result.status,
             error=result.error,
             losses=result.losses[i],

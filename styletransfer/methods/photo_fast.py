@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from styletransfer import correspond
 from styletransfer.colour import (
     auto_segments,
     lab_to_rgb,
@@ -46,6 +43,8 @@ from styletransfer.colour import (
 from styletransfer.engine import (
     MethodInput,
     MethodOutput,
+    OptimizeOptions,
+    OptimizeResult,
     minimize,
     timer,
     to_image,
@@ -61,9 +60,11 @@ from styletransfer.guided import (
     luminance,
 )
 from styletransfer.images import downsize
-from styletransfer.methods.automask import auto_labels
+from styletransfer.methods.automask import auto_labels, match_options
+from styletransfer.options import PhotoFastOptions
 
-# The refinement's loss weights and layers: styletransfer.registry.PhotoFastDefaults.
+# The refinement's loss weights and layers: styletransfer.registry.PhotoFastDefaults; the
+# options (``extra``) and their defaults: styletransfer.options.PhotoFastOptions.
 # Style masks of the refinement are eroded by this share of the style's longer side: deep
 # features near a segment's border see the neighbouring segment, and would carry it across.
 MASK_EROSION = 1.0 / 32.0
@@ -78,97 +79,6 @@ FLAT_SPREAD = (0.5, 1.5)
 FLAT_WINDOW = 4
 FLAT_RADIUS = 16
 FLAT_EPS = 1e-3
-
-_FLOAT_OPTIONS = (
-    "eps",
-    "contrast_floor",
-    "smoothness",
-    "tolerance",
-    "refine_seconds",
-    "position_weight",
-    "height_prior",
-)
-
-
-@dataclass(frozen=True)
-class PhotoFastOptions:
-    """Settings of photo-fast, given as ``TransferConfig(extra={...})``.
-
-    Closed form: ``work_size`` (longest side of the copies the colour transfer and the affine
-    fit run on), ``segments`` (automatic segments without masks; 1: the whole picture),
-    ``semantic`` (1: segments from the VGG19 correspondence, see ``styletransfer.correspond``,
-    matched on copies of ``match_size`` px with its ``height_prior``; 0: colour clusters,
-    ``position_weight`` being the weight of the pixel position against colour in them),
-    ``passes`` (sliced matches after the Gaussian map), ``radius`` and ``eps`` (window radius
-    at ``work_size`` and ridge of the guided filter: larger, smoother maps), ``contrast_floor``
-    (the least share of a segment's lightness spread kept, see ``transfer_points``). The defaults were
-    chosen on the 12 pairs of the DPST paper (bench/bench_photo.py).
-
-    Refinement (``refine`` 1): ``steps`` of the config is the most optimiser steps of the grid
-    fit, ``refine_seconds`` its time budget; it stops early once the loss improved by less
-    than ``tolerance`` (relative) over the last ``patience`` steps. ``fit_size`` is the
-    longest side of the images the grid is fitted on, ``grid`` and ``bins`` its cells along
-    the longer side and the luma axis, ``smoothness`` the weight of its roughness.
-    """
-
-    work_size: int = 320
-    segments: int = 3
-    semantic: int = 1
-    match_size: int = 320
-    height_prior: float = 1.0
-    position_weight: float = 0.5
-    passes: int = 6
-    radius: int = 4
-    eps: float = 1e-4
-    contrast_floor: float = 0.5
-    refine: int = 0
-    refine_seconds: float = 20.0
-    fit_size: int = 192
-    grid: int = 32
-    bins: int = 8
-    smoothness: float = 30.0
-    tolerance: float = 1e-2
-    patience: int = 10
-
-    @classmethod
-    def from_extra(cls, extra: tuple[tuple[str, Any], ...]) -> PhotoFastOptions:
-        """Parse and check the config's ``extra`` items (a ValueError lists the valid keys)."""
-        names = {f.name: f.type for f in dataclasses.fields(cls)}
-        values = dict(extra)
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ValueError(
-                f"unknown photo-fast option(s) {', '.join(unknown)}; the options are: "
-                f"{', '.join(names)}"
-            )
-        try:
-            opts = cls(
-                **{k: (float(v) if k in _FLOAT_OPTIONS else int(v)) for k, v in values.items()}
-            )
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"photo-fast options must be numbers: {exc}") from exc
-        checks = (
-            (opts.work_size >= 32, f"work_size must be >= 32 pixels, got {opts.work_size}"),
-            (opts.fit_size >= 32, f"fit_size must be >= 32 pixels, got {opts.fit_size}"),
-            (1 <= opts.segments <= 16, f"segments must be 1 to 16, got {opts.segments}"),
-            (opts.passes >= 0, f"passes must be >= 0, got {opts.passes}"),
-            (opts.radius >= 1, f"radius must be >= 1, got {opts.radius}"),
-            (opts.eps > 0, f"eps must be > 0, got {opts.eps}"),
-            (opts.position_weight >= 0, "position_weight must be >= 0"),
-            (opts.semantic in (0, 1), f"semantic must be 0 or 1, got {opts.semantic}"),
-            (opts.match_size >= 64, f"match_size must be >= 64 pixels, got {opts.match_size}"),
-            (opts.height_prior >= 0, "height_prior must be >= 0"),
-            (0 <= opts.contrast_floor <= 1, "contrast_floor must be 0 to 1"),
-            (opts.refine in (0, 1), f"refine must be 0 or 1, got {opts.refine}"),
-            (opts.refine_seconds > 0, "refine_seconds must be > 0"),
-            (opts.grid >= 2 and opts.bins >= 2, "grid and bins must be >= 2"),
-            (opts.smoothness >= 0, f"smoothness must be >= 0, got {opts.smoothness}"),
-            (opts.tolerance >= 0 and opts.patience >= 1, "tolerance >= 0 and patience >= 1"),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"photo-fast {message}")
-        return opts
 
 
 def _mask_labels(masks: list[Tensor], like: Tensor) -> np.ndarray:
@@ -290,7 +200,7 @@ def closed_form(
     masks = None if inp.masks is None else inp.masks[index]
     labels = None
     if masks is None and opts.semantic and opts.segments > 1:
-        match = correspond.MatchOptions(opts.segments, opts.match_size, opts.height_prior)
+        match = match_options(opts)
         labels = [
             (_resized_labels(lc, small), _resized_labels(ls, style))
             for (lc, ls), style in zip(auto_labels(inp, index, match), styles, strict=True)
@@ -323,8 +233,9 @@ def refine(
     content: Tensor,
     start: Tensor,
     index: int,
-) -> tuple[Tensor, Any]:
-    """The VGG-loss bilateral-grid fit from the closed-form ``start``, within the time budget."""
+) -> OptimizeResult:
+    """The VGG-loss bilateral-grid fit from the closed-form ``start``, within the time budget:
+    ``best`` is the fitted grid."""
     from styletransfer.methods.neural import PerceptualLoss, get_encoder, style_targets
 
     cfg = inp.config
@@ -381,12 +292,8 @@ def refine(
             parts["tv"] = parts["tv"] + penalty if "tv" in parts else penalty
         return parts
 
-    fit = minimize(
-        grid0,
-        objective,
-        steps=cfg.steps,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
+    options = OptimizeOptions.of(
+        cfg,
         callback=inp.callback,
         normalize=True,
         # The budget covers the set-up too (targets, the first evaluation).
@@ -394,7 +301,7 @@ def refine(
         tolerance=opts.tolerance,
         patience=opts.patience,
     )
-    return fit.param, fit
+    return minimize(grid0, objective, options)
 
 
 def _apply_grid(grid: Tensor, image: Tensor, guide: Tensor) -> Tensor:
@@ -427,9 +334,9 @@ def photo_fast(inp: MethodInput) -> list[MethodOutput]:
         status, error, losses, curve, steps = "ok", None, unmeasured_losses(), [], 0
         if opts.refine and cfg.steps > 0:
             with timer(seconds, "optimize"):
-                grid, fit = refine(inp, opts, content, image, index)
+                fit = refine(inp, opts, content, image, index)
                 with torch.no_grad():
-                    image = _apply_grid(grid, image, luminance(content)).clamp(0, 1)
+                    image = _apply_grid(fit.best, image, luminance(content)).clamp(0, 1)
             status, error, steps = fit.status, fit.error, fit.steps
             losses, curve = fit.losses[0], fit.curves[0]
         outputs.append(

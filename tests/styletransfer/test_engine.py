@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from styletransfer.engine import from_image, optimize, to_image
+from styletransfer.engine import OptimizeOptions, from_image, optimize, to_image
 
 
 def test_range_map_is_smooth_monotone_and_invertible():
@@ -33,10 +33,10 @@ def test_lbfgs_reaches_an_in_range_minimum_and_clipped_targets_stay_valid():
     torch.manual_seed(0)
     target = torch.rand(2, 3, 5, 5) * 1.4 - 0.2  # partly outside [0, 1]
     init = torch.full_like(target, 0.5)
-    result = optimize(init, _quadratic(target), steps=60)
+    result = optimize(init, _quadratic(target), OptimizeOptions(steps=60))
     assert result.status == "ok"
-    assert float(result.images.min()) >= 0 and float(result.images.max()) <= 1
-    assert torch.allclose(result.images, target.clamp(0, 1), atol=0.05)
+    assert float(result.best.min()) >= 0 and float(result.best.max()) <= 1
+    assert torch.allclose(result.best, target.clamp(0, 1), atol=0.05)
     totals = [row["loss_total"] for row in result.curves[0]]
     assert all(b <= a * (1 + 1e-6) for a, b in zip(totals, totals[1:], strict=False))
     assert len(result.curves) == 2 and result.losses[0]["total"] < totals[0]
@@ -51,9 +51,9 @@ def test_nan_stops_the_run_with_the_best_iterate():
         value = ((image - target) ** 2).flatten(1).sum(1)
         return {"content": value * float("nan") if calls["n"] > 6 else value}
 
-    result = optimize(torch.full_like(target, 0.5), loss, steps=50)
+    result = optimize(torch.full_like(target, 0.5), loss, OptimizeOptions(steps=50))
     assert result.status == "diverged" and "step" in result.error
-    assert torch.isfinite(result.images).all()
+    assert torch.isfinite(result.best).all()
     first = float(((torch.full_like(target, 0.5) - target) ** 2).sum())
     assert result.losses[0]["total"] < first
 
@@ -67,16 +67,18 @@ def test_explosion_is_caught_with_adam():
         value = ((image - target) ** 2).flatten(1).sum(1) + 1e-3
         return {"style": value * (1e6 if calls["n"] > 5 else 1.0)}
 
-    result = optimize(torch.full_like(target, 0.5), loss, steps=30, optimizer="adam", lr=0.05)
+    result = optimize(
+        torch.full_like(target, 0.5), loss, OptimizeOptions(steps=30, optimizer="adam", lr=0.05)
+    )
     assert result.status == "diverged" and "exploded" in result.error
     assert result.steps < 30
 
 
 def test_runs_are_deterministic():
     target = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(3))
-    a = optimize(torch.full_like(target, 0.5), _quadratic(target), steps=10)
-    b = optimize(torch.full_like(target, 0.5), _quadratic(target), steps=10)
-    assert torch.equal(a.images, b.images)
+    a = optimize(torch.full_like(target, 0.5), _quadratic(target), OptimizeOptions(steps=10))
+    b = optimize(torch.full_like(target, 0.5), _quadratic(target), OptimizeOptions(steps=10))
+    assert torch.equal(a.best, b.best)
 
 
 def test_a_stalled_line_search_switches_to_the_exact_loss():
@@ -94,7 +96,9 @@ def test_a_stalled_line_search_switches_to_the_exact_loss():
         was_coarse, state["coarse"] = state["coarse"], False
         return was_coarse
 
-    result = optimize(torch.full_like(target, 0.5), loss, steps=80, on_stall=on_stall)
+    result = optimize(
+        torch.full_like(target, 0.5), loss, OptimizeOptions(steps=80, on_stall=on_stall)
+    )
     assert state["switches"] >= 1 and not state["coarse"]
     assert result.status == "ok" and result.losses[0]["total"] < 1e-6
 
@@ -105,7 +109,7 @@ def test_aten_cpu_capability_avx2_turns_bf16_autocast_off():
     import sys
 
     code = (
-        "import torch; from styletransfer.engine import autocast_dtype, cpu_has_bf16; "
+        "import torch; from styletransfer.device import autocast_dtype, cpu_has_bf16; "
         "print(torch.backends.cpu.get_cpu_capability(), cpu_has_bf16(), "
         "autocast_dtype(torch.device('cpu'), True))"
     )

@@ -11,31 +11,11 @@ from typer.testing import CliRunner
 
 from storage import Store
 from stylebench.cli.main import app
+from tests.styletransfer.tiny import TINY_TRAINING, noise_png, photo_folder
 
 runner = CliRunner()
 # The real vgg19 loss network (bundled weights), on 32 px crops with a slim transformer.
-TINY = [
-    "--steps",
-    "2",
-    "--size",
-    "32",
-    "--batch-size",
-    "1",
-    "--checkpoint-every",
-    "1",
-    "--device",
-    "cpu",
-    "--style-layers",
-    "relu1_1,relu2_1",
-    "--content-layers",
-    "relu2_1",
-]
-
-
-def _png(path, seed):
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
-    return path
+TINY = ["--steps", "2", "--checkpoint-every", "1", *TINY_TRAINING]
 
 
 def _invoke(data_dir, *args):
@@ -44,11 +24,7 @@ def _invoke(data_dir, *args):
 
 
 def test_train_on_a_folder_then_resume_with_more_steps(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(3):
-        _png(folder / f"p{i}.png", i)
-    style = _png(tmp_path / "wave.png", 9)
+    folder, style = photo_folder(tmp_path)
     data = tmp_path / "data"
     result, out = _invoke(data, "--style", str(style), "--content-dir", str(folder), *TINY)
     assert result.exit_code == 0, out
@@ -72,7 +48,7 @@ def test_train_on_the_accepted_catalog_images_by_style_id(tmp_path):
     now = datetime.now(timezone.utc)
     rows, ids = [], {}
     for i, role in enumerate(["content", "content", "content", "style"]):
-        stored = store.put_image(_png(tmp_path / f"{i}.png", i).read_bytes(), "png")
+        stored = store.put_image(noise_png(tmp_path / f"{i}.png", i).read_bytes(), "png")
         ids[i] = stored.image_id
         rows.append(
             {
@@ -98,7 +74,7 @@ def test_train_on_the_accepted_catalog_images_by_style_id(tmp_path):
 def test_clear_errors_for_missing_inputs(tmp_path):
     result, out = _invoke(tmp_path / "data", "--style", "nothing-here.png", *TINY)
     assert result.exit_code == 1 and "neither an existing file nor an image id" in out
-    style = _png(tmp_path / "s.png", 1)
+    style = noise_png(tmp_path / "s.png", 1)
     result, out = _invoke(tmp_path / "data", "--style", str(style), *TINY)
     assert result.exit_code == 1 and "no accepted content images" in out
 
@@ -108,7 +84,7 @@ def test_transfer_command_runs_a_trained_model_by_path_or_name(tmp_path, monkeyp
 
     data = tmp_path / "data"
     _saved(data / "models", "duo")
-    content = _png(tmp_path / "c.png", 3)
+    content = noise_png(tmp_path / "c.png", 3)
     base = [
         "--data-dir",
         str(data),

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "styletransfer"
 # A method's own modules (and the registry that lists them) may name it; nothing else may.
 METHOD_MODULES = {
     "styletransfer.registry",
-    "styletransfer.config",  # the default method, TransferConfig.method = "gatys"
+    "styletransfer.config",  # the default method, and which methods each setting applies to
+    "styletransfer.options",  # each method's own options
     "styletransfer.methods.gatys",
     "styletransfer.methods.dpst",
     "styletransfer.methods.photo_fast",

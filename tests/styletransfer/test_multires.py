@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from styletransfer import TransferCache, TransferConfig
-from styletransfer.engine import MethodInput, MethodOutput, optimize
+from styletransfer.engine import MethodInput, MethodOutput, OptimizeOptions, optimize
 from styletransfer.multires import coarse_to_fine, level_input, plan_levels, resize_to
 
 
@@ -68,19 +68,20 @@ def _target_runner(calls: list):
             return {"style": (image - target).pow(2).flatten(1).mean(1)}
 
         start = sub.contents if init is None else init
-        res = optimize(
-            start, loss, steps=sub.config.steps, optimizer="adam", lr=0.05, callback=sub.callback
+        options = OptimizeOptions(
+            steps=sub.config.steps, optimizer="adam", lr=0.05, callback=sub.callback
         )
+        res = optimize(start, loss, options)
         return [
             MethodOutput(
-                image=res.images[i : i + 1],
+                image=res.best[i : i + 1],
                 status=res.status,
                 losses=res.losses[i],
                 curve=res.curves[i],
                 seconds={"optimize": res.seconds},
                 steps=res.steps,
             )
-            for i in range(res.images.shape[0])
+            for i in range(res.best.shape[0])
         ]
 
     return run

@@ -10,39 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from tests.styletransfer.tiny import TINY_TRAINING, photo_folder
 
 REPO = Path(__file__).resolve().parents[2]
 # The bundled vgg19 loss network on 32 px crops: each step takes a fraction of a second.
-TINY = [
-    "--size",
-    "32",
-    "--batch-size",
-    "1",
-    "--device",
-    "cpu",
-    "--style-layers",
-    "relu1_1,relu2_1",
-    "--content-layers",
-    "relu2_1",
-]
-
-
-def _png(path: Path, seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
-    return path
+TINY = TINY_TRAINING
 
 
 @pytest.fixture
 def setup(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(3):
-        _png(folder / f"p{i}.png", i)
-    style = _png(tmp_path / "wave.png", 9)
+    folder, style = photo_folder(tmp_path)
     return tmp_path / "data", ["--style", str(style), "--content-dir", str(folder)]
 
 

@@ -223,7 +223,7 @@ def test_2000_steps_at_64px_never_diverge(method, astronaut, coffee, cache):
 def test_cpu_batches_are_chunked_by_pixels(astronaut, coffee, cache, monkeypatch):
     import importlib
 
-    module = importlib.import_module("styletransfer.transfer")  # the package's name is a function
+    module = importlib.import_module("styletransfer.run")
 
     sizes: list[int] = []
     run_group = module._run_group

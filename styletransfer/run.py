@@ -17,14 +17,8 @@ from PIL import Image
 
 from styletransfer.cache import TransferCache, default_cache
 from styletransfer.config import Runtime, TransferConfig
-from styletransfer.engine import (
-    LOSS_TERMS,
-    MethodInput,
-    StepCallback,
-    configure_threads,
-    select_device,
-    unmeasured_losses,
-)
+from styletransfer.device import configure_threads, select_device
+from styletransfer.engine import LOSS_TERMS, MethodInput, StepCallback, unmeasured_losses
 from styletransfer.features import WeightsUnavailable
 from styletransfer.images import (
     ImageLike,
