@@ -90,7 +90,7 @@ class PhotoFeatures:
 
 def _standardised(x: Tensor) -> Tensor:
     mean = x.mean((2, 3), keepdim=True)
-    std = x.std((2, 3), keepdim=True)
+    std = x.std((2, 3), keepdim=True, correction=0)
     return (x - mean) / (std + 1e-5)
 
 

@@ -103,3 +103,15 @@ def test_dpst_without_masks_finds_its_own_segments(astronaut, coffee):
         transfer(astronaut, coffee, cfg.with_(extra={"segmnts": 2}), cache=cache)
     with pytest.raises(ValueError, match="auto_masks must be 0 or 1"):
         transfer(astronaut, coffee, cfg.with_(extra={"auto_masks": 3}), cache=cache)
+
+
+@pytest.mark.parametrize("size", [24, 40])
+def test_tiny_flat_photos_match_without_failing(size):
+    """A feature grid of one position (relu5_1 of a 24 px picture) and identical features."""
+    content = Image.new("RGB", (size, size), (200, 30, 30))
+    style = Image.new("RGB", (size, size), (30, 30, 200))
+    for method, steps in (("photo-fast", 0), ("dpst", 2)):
+        cfg = TransferConfig(method=method, size=size, steps=steps, device="cpu")
+        out = transfer(content, style, cfg, cache=TransferCache(), quality=False)
+        assert out.status == "ok" and out.mask_source == "auto", out.error
+        assert np.isfinite(np.asarray(out.image, dtype=float)).all()
