@@ -240,6 +240,8 @@ def expand_configs(spec: ExperimentSpec, source: str | Path | None = None) -> li
     for method in spec.methods:
         for values in itertools.product(*(spec.grid[k] for k in keys)):
             kwargs = {**spec.settings, **dict(zip(keys, values, strict=True)), "method": method}
+            if isinstance(kwargs.get("extra"), dict):
+                kwargs["extra"] = _extra_for(method, kwargs["extra"], spec.methods)
             for key, value in kwargs.items():
                 if isinstance(value, list):
                     kwargs[key] = tuple(value)
@@ -250,3 +252,19 @@ def expand_configs(spec: ExperimentSpec, source: str | Path | None = None) -> li
                 raise SpecError(f"{where}, method {method}: {exc}") from None
             configs.append(config)
     return configs
+
+
+def _extra_for(method: str, extra: dict[str, Any], methods: list[str]) -> dict[str, Any]:
+    """The part of an experiment's ``extra`` that is ``method``'s: each method of a mixed
+    experiment gets the options it declares. A key that no method of the experiment declares
+    is left in, so that the config's validation refuses it with the valid options named."""
+    from styletransfer.registry import option_owners
+
+    if len(methods) == 1:
+        return extra
+    kept = {}
+    for key, value in extra.items():
+        owners = option_owners(key)
+        if method in owners or not set(owners) & set(methods):
+            kept[key] = value
+    return kept

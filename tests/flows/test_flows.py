@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from flows.batch import WorkItem, make_batches, plan, run_batch
 from flows.catalog import pair_catalog
 from flows.specs import ExperimentSpec, expand_configs, load_spec
@@ -121,3 +123,21 @@ def test_build_dataset_imports_a_folder(prefect_harness, tmp_path):
     assert Store(data_dir).query(
         "select count(*) as n from catalog where status = 'accepted'"
     ).to_pylist() == [{"n": 2}]
+
+
+def test_a_mixed_experiment_gives_each_method_its_own_options_and_refuses_orphans():
+    from flows.specs import SpecError
+
+    spec = {
+        **TINY,
+        "methods": ["photo-fast", "dpst", "gatys"],
+        "settings": {**TINY["settings"], "extra": {"semantic": 0, "auto_masks": 0}},
+    }
+    by_method = {c.method: dict(c.extra) for c in expand_configs(load_spec(spec, ExperimentSpec))}
+    assert by_method == {"photo-fast": {"semantic": 0}, "dpst": {"auto_masks": 0}, "gatys": {}}
+    # An option that none of the experiment's methods has is refused, its owner named.
+    orphan = {**spec, "methods": ["gatys", "dpst"], "settings": {"extra": {"semantic": 0}}}
+    with pytest.raises(SpecError, match="semantic is an option of photo-fast"):
+        expand_configs(load_spec(orphan, ExperimentSpec))
+    with pytest.raises(SpecError, match="unknown .*option.*nonsense"):
+        expand_configs(load_spec({**spec, "settings": {"extra": {"nonsense": 1}}}, ExperimentSpec))
