@@ -16,13 +16,9 @@ so and the run goes on. Compared, each on every pair:
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,9 +28,9 @@ from bench import dataset_dir, main
 from bench.bench_photo import (
     OUT,
     PAIRS,
-    ROOT,
     Pair,
     _cpu,
+    big_run,
     color_matcher,
     color_matcher_methods,
     load,
@@ -92,47 +88,6 @@ def shares(pair: Pair, encoder: torch.nn.Module) -> dict[str, float]:
     }
 
 
-_BIG_SCRIPT = textwrap.dedent("""
-    import json, sys, time
-    from PIL import Image
-    from styletransfer import TransferConfig, transfer
-
-    def peak_kib():
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return 0
-
-    folder, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    rgb = lambda name: Image.open(f"{folder}/{name}").convert("RGB")
-    content, style = rgb(f"in{n}.png"), rgb(f"tar{n}.png")
-    big = content.resize((size, round(size * content.height / content.width)), Image.LANCZOS)
-    cfg = TransferConfig(method="photo-fast", size=size, device="cpu", mixed_precision=False)
-    transfer(content, style, cfg.with_(size=700), quality=False)  # the network, loaded once
-    start = time.perf_counter()
-    r = transfer(big, style, cfg, quality=False)
-    seconds = time.perf_counter() - start
-    assert r.status == "ok", r.error
-    print(json.dumps({"seconds": seconds, "size": list(r.image.size), "peak_kib": peak_kib()}))
-""")
-
-
-def big_run(folder: Path, n: int, size: int) -> dict:
-    """The mask-free default at ``size`` px (the pair's content upscaled) in a fresh process."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _BIG_SCRIPT, str(folder), str(n), str(size)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"},
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"the {size} px run failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
     load_avg = os.getloadavg()[0]
@@ -168,7 +123,7 @@ def run(quick: bool = False) -> str:
     best = min(methods, key=lambda m: float(np.median(cm_scores[m])))
     for pair in pairs:
         pair.score("color-matcher", cm_images[(pair.n, best)])
-    big = None if quick else big_run(folder, PAIRS[0], 4096)
+    big = None if quick else big_run(folder, PAIRS[0], 4096, masked=False)
     names = ["paper", "default", "clusters", "global", "color-matcher"]
     side_by_side(pairs, names, OUT / "dpst_pairs_nomask.png")
     lines += report(pairs, best, cm_scores, diag, big, load_avg)

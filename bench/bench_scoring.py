@@ -54,6 +54,12 @@ def _best(fn, rounds: int = 3) -> tuple[object, float]:
     return value, best
 
 
+def _verdict(ratios: list[float]) -> str:
+    median = "met" if np.median(ratios) <= MAX_COST else "**MISSED**"
+    every = "met" if max(ratios) <= MAX_COST else "**MISSED**"
+    return f"{median} at the median, {every} on every pair"
+
+
 def run(quick: bool = False) -> str:
     from PIL import Image
 
@@ -95,6 +101,12 @@ def run(quick: bool = False) -> str:
             )
         )
         own = result.seconds["total"]
+        # Without masks, as the pipeline's pairs run: the semantic correspondence included.
+        transfer(content, style, cfg, cache=cache, quality=False)  # warm: the style's features
+        plain, _ = _best(
+            lambda c=content, s=style, f=cfg: transfer(c, s, f, cache=cache, quality=False)
+        )
+        own_plain = plain.seconds["total"]
         paper = rgb(f"luan{n}.png")
         if paper.size != content.size:
             paper = paper.resize(content.size, Image.Resampling.LANCZOS)
@@ -104,7 +116,7 @@ def run(quick: bool = False) -> str:
 
         _, with_masks = _best(lambda r=result, f=score: f(r.image))
         _, without = _best(lambda r=result, f=score: f(r.image, m=None))
-        costs.append((n, own, with_masks, without))
+        costs.append((n, own, with_masks, own_plain, without))
         for name, output in (("paper", paper), ("photo-fast", result.image)):
             lc, ls = labels_from_label_images(
                 masks.content, masks.styles[0], output.size, style.size
@@ -127,8 +139,8 @@ def run(quick: bool = False) -> str:
                 cells += [f"{full:.4g}", f"{deviation:.2%}"]
             rows.append(f"| {n} | {name} | " + " | ".join(cells) + " |")
         print(f"pair {n}: photo-fast {own:.2f} s, scoring {with_masks:.3f} s", file=sys.stderr)
-    ratios = [w / own for _, own, w, _ in costs]
-    ratios_plain = [w / own for _, own, _, w in costs]
+    ratios = [w / own for _, own, w, _, _ in costs]
+    ratios_plain = [p / own_plain for _, _, _, own_plain, p in costs]
     lines += [
         f"CPU: {cpu_capability()}, {torch.get_num_threads()} threads, fp32; 1-minute load "
         f"average {load:.1f} as the section began (2 cores). Each output scored against its "
@@ -150,19 +162,21 @@ def run(quick: bool = False) -> str:
             for k, v in worst.items()
         )
         + f" (target <= {MAX_DEVIATION:.0%}).",
-        "- cost of scoring a run against photo-fast's own time (its seconds total, best of "
-        f"3) at 700 px, with the masks: median {np.median(ratios):.1%}, max {max(ratios):.1%} "
-        f"(target <= {MAX_COST:.0%}: {'met' if np.median(ratios) <= MAX_COST else '**MISSED**'}"
-        f" at the median, {'met' if max(ratios) <= MAX_COST else '**MISSED**'} on every "
-        f"pair); without masks (one segment, the style's colours read once per batch as in "
-        f"stylize, here once per call): median {np.median(ratios_plain):.1%}, max "
-        f"{max(ratios_plain):.1%}.",
+        "- cost of scoring a run against photo-fast's own time (its seconds total, best of 3) "
+        "at 700 px. **Without masks**, as every pair the pipeline builds from searches runs "
+        "(photo-fast with its semantic correspondence; the output scored as one segment, the "
+        "style's colours read once per call here, once per batch in stylize): median "
+        f"{np.median(ratios_plain):.1%}, max {max(ratios_plain):.1%} (target <= "
+        f"{MAX_COST:.0%}: {_verdict(ratios_plain)}). **With the masks** (photo-fast's masked "
+        f"closed form, scored per segment): median {np.median(ratios):.1%}, max "
+        f"{max(ratios):.1%} (target <= {MAX_COST:.0%}: {_verdict(ratios)}).",
         "",
-        "| pair | photo-fast s | scoring s (masks) | share | scoring s (no masks) | share |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| pair | photo-fast s (no masks) | scoring s (no masks) | share | photo-fast s (masks) "
+        "| scoring s (masks) | share |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(
-            f"| {n} | {own:.3f} | {w:.3f} | {w / own:.1%} | {p:.3f} | {p / own:.1%} |"
-            for n, own, w, p in costs
+            f"| {n} | {op:.3f} | {p:.3f} | {p / op:.1%} | {own:.3f} | {w:.3f} | {w / own:.1%} |"
+            for n, own, w, op, p in costs
         ),
     ]
     return "\n".join(lines) + "\n"
