@@ -59,7 +59,7 @@ endif
 
 setup: $(STAMP)  ## Create .venv and install stylebench with its dev and bench extras
 
-demo: setup  ## Run the whole pipeline offline on bundled images (about 80 s on 2 CPU cores, fp32)
+demo: setup  ## Run the whole pipeline offline on bundled images (about 60 s on 2 CPU cores, fp32)
 	$(BIN)/stylebench demo
 
 # The test tiers, by marker (pyproject.toml lists them): test-fast leaves out the tests marked

@@ -27,6 +27,19 @@ def dataset_dir() -> Path:
     return Path(env) if env else HERE.parent.parent / "shared" / "datasets" / "dpst-paper"
 
 
+def dataset_missing(section: str, folder: Path, files: str) -> str | None:
+    """The section's text when the DPST pairs are not in ``folder`` (it did not run), else None.
+
+    ``files``: which of the pairs' files the section reads, for the message.
+    """
+    if (folder / "in2.png").is_file():
+        return None
+    return (
+        f"{section}\n\nThe DPST pairs are not here ({folder} is missing): this section did not "
+        f"run. Set STYLEBENCH_DPST_DIR to the folder of {files} to run it.\n"
+    )
+
+
 def update_results(section: str, heading: str, path: Path = RESULTS) -> None:
     """Replace (or append) the section under ``heading`` in ``path``, leaving the others."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from bench import cpu_capability, dataset_dir, main
+from bench import cpu_capability, dataset_dir, dataset_missing, main
 from styletransfer import SegmentationMasks, TransferCache, TransferConfig, transfer
 from styletransfer.quality import Quality, labels_from_label_images, score
 
@@ -225,14 +225,13 @@ def _cpu() -> str:
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
     load_avg = os.getloadavg()[0]  # the work already running on the machine as the section begins
-    lines = [SECTION, ""]
-    if not (folder / "in2.png").is_file():
-        lines.append(
-            f"The DPST pairs are not here ({folder} is missing): this section did not run. "
-            "Set STYLEBENCH_DPST_DIR to the folder of inN.png, tarN.png, seg_inN.png, "
-            "seg_tarN.png and luanN.png to run it."
+    if (
+        missing := dataset_missing(
+            SECTION, folder, "inN.png, tarN.png, seg_inN.png, seg_tarN.png and luanN.png"
         )
-        return "\n".join(lines) + "\n"
+    ) is not None:
+        return missing
+    lines = [SECTION, ""]
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     dpst_pairs = int(os.environ.get("BENCH_DPST_PAIRS", "0" if quick else "1"))
     dpst_steps = int(os.environ.get("BENCH_DPST_STEPS", "300"))

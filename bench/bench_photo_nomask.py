@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench import dataset_dir, main
+from bench import dataset_dir, dataset_missing, main
 from bench.bench_photo import (
     OUT,
     PAIRS,
@@ -91,14 +91,13 @@ def shares(pair: Pair, encoder: torch.nn.Module) -> dict[str, float]:
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
     load_avg = os.getloadavg()[0]
-    lines = [SECTION, ""]
-    if not (folder / "in2.png").is_file():
-        lines.append(
-            f"The DPST pairs are not here ({folder} is missing): this section did not run. "
-            "Set STYLEBENCH_DPST_DIR to the folder of inN.png, tarN.png, seg_inN.png, "
-            "seg_tarN.png and luanN.png to run it."
+    if (
+        missing := dataset_missing(
+            SECTION, folder, "inN.png, tarN.png, seg_inN.png, seg_tarN.png and luanN.png"
         )
-        return "\n".join(lines) + "\n"
+    ) is not None:
+        return missing
+    lines = [SECTION, ""]
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     chosen = PAIRS[:3] if quick else PAIRS
     pairs = [load(n, folder) for n in chosen]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import cpu_capability, dataset_dir, main
+from bench import cpu_capability, dataset_dir, dataset_missing, main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -73,13 +73,13 @@ def run(quick: bool = False) -> str:
     )
 
     folder = dataset_dir()
-    lines = [SECTION, ""]
-    if not (folder / "in2.png").is_file():
-        lines.append(
-            f"The DPST pairs are not here ({folder} is missing): this section did not run. "
-            "Set STYLEBENCH_DPST_DIR to the folder of the pairs to run it."
+    if (
+        missing := dataset_missing(
+            SECTION, folder, "inN.png, tarN.png, seg_inN.png, seg_tarN.png and luanN.png"
         )
-        return "\n".join(lines) + "\n"
+    ) is not None:
+        return missing
+    lines = [SECTION, ""]
     load = os.getloadavg()[0]
 
     def rgb(name: str) -> Image.Image:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cpu_capability, dataset_dir, main
+from bench import cpu_capability, dataset_dir, dataset_missing, main
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -226,13 +226,9 @@ def _in_process(catalog: Path, root: Path, method: str, spec: Path, overlap: boo
 
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
+    if (missing := dataset_missing(SECTION, folder, "inN.png and tarN.png")) is not None:
+        return missing
     lines = [SECTION, ""]
-    if not (folder / "in2.png").is_file():
-        lines.append(
-            f"The DPST pairs are not here ({folder} is missing): this section did not run. "
-            "Set STYLEBENCH_DPST_DIR to the folder of inN.png and tarN.png to run it."
-        )
-        return "\n".join(lines) + "\n"
     load_before = os.getloadavg()
     gatys_pairs = int(os.environ.get("BENCH_THROUGHPUT_GATYS_PAIRS", "2" if quick else "24"))
     gatys_steps = int(os.environ.get("BENCH_THROUGHPUT_GATYS_STEPS", "10" if quick else "100"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.gpu_check import main
 
 PARTS = {
@@ -21,6 +23,7 @@ PARTS = {
 }
 
 
+@pytest.mark.slow
 def test_the_gpu_check_runs_every_part_in_its_tiny_cpu_mode(tmp_path):
     out = tmp_path / "check.json"
     assert main(["--cpu", "--tiny", "-o", str(out)]) == 0

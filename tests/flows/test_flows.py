@@ -18,6 +18,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_stylize_nightly_records_every_pair_once_and_a_rerun_adds_nothing(
     prefect_harness, small_catalog
 ):

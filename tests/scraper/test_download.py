@@ -162,6 +162,7 @@ def test_gzip_bomb_stops_at_the_cap(server, fast):
     assert Client(fast).get(server.url("/small")).body == b"fine"
 
 
+@pytest.mark.slow
 def test_slow_server_times_out(server, fast):
     server.routes["/drip"] = Answer(b"x" * 100, drip=0.1)  # 10 s in all, 100 ms per byte
     # each byte comes within the read timeout: the 2 s deadline stops the body, not the end

@@ -292,6 +292,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(target)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_import_and_a_rerun_lands_everything(
     small_disk, tmp_path, monkeypatch, probe
 ):
