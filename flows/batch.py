@@ -41,8 +41,8 @@ PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
 # Whether a CPU batch reads, scores and writes beside the method too (an accelerator always
 # does). Off: on a CPU the method's threads already use every core, so housekeeping beside it
 # shortens the batch by nothing measurable and slows the method, whose recorded seconds are
-# what runs are compared by (bench_throughput measures both ways: equal wall times, the
-# method's seconds about 15% longer with it on, 2 cores).
+# what runs are compared by (bench_throughput measures both ways: wall times within 1%, the
+# method's seconds about a tenth longer with it on, 2 cores).
 OVERLAP_ON_CPU = False
 # zlib level of the outputs' PNGs: 1 encodes a 700 px output about 3x faster than Pillow's
 # default 6, for files about 8% larger (still lossless).
