@@ -28,6 +28,8 @@ from styletransfer.quality import Quality, labels_from_label_images, score
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The files of a pair that the photorealistic sections read.
+PAIR_FILES = "inN.png, tarN.png, seg_inN.png, seg_tarN.png and luanN.png"
 PAIRS = (2, 4, 7, 10, 13, 15, 27, 31, 32, 45, 50, 58)
 SECTION = "## Photorealistic transfer on the DPST paper's pairs"
 OUT = HERE / "out"
@@ -225,11 +227,7 @@ def _cpu() -> str:
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
     load_avg = os.getloadavg()[0]  # the work already running on the machine as the section begins
-    if (
-        missing := dataset_missing(
-            SECTION, folder, "inN.png, tarN.png, seg_inN.png, seg_tarN.png and luanN.png"
-        )
-    ) is not None:
+    if (missing := dataset_missing(SECTION, folder, PAIR_FILES)) is not None:
         return missing
     lines = [SECTION, ""]
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))

@@ -27,6 +27,7 @@ from PIL import Image
 from bench import dataset_dir, dataset_missing, main
 from bench.bench_photo import (
     OUT,
+    PAIR_FILES,
     PAIRS,
     Pair,
     _cpu,
@@ -91,11 +92,7 @@ def shares(pair: Pair, encoder: torch.nn.Module) -> dict[str, float]:
 def run(quick: bool = False) -> str:
     folder = dataset_dir()
     load_avg = os.getloadavg()[0]
-    if (
-        missing := dataset_missing(
-            SECTION, folder, "inN.png, tarN.png, seg_inN.png, seg_tarN.png and luanN.png"
-        )
-    ) is not None:
+    if (missing := dataset_missing(SECTION, folder, PAIR_FILES)) is not None:
         return missing
     lines = [SECTION, ""]
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))

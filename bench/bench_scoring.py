@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bench import cpu_capability, dataset_dir, dataset_missing, main
+from bench.bench_photo import PAIR_FILES
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -73,11 +74,7 @@ def run(quick: bool = False) -> str:
     )
 
     folder = dataset_dir()
-    if (
-        missing := dataset_missing(
-            SECTION, folder, "inN.png, tarN.png, seg_inN.png, seg_tarN.png and luanN.png"
-        )
-    ) is not None:
+    if (missing := dataset_missing(SECTION, folder, PAIR_FILES)) is not None:
         return missing
     lines = [SECTION, ""]
     load = os.getloadavg()[0]

@@ -302,9 +302,9 @@ def _load(store: Store, chunk: _Chunk) -> _Chunk:
             config, style_paths, group.runtime = _inputs(store, config, group.items[0])
             cfg = config.validate().resolved()
             group.styles = [resize(open_rgb(p), cfg.size, upscale=cfg.upscale) for p in style_paths]
-            needs_styles = method_spec(cfg.method).needs_styles
-            method_spec(cfg.method).function()  # its module imported here: load, not wait
-            blend = cfg.blend(len(group.styles)) if group.styles and needs_styles else ()
+            spec = method_spec(cfg.method)
+            spec.function()  # its module imported here: load, not wait
+            blend = cfg.blend(len(group.styles)) if group.styles and spec.needs_styles else ()
             group.scorer = RunScorer(group.styles, blend)
             group.config = config
             shared = time.perf_counter() - chunk.started

@@ -260,8 +260,6 @@ def _extra_for(method: str, extra: dict[str, Any], methods: list[str]) -> dict[s
     is left in, so that the config's validation refuses it with the valid options named."""
     from styletransfer.registry import option_owners
 
-    if len(methods) == 1:
-        return extra
     kept = {}
     for key, value in extra.items():
         owners = option_owners(key)

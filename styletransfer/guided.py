@@ -90,21 +90,6 @@ def guided_filter(guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1
     return apply_affine(a_mean, box_filter(b, radius), guide.to(a.dtype))
 
 
-def affine_residual(guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1e-12) -> Tensor:
-    """Root mean squared residual of the best affine fit of ``target`` on ``guide`` per window.
-
-    [B, C, H, W] -> [B, C, H, W]: zero wherever ``target`` is an affine map of ``guide``'s
-    colours over the window centred there (computed in float64, in closed form).
-    """
-    guide, target = guide.double(), target.double()
-    _, mean_p, cov_ii, cov_ip = _window_stats(guide, target, radius)
-    var_p = box_filter(target * target, radius) - mean_p * mean_p  # [B, C, H, W]
-    reg = cov_ii + eps * torch.eye(3, dtype=guide.dtype, device=guide.device)
-    x = torch.linalg.solve(reg, cov_ip.transpose(-1, -2))  # [B, H, W, 3, C]
-    explained = (cov_ip.transpose(-1, -2) * x).sum(-2)  # [B, H, W, C]
-    return (var_p - explained.permute(0, 3, 1, 2)).clamp_min(0).sqrt()
-
-
 def local_residual_variance(
     guide: Tensor, target: Tensor, radius: int = 2, eps: float = 1e-8
 ) -> tuple[Tensor, Tensor]:

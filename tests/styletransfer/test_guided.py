@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from styletransfer.guided import (
-    affine_residual,
     apply_affine,
     apply_grid,
     box_filter,
     guided_filter,
     identity_grid,
     local_affine_fit,
+    local_residual_variance,
     luminance,
     slice_grid,
 )
@@ -57,6 +57,11 @@ def test_local_affine_fit_recovers_a_global_colour_map():
     assert torch.allclose(a, m.view(1, 3, 3, 1, 1).expand_as(a), atol=1e-6)
     assert torch.allclose(b, c.view(1, 3, 1, 1).expand_as(b), atol=1e-6)
     assert torch.allclose(apply_affine(a, b, image), target, atol=1e-6)
+
+
+def affine_residual(guide: torch.Tensor, target: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Root mean squared residual of the best affine fit of ``target`` on ``guide`` per window."""
+    return local_residual_variance(guide, target, radius, eps=1e-12)[0].sqrt()
 
 
 def test_affine_residual_is_zero_for_affine_maps_only():
