@@ -156,9 +156,11 @@ def label_codes(mask: Image.Image, size: tuple[int, int] | None = None) -> np.nd
     rgb = mask.convert("RGB")
     if size is not None and rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.NEAREST)
-    pixels = np.asarray(rgb).reshape(-1, 3).astype(np.int64)
-    codes = pixels @ np.array([65536, 256, 1])
-    unique, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    pixels = np.asarray(rgb).reshape(-1, 3)
+    codes = pixels[:, 0].astype(np.int64) << 16 | pixels[:, 1].astype(np.int64) << 8
+    codes |= pixels[:, 2]
+    unique, counts = np.unique(codes, return_counts=True)
+    inverse = np.searchsorted(unique, codes)  # a sort and a search: faster than an argsort
     colours = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1)
     dist = np.sqrt(((colours[:, None, :] - LABEL_COLOURS[None]) ** 2).sum(-1))  # [U, 9]
     nearest = dist.argmin(1)
@@ -166,7 +168,7 @@ def label_codes(mask: Image.Image, size: tuple[int, int] | None = None) -> np.nd
     mapped = np.where(dist.min(1) <= LABEL_SNAP, palette_codes[nearest], unique)
     keep = (dist.min(1) <= LABEL_SNAP) | (counts >= MIN_LABEL_SHARE * codes.size)
     mapped = np.where(keep, mapped, -1)
-    return mapped[inverse.reshape(-1)].reshape(rgb.size[1], rgb.size[0])
+    return mapped[inverse].reshape(rgb.size[1], rgb.size[0])
 
 
 def colour_names(codes: np.ndarray) -> str:

@@ -25,6 +25,7 @@ full-resolution value, which the bounded one stays within 2% of on the DPST pape
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -102,15 +103,19 @@ def _like(image: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def _planes(image: Tensor | Image.Image, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The picture as float64 colour planes [3, H, W] in [0, 1], resized to (H, W) if given."""
+def _planes(
+    image: Tensor | Image.Image, size: tuple[int, int] | None = None, dtype: Any = np.float64
+) -> np.ndarray:
+    """The picture as colour planes [3, H, W] in [0, 1], resized to (H, W) if given."""
     if isinstance(image, Image.Image) and (size is None or image.size == (size[1], size[0])):
-        planes = np.moveaxis(np.asarray(image.convert("RGB")), 2, 0)
-        return np.ascontiguousarray(planes, dtype=np.float64) / 255.0
+        planes = np.ascontiguousarray(np.moveaxis(np.asarray(image.convert("RGB")), 2, 0))
+        out = planes.astype(dtype)
+        out /= 255.0
+        return out
     tensor = _tensor(image)
     if size is not None:
         tensor = _like(tensor, size)
-    return tensor[0].double().numpy()
+    return tensor[0].numpy().astype(dtype)
 
 
 def grid_stride(count: int, budget: int | None) -> int:
@@ -249,10 +254,17 @@ def _projection_range() -> tuple[np.ndarray, np.ndarray]:
     return lo, (hi - lo) / HISTOGRAM_BINS
 
 
-def projection_histograms(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def projection_histograms(
+    points: np.ndarray,
+    weights: np.ndarray,
+    slots: np.ndarray | None = None,
+    count: int = 1,
+) -> np.ndarray:
     """Histograms [P, HISTOGRAM_BINS] of CIELAB points [3, N] with counts, along each projection.
 
-    The cost grows with the number of distinct points, not with their counts.
+    With ``slots`` (each point's segment, 0 to ``count`` - 1; -1: left out) the histograms of
+    every segment at once: [count, P, HISTOGRAM_BINS]. The cost grows with the number of
+    distinct points, not with their counts, nor with the number of segments.
     """
     d = _directions()
     lo, width = _projection_range()
@@ -260,33 +272,51 @@ def projection_histograms(points: np.ndarray, weights: np.ndarray) -> np.ndarray
     offset = (-lo / width).astype(np.float32)
     xt = np.ascontiguousarray(points, dtype=np.float32)
     w = np.asarray(weights, dtype=np.float64)
-    counts = np.empty((len(d), HISTOGRAM_BINS))
+    base = None
+    if slots is not None:
+        keep = slots >= 0
+        if not keep.all():
+            xt, w, slots = np.ascontiguousarray(xt[:, keep]), w[keep], slots[keep]
+        if count > 1:
+            base = slots.astype(np.intp) * HISTOGRAM_BINS
+    counts = np.empty((len(d), count * HISTOGRAM_BINS))
     for k in range(len(d)):  # a projection at a time: its row stays in cache
         position = scale[k] @ xt
         position += offset[k]
         index = position.astype(np.intp)
         np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
-        counts[k] = np.bincount(index, weights=w, minlength=HISTOGRAM_BINS)
-    return counts
+        if base is not None:
+            index += base
+        counts[k] = np.bincount(index, weights=w, minlength=count * HISTOGRAM_BINS)
+    if slots is None:
+        return counts
+    return counts.reshape(len(d), count, HISTOGRAM_BINS).transpose(1, 0, 2)
 
 
 def histogram_quantiles(counts: np.ndarray) -> np.ndarray:
-    """The QUANTILES quantiles [P, Q] of each projection from its histogram (linear in a bin)."""
+    """The QUANTILES quantiles [..., P, Q] of each projection from its histograms [..., P, bins].
+
+    Linear within a bin; every histogram is searched at once.
+    """
     lo, width = _projection_range()
-    p, bins = counts.shape
-    cdf = np.cumsum(counts, axis=1)  # [P, bins]: the mass up to each bin's upper edge
+    *lead, p, bins = counts.shape
+    rows_count = int(np.prod(lead, dtype=np.int64)) * p
+    flat = counts.reshape(rows_count, bins)
+    cdf = np.cumsum(flat, axis=1)  # the mass up to each bin's upper edge
     total = cdf[:, -1:]
-    target = _quantile_levels()[None, :] * total  # [P, Q]
-    # The bin holding each target mass, searched in all projections at once.
-    offsets = np.arange(p)[:, None] * (total.max() + 1.0)
+    target = _quantile_levels()[None, :] * total  # [rows, Q]
+    # The bin holding each target mass, searched in all histograms at once.
+    step = total.max() + 1.0
+    offsets = np.arange(rows_count)[:, None] * step
     j = np.searchsorted((cdf + offsets).ravel(), (target + offsets).ravel(), side="right")
-    j = j.reshape(p, -1) - np.arange(p)[:, None] * bins
+    j = j.reshape(rows_count, -1) - np.arange(rows_count)[:, None] * bins
     np.clip(j, 0, bins - 1, out=j)
-    rows = np.arange(p)[:, None]
+    rows = np.arange(rows_count)[:, None]
     below = np.where(j > 0, cdf[rows, np.maximum(j - 1, 0)], 0.0)
-    inside = np.maximum(counts[rows, j], 1e-300)
+    inside = np.maximum(flat[rows, j], 1e-300)
     frac = np.clip((target - below) / inside, 0.0, 1.0)
-    return lo[:, None] + (j + frac) * width[:, None]
+    lo_, width_ = np.tile(lo, rows_count // p)[:, None], np.tile(width, rows_count // p)[:, None]
+    return (lo_ + (j + frac) * width_).reshape(*lead, p, -1)
 
 
 def weighted_sliced_wasserstein(
@@ -393,13 +423,13 @@ def _colours(
 
 @dataclass
 class ColourSegments:
-    """A picture's distinct colours by segment; each segment's histograms made when first asked."""
+    """A picture's distinct colours by segment; their projection quantiles made when first asked."""
 
     ids: np.ndarray  # [U] the segment of each distinct colour
     points: np.ndarray  # [3, U] CIELAB
     weights: np.ndarray  # [U] pixel counts
     pixels: int  # the pixels read
-    _histograms: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _quantiles: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         areas = np.bincount(self.ids, weights=self.weights) if self.ids.size else np.zeros(0)
@@ -409,12 +439,17 @@ class ColourSegments:
         """Whether the segment covers at least MIN_SEGMENT_SHARE of the picture."""
         return self.areas.get(label, 0.0) >= MIN_SEGMENT_SHARE * self.pixels
 
-    def histograms(self, label: int) -> np.ndarray:
-        """The segment's projection histograms [P, HISTOGRAM_BINS]."""
-        if label not in self._histograms:
-            sel = self.ids == label
-            self._histograms[label] = projection_histograms(self.points[:, sel], self.weights[sel])
-        return self._histograms[label]
+    def quantiles(self, labels: Sequence[int]) -> list[np.ndarray]:
+        """The projection quantiles [P, Q] of each segment; those not yet made, in one pass."""
+        missing = sorted({k for k in labels if k not in self._quantiles})
+        if missing:
+            slot = np.full(max(self.areas, default=0) + 1, -1, dtype=np.intp)
+            slot[missing] = np.arange(len(missing))
+            histograms = projection_histograms(
+                self.points, self.weights, slot[self.ids], len(missing)
+            )
+            self._quantiles.update(zip(missing, histogram_quantiles(histograms), strict=True))
+        return [self._quantiles[k] for k in labels]
 
 
 def colour_segments(
@@ -428,16 +463,14 @@ def colour_segments(
 
 def segment_distance(output: ColourSegments, style: ColourSegments) -> float:
     """Area-weighted sliced Wasserstein-2 distance over the segments present in both."""
+    shared = [k for k in output.areas if output.present(k) and style.present(k)]
+    if not shared:
+        raise ValueError("no segment is present in both the output and the style")
     total, weight = 0.0, 0.0
-    for label, area in output.areas.items():
-        if not (output.present(label) and style.present(label)):
-            continue
-        qa = histogram_quantiles(output.histograms(label))
-        qb = histogram_quantiles(style.histograms(label))
+    for k, qa, qb in zip(shared, output.quantiles(shared), style.quantiles(shared), strict=True):
+        area = output.areas[k]
         total += area * float(np.sqrt(((qa - qb) ** 2).mean()))
         weight += area
-    if weight == 0:
-        raise ValueError("no segment is present in both the output and the style")
     return total / weight
 
 
@@ -475,12 +508,12 @@ def affine_residual_share(
     window and output channel: the variance, and what is left of it by the least-squares map
     ``output ~ A @ content + b`` (ridge ``eps`` on A keeps flat windows well posed), in float64.
     """
-    out = _planes(output)
+    out = _planes(output, dtype=np.float32)  # the window sums are taken in float32
     h, w = out.shape[1:]
-    base = np.concatenate([_planes(content, (h, w)), out])  # guide (3), output (3)
+    base = np.concatenate([_planes(content, (h, w), np.float32), out])  # guide (3), output (3)
     # Centred on the pictures' means: the window statistics are differences of nearly equal
     # sums in flat windows.
-    base -= base.mean((1, 2), keepdims=True)
+    base -= base.mean((1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
 
     def fill(block: np.ndarray, top: int, bottom: int) -> None:
         block[:6] = base[:, top:bottom]
@@ -569,18 +602,33 @@ class RunScorer:
 
     A metric that cannot be had (a picture too small for SSIM, no segment shared with a style)
     is None. With several styles the colour distance is the blend-weighted mean of the
-    distances to each.
+    distances to each. With masks, each style's colours by its mask's labels are read once per
+    style mask (a path, or the same image object).
     """
 
     def __init__(self, styles: Sequence[Image.Image], blend: Sequence[float]) -> None:
         self.styles = list(styles)
         self.blend = tuple(blend)
         self._colours: dict[int, ColourSegments] = {}
+        self._masked: dict[tuple[int, Any], tuple[Any, np.ndarray, ColourSegments]] = {}
 
     def _style_colours(self, k: int) -> ColourSegments:
         if k not in self._colours:
             self._colours[k] = colour_segments(self.styles[k])
         return self._colours[k]
+
+    def _style_segments(self, k: int, mask: Any) -> tuple[np.ndarray, ColourSegments]:
+        """The style's label colours (sorted codes) and its colours by them, per style mask."""
+        key = (k, str(mask) if isinstance(mask, (str, os.PathLike)) else id(mask))
+        if key not in self._masked:
+            style = self.styles[k]
+            codes = label_codes(_open(mask), style.size)
+            table = np.unique(codes[codes >= 0])
+            labels = np.where(codes >= 0, np.searchsorted(table, codes), -1)
+            # The mask is kept with its entry: an id stays that of the same object.
+            self._masked[key] = (mask, table, colour_segments(style, labels))
+        _, table, segments = self._masked[key]
+        return table, segments
 
     def score(
         self, output: Image.Image, content: Image.Image, masks: Any = None
@@ -609,13 +657,18 @@ class RunScorer:
             content_mask, style_masks = (
                 masks if isinstance(masks, tuple) else (masks.content, masks.styles)
             )
-            content_mask = _open(content_mask)
+            if len(style_masks) != len(self.styles):
+                raise ValueError(f"{len(style_masks)} style masks for {len(self.styles)} styles")
+            codes = label_codes(_open(content_mask), output.size)
             distances = []
-            for style, style_mask in zip(self.styles, style_masks, strict=True):
-                labels = labels_from_label_images(
-                    content_mask, _open(style_mask), output.size, style.size
-                )
-                distances.append(colour_distance(output, style, *labels))
+            for k, style_mask in enumerate(style_masks):
+                table, style = self._style_segments(k, style_mask)
+                if not len(table):
+                    raise ValueError("the style mask has no label colour")
+                # The content's label colours that the style's mask has too; the rest: -1.
+                index = np.minimum(np.searchsorted(table, codes), len(table) - 1)
+                labels = np.where(table[index] == codes, index, -1)
+                distances.append(segment_distance(colour_segments(output, labels), style))
         return float(np.dot(distances, self.blend) / max(sum(self.blend), 1e-12))
 
 

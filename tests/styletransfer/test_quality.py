@@ -209,3 +209,52 @@ def test_matched_share_is_one_for_the_truth_and_zero_for_swapped_segments():
     assert matched_share(whole, np.zeros_like(style), content, style) == (0.5 * 0.25 + 0.5 * 0.75)
     # content pixels of no segment draw on the whole style too
     assert matched_share(-np.ones_like(content), style, content, style) == 0.5
+
+
+def test_histograms_of_every_segment_at_once_equal_each_segment_alone():
+    from styletransfer.quality import histogram_quantiles, lab_points, projection_histograms
+
+    rng = np.random.default_rng(1)
+    points = lab_points(rng.integers(0, 256, size=(3000, 3)).astype(np.uint8))
+    weights = rng.integers(1, 9, size=3000).astype(float)
+    slots = rng.integers(-1, 3, size=3000)  # three segments and points of none
+    together = projection_histograms(points, weights, slots, 3)
+    assert together.shape[0] == 3
+    quantiles = histogram_quantiles(together)
+    for k in range(3):
+        alone = projection_histograms(points[:, slots == k], weights[slots == k])
+        assert np.array_equal(together[k], alone)
+        assert np.allclose(quantiles[k], histogram_quantiles(alone))
+
+
+def test_a_scorer_with_masks_reads_each_style_mask_once_and_scores_as_labels_do(
+    astronaut, coffee, chelsea, tmp_path
+):
+    from styletransfer.quality import RunScorer
+
+    content, output, style = _pictures(astronaut, coffee, chelsea, size=96)
+    mask = np.zeros((content.height, content.width, 3), dtype=np.uint8)
+    mask[content.height // 2 :] = 255
+    mask[:8, :8] = (0, 0, 255)  # blue: only in the content's mask, scored with no segment
+    style_mask = np.zeros((style.height, style.width, 3), dtype=np.uint8)
+    style_mask[style.height // 3 :] = 255
+    style_mask[-8:, -8:] = (255, 0, 0)  # red: only in the style's
+    paths = tmp_path / "content.png", tmp_path / "style.png"
+    Image.fromarray(mask).save(paths[0])
+    Image.fromarray(style_mask).save(paths[1])
+    lc, ls = labels_from_label_images(
+        Image.fromarray(mask), Image.fromarray(style_mask), output.size, style.size
+    )
+    expected = colour_distance(output, style, lc, ls)
+    scorer = RunScorer([style], (1.0,))
+    got = scorer.score(output, content, (str(paths[0]), [str(paths[1])]))
+    assert got["colour_distance"] == pytest.approx(expected, rel=1e-9)
+    assert len(scorer._masked) == 1
+    entry = next(iter(scorer._masked.values()))
+    again = scorer.score(content, content, (str(paths[0]), [str(paths[1])]))
+    assert next(iter(scorer._masked.values())) is entry  # the style's colours not read again
+    assert again["colour_distance"] != got["colour_distance"]
+    # Images as masks score the same; a style mask per style is required.
+    images = (Image.fromarray(mask), [Image.fromarray(style_mask)])
+    assert scorer.score(output, content, images)["colour_distance"] == pytest.approx(expected)
+    assert scorer.score(output, content, (images[0], []))["colour_distance"] is None
