@@ -407,11 +407,14 @@ def run_batch(
 ) -> BatchOutcome:
     """Stylise ``items`` and record them; a failing item becomes a ``failed`` row, never an abort.
 
-    ``accelerator_slot`` is held only while the method runs (the GPU section). With ``overlap``
-    (default: on an accelerator, and on a CPU where ``OVERLAP_ON_CPU``) a worker thread reads
-    the next stacked batch's images and scores and writes the last one's outputs while the
-    method runs, which runs the batches back to back inside one hold of the slot; else each
-    batch is loaded, run (holding the slot), scored and written in turn.
+    ``accelerator_slot`` guards the device: on an accelerator it is held only while the method
+    runs (the GPU section); on a CPU, whose cores the reading, scoring and writing use too, once
+    for the whole batch (each hold is a round trip to Prefect's server: held per stacked batch
+    it cost a quarter of a second a run). With ``overlap`` (default: on an accelerator, and on a
+    CPU where ``OVERLAP_ON_CPU``) a worker thread reads the next stacked batch's images and
+    scores and writes the last one's outputs while the method runs, which runs the batches back
+    to back inside one hold of the slot; else each batch is loaded, run, scored and written in
+    turn.
     """
     from stylebench import __version__
     from styletransfer import transfer_batch
@@ -422,8 +425,9 @@ def run_batch(
     origin = (datetime.now(timezone.utc), time.perf_counter())
     started_batch = origin[1]
     chunks = _chunks(items)
+    accelerated = _on_accelerator(chunks, select_device)
     if overlap is None:
-        overlap = OVERLAP_ON_CPU or _on_accelerator(chunks, select_device)
+        overlap = OVERLAP_ON_CPU or accelerated
     outcome = BatchOutcome()
     runs: list[RunRecord] = []
     curves: list[CurvePoint] = []
@@ -460,9 +464,11 @@ def run_batch(
             return None, _failure(exc)
 
     if not overlap:
-        for chunk in chunks:
-            _load(store, chunk)
-            collect(_finish(store, chunk, *run(chunk, slot), origin))
+        batch_hold, method_hold = (nullcontext, slot) if accelerated else (slot, nullcontext)
+        with batch_hold() if chunks else nullcontext():
+            for chunk in chunks:
+                _load(store, chunk)
+                collect(_finish(store, chunk, *run(chunk, method_hold), origin))
     elif chunks:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="housekeeping") as pool:
             finishing: list[Future[list[RunOutcome]]] = []

@@ -16,6 +16,10 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 SLOT_LIMIT = 1  # one batch at a time on one accelerator
+# A held slot's lease, renewed while its holder lives (at three quarters of it); a holder that
+# dies frees the slot when its lease ends and the server's repossessor next looks (every 15 s),
+# not after Prefect's default 300 s (60 s is the shortest lease the server grants).
+SLOT_LEASE_SECONDS = 60.0
 
 
 def retry_unless_storage_fault(task: Any, task_run: Any, state: Any) -> bool:
@@ -70,7 +74,7 @@ def accelerator_slot() -> Iterator[None]:
 
     name = accelerator_slot_name()
     ensure_limit(name)
-    with concurrency(name, occupy=1, strict=True):
+    with concurrency(name, occupy=1, strict=True, lease_duration=SLOT_LEASE_SECONDS):
         yield
 
 

@@ -73,3 +73,43 @@ def test_overlapped_and_stacked_runs_account_for_their_waits(small_catalog):
             # Three images ran as one stacked batch: each waited while the others' share ran.
             assert all(r["seconds_wait"] > 0 for r in runs)
             assert len({r["started_at"] for r in runs}) == 2  # one batch per style
+
+
+def test_a_cpu_batch_holds_the_accelerator_slot_once_and_an_accelerator_only_for_the_method(
+    small_catalog, monkeypatch
+):
+    """Each hold is a round trip to Prefect's server: on a CPU, once for the batch."""
+    from contextlib import contextmanager
+
+    import flows.batch as batch
+    from flows.batch import plan
+
+    store = small_catalog
+    pair_catalog(store, "all")
+    events: list[str] = []
+
+    @contextmanager
+    def slot():
+        events.append("hold")
+        yield
+        events.append("free")
+
+    real_finish = batch._finish
+
+    def finish(*args, **kwargs):
+        events.append("finish")
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "_finish", finish)
+    items = plan(store, expand_configs(load_spec(ALONE, ExperimentSpec)))
+    assert run_batch(store, items, accelerator_slot=slot, overlap=False).ok == 6
+    # Six images, each its own stacked batch, inside one hold.
+    assert events == ["hold", *["finish"] * 6, "free"]
+    # On an accelerator (told here, none is at hand) the slot is held only around the method:
+    # scoring and writing run outside it.
+    events.clear()
+    monkeypatch.setattr(batch, "_on_accelerator", lambda *_: True)
+    again = {**ALONE, "settings": {**ALONE["settings"], "size": 384}}
+    items = plan(store, expand_configs(load_spec(again, ExperimentSpec)))
+    assert run_batch(store, items, accelerator_slot=slot, overlap=False).ok == 6
+    assert events == ["hold", "free", "finish"] * 6

@@ -280,3 +280,59 @@ def test_nightly_on_two_workers_survives_a_killed_worker(server, tmp_path):
             pq.read_table(path)
     leftovers = [p for p in Path(data_dir).rglob("*") if p.name.startswith(".tmp-")]
     assert leftovers == []
+
+
+HOLD = """
+import sys, time
+from flows.prefect_client import accelerator_slot
+with accelerator_slot():
+    open(sys.argv[1], "w").close()
+    time.sleep(600)
+"""
+TRY = """
+import sys
+from prefect.concurrency.sync import concurrency
+from flows.prefect_client import accelerator_slot_name
+try:
+    with concurrency(accelerator_slot_name(), strict=True, timeout_seconds=float(sys.argv[1])):
+        print("acquired")
+except TimeoutError:
+    print("timed out")
+"""
+
+
+def test_a_killed_holder_frees_its_slot_when_its_lease_ends(tmp_path):
+    """A batch killed while it holds the accelerator slot leaves it to the others once its
+    lease (60 s) ends, not after Prefect's default of 300 s."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS"] = "1"
+    srv = Server(tmp_path / "prefect-home", env)
+    srv.spawn("server", "server", "start", "--host", "127.0.0.1", "--port", str(srv.port))
+    client = {**srv.env, "PYTHONPATH": str(REPO)}
+
+    def attempt(timeout: float) -> str:
+        args = [sys.executable, "-c", TRY, str(timeout)]
+        done = subprocess.run(args, cwd=REPO, env=client, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    try:
+        srv.wait_for(lambda: _healthy(srv.api), 120, "the Prefect server to start")
+        ready = tmp_path / "holding"
+        log = open(srv.logs / "holder.log", "w")  # noqa: SIM115 - closed with the process
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(ready)],
+            cwd=REPO,
+            env=client,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        srv.procs.append(holder)
+        srv.wait_for(ready.exists, 120, "the holder to take the slot", every=0.2)
+        assert attempt(1) == "timed out"  # held
+        _kill_tree(holder)
+        # Free once the lease ends (about 60 s); with Prefect's default it would take 300 s.
+        assert attempt(150) == "acquired"
+    finally:
+        srv.stop()
