@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import typer
 import typer.core
 
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> None:
         if advice is None:
             raise
         raise SystemExit(fail(advice).exit_code) from None
+    finally:
+        if argv is None:
+            # The process ends here: no collection over torch's objects at exit (0.4 s of
+            # the 0.6 s that the interpreter's shutdown took after a batch).
+            gc.freeze()
 
 
 if __name__ == "__main__":

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from stylebench.cli.common import console, fail, settings, split_values, variadic_command
+from stylebench.cli.common import (
+    collector_paused,
+    console,
+    fail,
+    settings,
+    split_values,
+    variadic_command,
+)
 from stylebench.cli.settings import config_options
 from styletransfer.config import TransferConfig
 
@@ -108,8 +116,6 @@ def stylize(
 ) -> None:
     """Stylise every pending (pair, config); skips what is already recorded ok; records runs.
     Without --experiment the settings left out take TransferConfig's defaults."""
-    from flows.specs import ExperimentSpec, SpecError, expand_configs, load_spec
-
     st = settings(ctx)
     given = {
         "method": method or None,
@@ -117,15 +123,9 @@ def stylize(
         "batch_size": batch_size,
         "limit": limit,
     }
-    try:
-        if experiment is not None:
-            spec = load_spec(experiment, ExperimentSpec)
-            spec = load_spec(experiment_overrides(spec.model_dump(), given), ExperimentSpec)
-        else:
-            spec = load_spec(experiment_overrides(_one_config_experiment(), given), ExperimentSpec)
-        expand_configs(spec, experiment)  # validates every setting before anything runs
-    except SpecError as exc:
-        raise fail(str(exc)) from None
+    with collector_paused():  # the imports of a batch (torch, the methods, Prefect)
+        spec = _stylize_spec(experiment, given)
+        _import_for(spec.methods, use_prefect)
     if use_prefect:
         from flows.pipeline import stylize_nightly
 
@@ -133,6 +133,37 @@ def stylize(
     else:
         result = _stylize_directly(st, spec)
     console.print(result)
+
+
+def _stylize_spec(experiment: Path | None, given: dict) -> Any:
+    """The experiment that ``stylize`` runs, every setting validated before anything runs."""
+    from flows.specs import ExperimentSpec, SpecError, expand_configs, load_spec
+
+    try:
+        if experiment is not None:
+            spec = load_spec(experiment, ExperimentSpec)
+            spec = load_spec(experiment_overrides(spec.model_dump(), given), ExperimentSpec)
+        else:
+            spec = load_spec(experiment_overrides(_one_config_experiment(), given), ExperimentSpec)
+        expand_configs(spec, experiment)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    return spec
+
+
+def _import_for(methods: Sequence[str], use_prefect: bool) -> None:
+    """Import what a batch of ``methods`` runs (else imported when its first item loads)."""
+    import flows.batch  # noqa: F401
+    import styletransfer.quality  # noqa: F401
+    from styletransfer import method_spec
+
+    for name in methods:
+        try:
+            method_spec(name).function()
+        except Exception:  # noqa: BLE001 - a method that cannot load fails its runs, recorded
+            pass
+    if use_prefect:
+        import flows.pipeline  # noqa: F401
 
 
 def _one_config_experiment() -> dict:

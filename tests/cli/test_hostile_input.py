@@ -311,6 +311,28 @@ def test_terminal_controls_are_stripped_from_text_and_log_lines(capsys):
     setup_logging(-1)
 
 
+def test_a_librarys_orphaned_task_error_shows_only_when_verbose(capsys):
+    """An object store that drops the connection mid-upload leaves aiohttp's write task with
+    an exception that asyncio logs, traceback and all, when it is collected; the command says
+    what happened in one line of its own."""
+    import logging
+
+    from stylebench.cli.common import setup_logging
+
+    def orphaned() -> None:
+        try:
+            raise ConnectionResetError("Cannot write to closing transport")
+        except ConnectionResetError:
+            logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=True)
+
+    for verbosity, shown in ((-1, False), (0, False), (1, True)):
+        setup_logging(verbosity)
+        orphaned()
+        err = capsys.readouterr().err
+        assert ("never retrieved" in err and "Traceback" in err) is shown, (verbosity, err)
+    setup_logging(-1)
+
+
 @pytest.mark.parametrize("weights", ["nan,1", "inf,1", "1,-1"])
 def test_pair_style_weights_must_be_finite(data_dir, tmp_path, weights, probe):
     store = _seed(data_dir)
