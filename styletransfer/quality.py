@@ -580,12 +580,13 @@ def labels_from_label_images(
     shared = shared[shared >= 0]  # sorted colour codes in both
     if not len(shared):
         raise ValueError("the content and style masks share no label colour")
+    return _positions(shared, c), _positions(shared, s)
 
-    def relabel(codes: np.ndarray) -> np.ndarray:
-        index = np.minimum(np.searchsorted(shared, codes), len(shared) - 1)
-        return np.where(shared[index] == codes, index, -1).astype(np.int64)
 
-    return relabel(c), relabel(s)
+def _positions(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each code's position in ``table`` (sorted, not empty), -1 for codes not in it."""
+    index = np.minimum(np.searchsorted(table, codes), len(table) - 1)
+    return np.where(table[index] == codes, index, -1).astype(np.int64)
 
 
 def mean_quality(rows: Sequence[Quality]) -> Quality:
@@ -624,7 +625,7 @@ class RunScorer:
             style = self.styles[k]
             codes = label_codes(_open(mask), style.size)
             table = np.unique(codes[codes >= 0])
-            labels = np.where(codes >= 0, np.searchsorted(table, codes), -1)
+            labels = _positions(table, codes) if len(table) else codes
             # The mask is kept with its entry: an id stays that of the same object.
             self._masked[key] = (mask, table, colour_segments(style, labels))
         _, table, segments = self._masked[key]
@@ -666,8 +667,7 @@ class RunScorer:
                 if not len(table):
                     raise ValueError("the style mask has no label colour")
                 # The content's label colours that the style's mask has too; the rest: -1.
-                index = np.minimum(np.searchsorted(table, codes), len(table) - 1)
-                labels = np.where(table[index] == codes, index, -1)
+                labels = _positions(table, codes)
                 distances.append(segment_distance(colour_segments(output, labels), style))
         return float(np.dot(distances, self.blend) / max(sum(self.blend), 1e-12))
 
