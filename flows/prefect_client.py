@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from prefect import get_run_logger
@@ -76,6 +78,168 @@ def accelerator_slot() -> Iterator[None]:
     ensure_limit(name)
     with concurrency(name, occupy=1, strict=True, lease_duration=SLOT_LEASE_SECONDS):
         yield
+
+
+# What Prefect's own ephemeral server (``SubprocessASGIServer``) sets for its process: no UI,
+# and the flags by which the app runs as a temporary server (its services off).
+TEMPORARY_SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+SERVER_STARTS = 3  # tries, each on a fresh port, where a start loses its port to another process
+
+
+@contextmanager
+def temporary_api() -> Iterator[Callable[[], None]]:
+    """Prefect's API for one command: where none is configured, its temporary local server,
+    started now rather than at the flow's first call to the API.
+
+    Prefect starts that server (its ephemeral mode) when a flow first calls the API: it imports
+    the server's modules into the command's process (1.3 s on 2 cores), starts the server's
+    process and waits for it (2.5 s). Started as the command begins, the server's process boots
+    on another core while the command imports and checks what it will run. Yields ``ready()``,
+    which waits until the server answers (within PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
+    and must be called before a flow runs; the flows find the server through PREFECT_API_URL.
+    On the way out the logs and events still queued for the API are sent and the server stops,
+    as Prefect's own test harness does. Where PREFECT_API_URL is set (a server of the user's,
+    Prefect Cloud) or ephemeral mode is off, nothing starts and ``ready()`` returns at once.
+    """
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        yield lambda: None
+        return
+    env = {
+        **os.environ,
+        **TEMPORARY_SERVER_ENV,
+        **settings.to_environment_variables(exclude_unset=True),
+    }
+    with _ApiSetting() as use_api:
+        server = _TemporaryServer(
+            env, float(settings.server.ephemeral.startup_timeout_seconds), use_api
+        )
+        try:
+            yield server.ready
+        finally:
+            try:
+                if server.started:
+                    _send_queued()
+            finally:
+                server.stop()
+
+
+class _ApiSetting:
+    """Points this process's Prefect settings at an API URL until exit: the exported variable
+    and the process-wide settings (which Prefect's own threads read), and the settings of the
+    current context (where a caller entered settings of its own)."""
+
+    def __enter__(self) -> Callable[[str], None]:
+        import prefect.context
+
+        self.before = os.environ.get("PREFECT_API_URL")
+        self.process_wide = prefect.context.GLOBAL_SETTINGS_CONTEXT
+        self.context = ExitStack()
+        return self.use
+
+    def use(self, url: str) -> None:
+        from prefect.context import refresh_global_settings_context
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        self.context.close()
+        os.environ["PREFECT_API_URL"] = url
+        refresh_global_settings_context()
+        self.context.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+
+    def __exit__(self, *exc: object) -> None:
+        import prefect.context
+
+        self.context.close()
+        if self.before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = self.before
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = self.process_wide
+
+
+def _send_queued() -> None:
+    """Send the logs and events that Prefect's workers still hold (before its API stops)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)
+    EventsWorker.drain_all(timeout=5)
+
+
+class _TemporaryServer:
+    """The process of Prefect's API app served by uvicorn on a free local port, as Prefect's
+    ephemeral mode runs it (``prefect.server.api.server.SubprocessASGIServer``); ``use_api``
+    points this process at each process it starts."""
+
+    def __init__(self, env: dict[str, str], timeout: float, use_api: Callable[[str], None]):
+        self.env = env
+        self.timeout = timeout
+        self.use_api = use_api
+        self.started = False
+        self.process = self._start()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def command(self) -> list[str]:
+        """The server's command line (Prefect's API app under uvicorn, on ``self.port``)."""
+        import prefect
+
+        args = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent)]
+        args += ["--factory", "prefect.server.api.server:create_app"]
+        args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        return args + ["--log-level", "error", "--lifespan", "on"]
+
+    def _start(self) -> subprocess.Popen:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.began = time.monotonic()
+        process = subprocess.Popen(self.command(), env=self.env)
+        self.use_api(self.api_url)
+        return process
+
+    def ready(self) -> None:
+        """Wait until the server answers its health check; a clear error if it never does."""
+        import httpx
+
+        starts = 1
+        with httpx.Client() as client:
+            while not self.started:
+                code = self.process.poll()
+                if code is not None and starts < SERVER_STARTS:
+                    starts += 1  # e.g. its port, free when chosen, was taken before it bound it
+                    self.process = self._start()
+                    continue
+                if code is not None or time.monotonic() > self.began + self.timeout:
+                    what = (
+                        f"exited with code {code} before it answered"
+                        if code is not None
+                        else f"did not answer within {self.timeout:.0f} s"
+                    )
+                    raise RuntimeError(f"the ephemeral Prefect API server on {self.api_url} {what}")
+                try:
+                    self.started = client.get(f"{self.api_url}/health").status_code == 200
+                except httpx.TransportError:
+                    pass
+                if not self.started:
+                    time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def summary_artifacts(key: str, title: str, rows: list[dict[str, Any]], notes: str = "") -> None:

@@ -16,6 +16,15 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 @pytest.fixture
+def no_prefect_api(monkeypatch):
+    """No Prefect API configured (Prefect's ephemeral mode), even beside a session's harness."""
+    from tests.prefect_settings import prefect_api_setting
+
+    with prefect_api_setting(monkeypatch, None):
+        yield
+
+
+@pytest.fixture
 def data_dir(tmp_path):
     """A fresh local data directory."""
     return str(tmp_path / "data")

@@ -42,9 +42,13 @@ def build_dataset(
         load_spec(spec, DatasetSpec)
     except SpecError as exc:
         raise fail(str(exc)) from None
-    from flows.pipeline import build_dataset as flow
+    from flows.prefect_client import temporary_api
 
-    rows = flow(str(spec), data_dir=settings(ctx).data_dir)
+    with temporary_api() as api_ready:
+        from flows.pipeline import build_dataset as flow
+
+        api_ready()
+        rows = flow(str(spec), data_dir=settings(ctx).data_dir)
     for row in rows:
         console.print(row)
 
@@ -123,15 +127,22 @@ def stylize(
         "batch_size": batch_size,
         "limit": limit,
     }
-    with collector_paused():  # the imports of a batch (torch, the methods, Prefect)
-        spec = _stylize_spec(experiment, given)
-        _import_for(spec.methods, use_prefect)
-    if use_prefect:
+    if not use_prefect:
+        with collector_paused():  # the imports of a batch (torch, the methods)
+            spec = _stylize_spec(experiment, given)
+            _import_for(spec.methods, use_prefect)
+        console.print(_stylize_directly(st, spec))
+        return
+    from flows.prefect_client import temporary_api
+
+    with temporary_api() as api_ready:  # a temporary server boots beside the checks below
+        with collector_paused():  # the imports of a batch (torch, the methods, Prefect)
+            spec = _stylize_spec(experiment, given)
+            _import_for(spec.methods, use_prefect)
         from flows.pipeline import stylize_nightly
 
+        api_ready()
         result = stylize_nightly(spec.model_dump(), data_dir=st.data_dir)
-    else:
-        result = _stylize_directly(st, spec)
     console.print(result)
 
 

@@ -25,13 +25,15 @@ def test_flows_give_the_ephemeral_server_room_to_start():
     assert int(setting.value()) == int(wanted) and int(wanted) > 20  # Prefect's default is 20
 
 
-def test_a_server_that_does_not_start_gets_advice(data_dir, monkeypatch, capsys):
-    import flows.pipeline
+def test_a_server_that_does_not_start_gets_advice(data_dir, no_prefect_api, monkeypatch, capsys):
+    import sys
 
-    def no_server(*args, **kwargs):
-        raise RuntimeError(PREFECT_TIMEOUT)
+    import flows.prefect_client
 
-    monkeypatch.setattr(flows.pipeline, "stylize_nightly", no_server)
+    def exits(self):
+        return [sys.executable, "-c", "raise SystemExit(1)"]
+
+    monkeypatch.setattr(flows.prefect_client._TemporaryServer, "command", exits)
     with pytest.raises(SystemExit) as exit_info:
         main(["-d", data_dir, "stylize", "--method", "gatys"])
     assert exit_info.value.code == 1

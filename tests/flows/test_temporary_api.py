@@ -1,0 +1,108 @@
+"""Prefect's temporary API server, started as a command begins (``flows.prefect_client``)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+import flows.prefect_client as pc
+from tests.prefect_settings import prefect_api_setting
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _api_url() -> str | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+@pytest.mark.slow
+def test_without_an_api_a_server_starts_at_once_and_stops_with_the_command(no_prefect_api):
+    with pc.temporary_api() as ready:
+        url = os.environ["PREFECT_API_URL"]
+        assert url.startswith("http://127.0.0.1:") and _api_url() == url  # before it answers
+        ready()
+        assert httpx.get(f"{url}/health").status_code == 200
+        ready()  # once up, at once
+    assert "PREFECT_API_URL" not in os.environ and _api_url() is None
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health", timeout=2)
+
+
+def test_with_an_api_configured_nothing_starts(monkeypatch):
+    url = "http://127.0.0.1:9/api"
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a server was started although an API is configured")
+
+    with prefect_api_setting(monkeypatch, url):
+        monkeypatch.setattr(pc.subprocess, "Popen", refused)
+        with pc.temporary_api() as ready:
+            ready()
+            assert os.environ["PREFECT_API_URL"] == url and _api_url() == url
+        assert os.environ["PREFECT_API_URL"] == url and _api_url() == url
+
+
+def test_a_server_that_exits_is_tried_afresh_then_is_an_error(no_prefect_api, monkeypatch):
+    starts = []
+
+    def exits(self):
+        starts.append(self.port)
+        return [sys.executable, "-c", "raise SystemExit(3)"]
+
+    monkeypatch.setattr(pc._TemporaryServer, "command", exits)
+    with pytest.raises(RuntimeError) as caught:
+        with pc.temporary_api() as ready:
+            ready()
+    assert len(starts) == pc.SERVER_STARTS
+    assert "ephemeral Prefect API server" in str(caught.value)
+    assert "exited with code 3 before it answered" in str(caught.value)
+    assert "PREFECT_API_URL" not in os.environ and _api_url() is None
+
+
+def _servers_of(home: Path) -> list[int]:
+    """The processes still running whose environment names ``home`` as PREFECT_HOME."""
+    wanted = f"PREFECT_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.slow
+def test_stylize_through_prefect_records_its_logs_before_the_server_stops(small_catalog, tmp_path):
+    """The command's flow run with the server it started: the per-item lines logged to the API
+    are in Prefect's database (sent before the server stopped), and no server is left."""
+    from flows.catalog import pair_catalog
+
+    pair_catalog(small_catalog, "all")
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    args = [sys.executable, "-m", "stylebench.cli.main", "-d", small_catalog.url, "stylize"]
+    args += ["--method", "gatys", "--size", "32", "--steps", "2", "--batch-size", "2"]
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "Error logging to API" not in output and "Traceback" not in output, output
+    runs = small_catalog.query("select pair_id, status from runs").to_pylist()
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"ok"}, runs
+    with sqlite3.connect(home / "prefect.db") as db:
+        logged = [m for (m,) in db.execute("select message from log")]
+        states = db.execute("select name, state_type from flow_run").fetchall()
+    assert [t for _, t in states] == ["COMPLETED"], states
+    for run in runs:
+        assert any(m.startswith(f"{run['pair_id']} ") and m.endswith(": ok") for m in logged)
+    assert _servers_of(home) == []
