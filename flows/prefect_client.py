@@ -102,8 +102,9 @@ def temporary_api() -> Iterator[Callable[[], None]]:
     which waits until the server answers (within PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
     and must be called before a flow runs; the flows find the server through PREFECT_API_URL.
     On the way out the logs and events still queued for the API are sent and the server stops,
-    as Prefect's own test harness does. Where PREFECT_API_URL is set (a server of the user's,
-    Prefect Cloud) or ephemeral mode is off, nothing starts and ``ready()`` returns at once.
+    as Prefect's own test harness does; on Linux a command that is killed takes its server with
+    it. Where PREFECT_API_URL is set (a server of the user's, Prefect Cloud) or ephemeral mode is
+    off, nothing starts and ``ready()`` returns at once.
     """
     from prefect.settings import get_current_settings
 
@@ -172,6 +173,29 @@ def _send_queued() -> None:
     EventsWorker.drain_all(timeout=5)
 
 
+def _ends_with_us() -> Callable[[], None] | None:
+    """For a child process (Popen's ``preexec_fn``) on Linux: the child gets SIGTERM when this
+    process ends, however it ends, so a killed command leaves no server running. None elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def in_the_child() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # this process ended before the call above
+            os._exit(1)
+
+    return in_the_child
+
+
 class _TemporaryServer:
     """The process of Prefect's API app served by uvicorn on a free local port, as Prefect's
     ephemeral mode runs it (``prefect.server.api.server.SubprocessASGIServer``); ``use_api``
@@ -202,7 +226,7 @@ class _TemporaryServer:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.began = time.monotonic()
-        process = subprocess.Popen(self.command(), env=self.env)
+        process = subprocess.Popen(self.command(), env=self.env, preexec_fn=_ends_with_us())
         self.use_api(self.api_url)
         return process
 

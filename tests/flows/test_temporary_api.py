@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -68,17 +69,27 @@ def test_a_server_that_exits_is_tried_afresh_then_is_an_error(no_prefect_api, mo
 
 
 def _servers_of(home: Path) -> list[int]:
-    """The processes still running whose environment names ``home`` as PREFECT_HOME."""
+    """The temporary API servers running (not ended) with ``home`` as their PREFECT_HOME."""
     wanted = f"PREFECT_HOME={home}".encode()
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
+        if entry.name.isdigit():
             try:
-                if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
+                running = b"create_app" in (entry / "cmdline").read_bytes()
+                running &= wanted in (entry / "environ").read_bytes().split(b"\0")
+                running &= "\nState:\tZ" not in (entry / "status").read_text()
+            except OSError:  # it ended meanwhile
+                continue
+            if running:
+                found.append(int(entry.name))
     return found
+
+
+def _wait(predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
 
 
 @pytest.mark.slow
@@ -106,3 +117,24 @@ def test_stylize_through_prefect_records_its_logs_before_the_server_stops(small_
     for run in runs:
         assert any(m.startswith(f"{run['pair_id']} ") and m.endswith(": ok") for m in logged)
     assert _servers_of(home) == []
+
+
+@pytest.mark.slow
+def test_a_killed_command_leaves_no_server_running(small_catalog, tmp_path):
+    from flows.catalog import pair_catalog
+
+    pair_catalog(small_catalog, "all")
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    args = [sys.executable, "-m", "stylebench.cli.main", "-d", small_catalog.url, "stylize"]
+    command = subprocess.Popen(
+        [*args, "--method", "gatys", "--size", "32"], cwd=ROOT, env=env, stderr=subprocess.PIPE
+    )
+    try:
+        servers = _wait(lambda: _servers_of(home), 60)
+        assert servers, "the command started no server"
+    finally:
+        command.kill()  # SIGKILL: the command has no say in it
+        command.communicate(timeout=60)
+    assert _wait(lambda: not _servers_of(home), 20), "its server outlived the killed command"
