@@ -226,7 +226,12 @@ class _TemporaryServer:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.began = time.monotonic()
-        process = subprocess.Popen(self.command(), env=self.env, preexec_fn=_ends_with_us())
+        # A session of its own: a terminal's Ctrl-C reaches the command alone, which then
+        # reports its interrupted flow run to the server, sends what is queued and stops it (a
+        # server that took the signal too left the command waiting for Prefect's queues).
+        process = subprocess.Popen(
+            self.command(), env=self.env, preexec_fn=_ends_with_us(), start_new_session=True
+        )
         self.use_api(self.api_url)
         return process
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -138,3 +139,46 @@ def test_a_killed_command_leaves_no_server_running(small_catalog, tmp_path):
         command.kill()  # SIGKILL: the command has no say in it
         command.communicate(timeout=60)
     assert _wait(lambda: not _servers_of(home), 20), "its server outlived the killed command"
+
+
+def _flow_run_states(home: Path) -> list[str]:
+    try:
+        with sqlite3.connect(f"file:{home / 'prefect.db'}?mode=ro", uri=True) as db:
+            return [t for (t,) in db.execute("select state_type from flow_run")]
+    except sqlite3.Error:  # not made yet, or busy
+        return []
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_command_and_its_server_promptly(small_catalog, tmp_path):
+    """Ctrl-C reaches a terminal's whole process group: the command reports its flow run as
+    crashed to its server, which must still be up, and ends; then the server ends. (When the
+    server took the signal too, the command waited at exit for Prefect's queues, forever.)"""
+    from flows.catalog import pair_catalog
+
+    pair_catalog(small_catalog, "all")
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    args = [sys.executable, "-m", "stylebench.cli.main", "-d", small_catalog.url, "stylize"]
+    args += ["--method", "gatys", "--size", "32", "--steps", "2000"]
+    command = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's foreground job
+    )
+    try:
+        assert _wait(lambda: "RUNNING" in _flow_run_states(home), 120), "no flow run started"
+        os.killpg(command.pid, signal.SIGINT)
+        output, _ = command.communicate(timeout=60)
+    finally:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+    assert command.returncode == 130 and "interrupted" in output, output
+    assert "Traceback" not in output, output
+    assert _flow_run_states(home) == ["CRASHED"]
+    assert _wait(lambda: not _servers_of(home), 20), "its server outlived the command"
