@@ -150,7 +150,7 @@ def _flow_run_states(home: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_command_and_its_server_promptly(small_catalog, tmp_path):
+def test_ctrl_c_stops_a_command_and_its_server_promptly(small_catalog, tmp_path, probe):
     """Ctrl-C reaches a terminal's whole process group: the command reports its flow run as
     crashed to its server, which must still be up, and ends; then the server ends. (When the
     server took the signal too, the command waited at exit for Prefect's queues, forever.)"""
@@ -182,3 +182,12 @@ def test_ctrl_c_stops_a_command_and_its_server_promptly(small_catalog, tmp_path)
     assert "Traceback" not in output, output
     assert _flow_run_states(home) == ["CRASHED"]
     assert _wait(lambda: not _servers_of(home), 20), "its server outlived the command"
+    runs = small_catalog.query("select status from runs").to_pylist()
+    assert all(r["status"] == "ok" for r in runs), runs  # what finished is recorded whole
+    pairs = small_catalog.query("select count(*) as n from pairs").to_pylist()[0]["n"]
+    probe.record(
+        "Ctrl-C of stylize through Prefect's temporary server",
+        rejected=True,
+        reason=output.strip().splitlines()[-1],
+        rows_lost=6 - pairs,
+    )
