@@ -93,18 +93,25 @@ def _wait(predicate, timeout: float):
     return value
 
 
+def _stylize(catalog, tmp_path: Path, *options: str) -> tuple[list[str], dict, Path]:
+    """``stylebench stylize`` through Prefect over ``catalog`` paired all with all, as a new
+    process would run it: its command line, its environment (no API configured, a Prefect home
+    of its own) and that home."""
+    from flows.catalog import pair_catalog
+
+    pair_catalog(catalog, "all")
+    home = tmp_path / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    args = [sys.executable, "-m", "stylebench.cli.main", "-d", catalog.url, "stylize"]
+    return [*args, "--method", "gatys", "--size", "32", *options], env, home
+
+
 @pytest.mark.slow
 def test_stylize_through_prefect_records_its_logs_before_the_server_stops(small_catalog, tmp_path):
     """The command's flow run with the server it started: the per-item lines logged to the API
     are in Prefect's database (sent before the server stopped), and no server is left."""
-    from flows.catalog import pair_catalog
-
-    pair_catalog(small_catalog, "all")
-    home = tmp_path / "prefect-home"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("PREFECT_API_URL", None)
-    args = [sys.executable, "-m", "stylebench.cli.main", "-d", small_catalog.url, "stylize"]
-    args += ["--method", "gatys", "--size", "32", "--steps", "2", "--batch-size", "2"]
+    args, env, home = _stylize(small_catalog, tmp_path, "--steps", "2", "--batch-size", "2")
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
@@ -122,16 +129,8 @@ def test_stylize_through_prefect_records_its_logs_before_the_server_stops(small_
 
 @pytest.mark.slow
 def test_a_killed_command_leaves_no_server_running(small_catalog, tmp_path):
-    from flows.catalog import pair_catalog
-
-    pair_catalog(small_catalog, "all")
-    home = tmp_path / "prefect-home"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("PREFECT_API_URL", None)
-    args = [sys.executable, "-m", "stylebench.cli.main", "-d", small_catalog.url, "stylize"]
-    command = subprocess.Popen(
-        [*args, "--method", "gatys", "--size", "32"], cwd=ROOT, env=env, stderr=subprocess.PIPE
-    )
+    args, env, home = _stylize(small_catalog, tmp_path)
+    command = subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE)
     try:
         servers = _wait(lambda: _servers_of(home), 60)
         assert servers, "the command started no server"
@@ -154,14 +153,7 @@ def test_ctrl_c_stops_a_command_and_its_server_promptly(small_catalog, tmp_path,
     """Ctrl-C reaches a terminal's whole process group: the command reports its flow run as
     crashed to its server, which must still be up, and ends; then the server ends. (When the
     server took the signal too, the command waited at exit for Prefect's queues, forever.)"""
-    from flows.catalog import pair_catalog
-
-    pair_catalog(small_catalog, "all")
-    home = tmp_path / "prefect-home"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("PREFECT_API_URL", None)
-    args = [sys.executable, "-m", "stylebench.cli.main", "-d", small_catalog.url, "stylize"]
-    args += ["--method", "gatys", "--size", "32", "--steps", "2000"]
+    args, env, home = _stylize(small_catalog, tmp_path, "--steps", "2000")
     command = subprocess.Popen(
         args,
         cwd=ROOT,
