@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -127,22 +128,23 @@ def stylize(
         "batch_size": batch_size,
         "limit": limit,
     }
-    if not use_prefect:
-        with collector_paused():  # the imports of a batch (torch, the methods)
-            spec = _stylize_spec(experiment, given)
-            _import_for(spec.methods, use_prefect)
-        console.print(_stylize_directly(st, spec))
-        return
-    from flows.prefect_client import temporary_api
+    if use_prefect:
+        from flows.prefect_client import temporary_api
 
-    with temporary_api() as api_ready:  # a temporary server boots beside the checks below
+        api = temporary_api()  # a temporary server boots beside the checks below
+    else:
+        api = nullcontext(lambda: None)
+    with api as api_ready:
         with collector_paused():  # the imports of a batch (torch, the methods, Prefect)
             spec = _stylize_spec(experiment, given)
             _import_for(spec.methods, use_prefect)
-        from flows.pipeline import stylize_nightly
+        if use_prefect:
+            from flows.pipeline import stylize_nightly
 
-        api_ready()
-        result = stylize_nightly(spec.model_dump(), data_dir=st.data_dir)
+            api_ready()
+            result = stylize_nightly(spec.model_dump(), data_dir=st.data_dir)
+        else:
+            result = _stylize_directly(st, spec)
     console.print(result)
 
 
