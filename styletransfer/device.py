@@ -69,3 +69,19 @@ def configure_threads() -> int:
     if torch.get_num_threads() > usable:
         torch.set_num_threads(usable)
     return torch.get_num_threads()
+
+
+@lru_cache(maxsize=1)
+def single_threaded_blas() -> None:
+    """Hold numpy's and scipy's BLAS to one thread for the rest of the process (the first call).
+
+    Torch's threads already use every core while a transfer runs; the BLAS libraries' own
+    threads, between their small calls (3x3 colour transforms, tall products), wait by spinning
+    on those cores and slow torch down (photo-fast at 700 px on 2 cores: about a tenth more
+    runs an hour on one BLAS thread). Like torch's thread count, a setting of the process:
+    ``threadpoolctl.threadpool_limits`` sets it back. Both libraries are loaded by then
+    (``styletransfer.run`` imports scipy's).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

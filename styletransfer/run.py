@@ -17,7 +17,7 @@ from PIL import Image
 
 from styletransfer.cache import TransferCache, default_cache
 from styletransfer.config import Runtime, TransferConfig
-from styletransfer.device import configure_threads, select_device
+from styletransfer.device import configure_threads, select_device, single_threaded_blas
 from styletransfer.engine import LOSS_TERMS, MethodInput, StepCallback, unmeasured_losses
 from styletransfer.features import WeightsUnavailable
 from styletransfer.images import (
@@ -203,7 +203,8 @@ def transfer_batch(
     Each image's objective is separate (the batch loss is their sum), so the batch only shares
     the work: one network, one set of style targets, batched convolutions. With masks, each
     image runs alone. Seconds of a batch are shared out equally among its images. A chunk holds
-    at most ``max_batch`` images, and on a CPU at most ``CPU_BATCH_PIXELS`` pixels.
+    at most ``max_batch`` images, and on a CPU at most ``CPU_BATCH_PIXELS`` pixels. numpy's and
+    scipy's BLAS are held to one thread from then on (``device.single_threaded_blas``).
     """
     config = (config or TransferConfig()).validate()
     cfg = config.resolved()
@@ -220,6 +221,7 @@ def transfer_batch(
     if device.type == "cpu":
         configure_threads()
     method = spec.function()
+    single_threaded_blas()  # the libraries the method's modules load are loaded now
     call_started_at, call_start = now(), time.perf_counter()
     content_imgs, load_seconds = [], []
     for c in contents:
