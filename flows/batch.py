@@ -16,7 +16,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import socket
+import threading
 import time
 import traceback
 import uuid
@@ -39,11 +41,11 @@ log = logging.getLogger(__name__)
 # span ("wait"); together they add up to its wall time.
 PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
 # Whether a CPU batch reads, scores and writes beside the method too (an accelerator always
-# does). Off: on a CPU the method's threads already use every core, so housekeeping beside it
-# shortens the batch by nothing measurable and slows the method, whose recorded seconds are
-# what runs are compared by (bench_throughput measures both ways: wall times within 1%, the
-# method's seconds about a tenth longer with it on, 2 cores).
-OVERLAP_ON_CPU = False
+# does), where its worker thread can run at idle priority (Linux's SCHED_IDLE): it then takes
+# only the cores the method's threads leave idle (between torch's parallel sections, in the
+# method's numpy and scipy steps) and never delays them. At the same priority it gained
+# nothing on 2 cores (bench_throughput measures both ways).
+OVERLAP_ON_CPU = True
 # zlib level of the outputs' PNGs: 1 encodes a 700 px output about 3x faster than Pillow's
 # default 6, for files about 8% larger (still lossless).
 PNG_COMPRESS_LEVEL = 1
@@ -294,6 +296,8 @@ def _load(store: Store, chunk: _Chunk) -> _Chunk:
     from styletransfer.registry import method_spec
 
     chunk.started = time.perf_counter()
+    clock = _phase_clock()
+    group_started = clock()
     group = chunk.group
     try:
         shared = 0.0
@@ -307,16 +311,16 @@ def _load(store: Store, chunk: _Chunk) -> _Chunk:
             blend = cfg.blend(len(group.styles)) if group.styles and spec.needs_styles else ()
             group.scorer = RunScorer(group.styles, blend)
             group.config = config
-            shared = time.perf_counter() - chunk.started
+            shared = clock() - group_started
         if group.error is not None:
             raise RuntimeError(group.error)
         cfg = group.config.validate().resolved()
         for item in chunk.items:
-            started = time.perf_counter()
+            started = clock()
             image = open_rgb(store.local_path(item.content_path))
             chunk.contents.append(resize(image, cfg.size, upscale=cfg.upscale))
             chunk.masks.append(_masks(store, group.config, item))
-            chunk.load_seconds.append(time.perf_counter() - started + shared / len(chunk.items))
+            chunk.load_seconds.append(clock() - started + shared / len(chunk.items))
     except Exception as exc:  # noqa: BLE001 - recorded as data, the batch carries on
         log.warning("could not load %d item(s): %s", len(chunk.items), exc)
         chunk.error = group.error or _failure(exc)
@@ -356,6 +360,7 @@ def _finish(
     origin: tuple[datetime, float],
 ) -> list[RunOutcome]:
     """Score and write a chunk's outputs; the outcome of each item with its timings."""
+    clock = _phase_clock()
     outcomes = []
     for k, item in enumerate(chunk.items):
         run_id = uuid.uuid4().hex
@@ -369,14 +374,14 @@ def _finish(
                 seconds[name] = result.seconds.get(name, 0.0)
             seconds["load"] += result.seconds.get("load", 0.0)  # the library's copy of them
             if result.status != "failed":
-                started = time.perf_counter()
+                started = clock()
                 content = chunk.contents[k]
                 masks = chunk.masks[k] if k < len(chunk.masks) else None
                 result.quality = chunk.group.scorer.score(result.image, content, masks)
-                seconds["score"] = time.perf_counter() - started
-                started = time.perf_counter()
+                seconds["score"] = clock() - started
+                started = clock()
                 output = store.write_bytes(f"outputs/{run_id}.png", _png(result.image))
-                seconds["write"] = time.perf_counter() - started
+                seconds["write"] = clock() - started
         finished = time.perf_counter()
         seconds["total"] = sum(seconds[k] for k in ("load", "prepare", "laplacian", "optimize"))
         seconds["wall"] = finished - chunk.started
@@ -411,10 +416,10 @@ def run_batch(
     runs (the GPU section); on a CPU, whose cores the reading, scoring and writing use too, once
     for the whole batch (each hold is a round trip to Prefect's server: held per stacked batch
     it cost a quarter of a second a run). With ``overlap`` (default: on an accelerator, and on a
-    CPU where ``OVERLAP_ON_CPU``) a worker thread reads the next stacked batch's images and
-    scores and writes the last one's outputs while the method runs, which runs the batches back
-    to back inside one hold of the slot; else each batch is loaded, run, scored and written in
-    turn.
+    CPU where ``OVERLAP_ON_CPU`` and the worker can run at idle priority) a worker thread reads
+    the next stacked batch's images and scores and writes the last one's outputs while the
+    method runs, which runs the batches back to back inside one hold of the slot; else each
+    batch is loaded, run, scored and written in turn. On a CPU the worker runs at idle priority.
     """
     from stylebench import __version__
     from styletransfer import transfer_batch
@@ -427,7 +432,7 @@ def run_batch(
     chunks = _chunks(items)
     accelerated = _on_accelerator(chunks, select_device)
     if overlap is None:
-        overlap = OVERLAP_ON_CPU or accelerated
+        overlap = accelerated or (OVERLAP_ON_CPU and hasattr(os, "SCHED_IDLE"))
     outcome = BatchOutcome()
     runs: list[RunRecord] = []
     curves: list[CurvePoint] = []
@@ -470,7 +475,11 @@ def run_batch(
                 _load(store, chunk)
                 collect(_finish(store, chunk, *run(chunk, method_hold), origin))
     elif chunks:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="housekeeping") as pool:
+        with ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="housekeeping",
+            initializer=None if accelerated else _at_idle_priority,
+        ) as pool:
             finishing: list[Future[list[RunOutcome]]] = []
             loading = pool.submit(_load, store, chunks[0])
             loading.result()
@@ -491,6 +500,29 @@ def run_batch(
     store.runs.record(runs, curves)
     outcome.seconds = time.perf_counter() - started_batch
     return outcome
+
+
+_housekeeper = threading.local()
+
+
+def _at_idle_priority() -> None:
+    """Run the calling thread only on cores nothing else wants (Linux), else leave it be."""
+    try:
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError) as exc:
+        log.debug("the housekeeping thread keeps its priority: %s", exc)
+    else:
+        _housekeeper.idle = True
+
+
+def _phase_clock() -> Callable[[], float]:
+    """What times a phase in this thread: the wall clock, or at idle priority its CPU time.
+
+    At idle priority a phase waits for cores the method leaves idle, interval by interval:
+    its seconds are the work it did (its thread's CPU time), the waiting falls to the item's
+    ``wait``.
+    """
+    return time.thread_time if getattr(_housekeeper, "idle", False) else time.perf_counter
 
 
 def _on_accelerator(chunks: Sequence[_Chunk], select_device: Callable[[str], Any]) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
 from flows.batch import PHASES, run_batch
@@ -22,7 +25,7 @@ STACKED = {
 }
 
 
-def _runs(store: Store, spec: dict, overlap: bool) -> list[dict]:
+def _runs(store: Store, spec: dict, overlap: bool | None) -> list[dict]:
     from flows.batch import plan
 
     items = plan(store, expand_configs(load_spec(spec, ExperimentSpec)))
@@ -73,6 +76,40 @@ def test_overlapped_and_stacked_runs_account_for_their_waits(small_catalog):
             # Three images ran as one stacked batch: each waited while the others' share ran.
             assert all(r["seconds_wait"] > 0 for r in runs)
             assert len({r["started_at"] for r in runs}) == 2  # one batch per style
+
+
+def test_a_cpu_batch_reads_scores_and_writes_beside_the_method_at_idle_priority(
+    small_catalog, monkeypatch
+):
+    """The housekeeping thread takes only the cores the method's threads leave idle (Linux)."""
+    import flows.batch as batch
+
+    store = small_catalog
+    pair_catalog(store, "all")
+    seen: list[tuple[str, bool, int]] = []
+    for name in ("_load", "_finish"):
+
+        def spy(*args, _real=getattr(batch, name), _name=name, **kwargs):
+            on_main = threading.current_thread() is threading.main_thread()
+            seen.append((_name, on_main, os.sched_getscheduler(0)))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(batch, name, spy)
+    policy = os.sched_getscheduler(0)
+    runs = _runs(store, ALONE, overlap=None)  # as stylize runs a batch
+    assert sorted({name for name, *_ in seen}) == ["_finish", "_load"]
+    if hasattr(os, "SCHED_IDLE"):
+        assert all(not on_main and p == os.SCHED_IDLE for _, on_main, p in seen), seen
+    else:  # nowhere to put the worker out of the method's way: each batch in turn
+        assert all(on_main for _, on_main, _ in seen), seen
+    assert os.sched_getscheduler(0) == policy  # the method's thread is as it was
+    for run in runs:
+        assert run["seconds_wall"] == pytest.approx(_span(run), abs=2e-3)
+        whole = _phases(run) + run["seconds_wait"]
+        assert whole == pytest.approx(run["seconds_wall"], rel=0.05), run
+        # Timed by the work done (the worker's CPU time), not by the waits for an idle core.
+        assert 0 < run["seconds_score"] < run["seconds_wall"]
+        assert 0 < run["seconds_write"] < run["seconds_wall"]
 
 
 def test_a_cpu_batch_holds_the_accelerator_slot_once_and_an_accelerator_only_for_the_method(
