@@ -105,6 +105,10 @@ def temporary_api() -> Iterator[Callable[[], None]]:
     as Prefect's own test harness does; on Linux a command that is killed takes its server with
     it. Where PREFECT_API_URL is set (a server of the user's, Prefect Cloud) or ephemeral mode is
     off, nothing starts and ``ready()`` returns at once.
+
+    The flows send no heartbeats to that server: they tell a running server that a flow run
+    has not crashed, and this one ends with the command (which reports an interrupted run
+    itself). Their thread sleeps in steps of a second that the flow waits out as it ends.
     """
     from prefect.settings import get_current_settings
 
@@ -134,7 +138,7 @@ def temporary_api() -> Iterator[Callable[[], None]]:
 class _ApiSetting:
     """Points this process's Prefect settings at an API URL until exit: the exported variable
     and the process-wide settings (which Prefect's own threads read), and the settings of the
-    current context (where a caller entered settings of its own)."""
+    current context (where a caller entered settings of its own), with no flow heartbeats."""
 
     def __enter__(self) -> Callable[[str], None]:
         import prefect.context
@@ -146,12 +150,20 @@ class _ApiSetting:
 
     def use(self, url: str) -> None:
         from prefect.context import refresh_global_settings_context
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            temporary_settings,
+        )
 
         self.context.close()
         os.environ["PREFECT_API_URL"] = url
         refresh_global_settings_context()
-        self.context.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+        self.context.enter_context(
+            temporary_settings(
+                updates={PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+            )
+        )
 
     def __exit__(self, *exc: object) -> None:
         import prefect.context

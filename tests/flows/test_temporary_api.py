@@ -27,13 +27,18 @@ def _api_url() -> str | None:
 
 @pytest.mark.slow
 def test_without_an_api_a_server_starts_at_once_and_stops_with_the_command(no_prefect_api):
+    from prefect.settings import get_current_settings
+
+    heartbeats = get_current_settings().flows.heartbeat_frequency
     with pc.temporary_api() as ready:
         url = os.environ["PREFECT_API_URL"]
         assert url.startswith("http://127.0.0.1:") and _api_url() == url  # before it answers
+        assert get_current_settings().flows.heartbeat_frequency is None  # the server ends with us
         ready()
         assert httpx.get(f"{url}/health").status_code == 200
         ready()  # once up, at once
     assert "PREFECT_API_URL" not in os.environ and _api_url() is None
+    assert get_current_settings().flows.heartbeat_frequency == heartbeats
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health", timeout=2)
 
@@ -121,7 +126,11 @@ def test_stylize_through_prefect_records_its_logs_before_the_server_stops(small_
     with sqlite3.connect(home / "prefect.db") as db:
         logged = [m for (m,) in db.execute("select message from log")]
         states = db.execute("select name, state_type from flow_run").fetchall()
+        events = {e for (e,) in db.execute("select event from events")}
     assert [t for _, t in states] == ["COMPLETED"], states
+    # Its events reached the server; no heartbeats among them (the server ended with it).
+    assert "prefect.flow-run.Completed" in events, events
+    assert "prefect.flow-run.heartbeat" not in events, events
     for run in runs:
         assert any(m.startswith(f"{run['pair_id']} ") and m.endswith(": ok") for m in logged)
     assert _servers_of(home) == []
