@@ -13,6 +13,7 @@ and the method's share of the wall time (its recorded prepare + Laplacian + opti
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -241,6 +242,10 @@ def run(quick: bool = False) -> str:
         ),
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    # The project's bytecode as a user's first run leaves it (where PYTHONDONTWRITEBYTECODE is
+    # set, every command would compile the project's modules again).
+    for package in ("flows", "scraper", "storage", "stylebench", "styletransfer"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     results: list[Way] = []
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         root = Path(tmp)
@@ -294,7 +299,8 @@ def report(
         "nothing to do). *run_batch in-process, overlap on/off* is stylize's loop without the "
         "process start-up, with the worker thread reading, scoring and writing beside the "
         "method or each batch in turn, alternated twice: whether overlapping gains a CPU "
-        "anything (stylize runs with it off on a CPU: `flows.batch.OVERLAP_ON_CPU`).",
+        "anything (stylize overlaps on a CPU where the worker can run at idle priority, "
+        "Linux's SCHED_IDLE: `flows.batch.OVERLAP_ON_CPU`).",
         "",
         "| method | way | pairs | wall s | pairs/s | of the bare loop | method s | "
         "method's share | bare s | share without the bare cost | target |",
