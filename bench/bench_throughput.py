@@ -299,8 +299,8 @@ def report(
         "nothing to do). *run_batch in-process, overlap on/off* is stylize's loop without the "
         "process start-up, with the worker thread reading, scoring and writing beside the "
         "method or each batch in turn, alternated twice: whether overlapping gains a CPU "
-        "anything (stylize overlaps on a CPU where the worker can run at idle priority, "
-        "Linux's SCHED_IDLE: `flows.batch.OVERLAP_ON_CPU`).",
+        "anything (stylize overlaps on a CPU where the worker can run at the lowest priority, "
+        "nice 19 on Linux: `flows.batch.OVERLAP_ON_CPU`).",
         "",
         "| method | way | pairs | wall s | pairs/s | of the bare loop | method s | "
         "method's share | bare s | share without the bare cost | target |",

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -28,7 +29,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from storage import CurvePoint, PlannedConfig, RunRecord, Store, WorkItem
 
@@ -41,10 +42,10 @@ log = logging.getLogger(__name__)
 # span ("wait"); together they add up to its wall time.
 PHASES = ("load", "prepare", "laplacian", "optimize", "score", "write")
 # Whether a CPU batch reads, scores and writes beside the method too (an accelerator always
-# does), where its worker thread can run at idle priority (Linux's SCHED_IDLE): it then takes
-# only the cores the method's threads leave idle (between torch's parallel sections, in the
-# method's numpy and scipy steps) and never delays them. At the same priority it gained
-# nothing on 2 cores (bench_throughput measures both ways).
+# does), where its worker thread can run at the lowest priority (Linux, where a thread has a
+# nice value of its own): it then takes the cores the method's threads leave idle (between
+# torch's parallel sections, in the method's numpy and scipy steps) and hardly delays them.
+# At the same priority it gained nothing on 2 cores (bench_throughput measures both ways).
 OVERLAP_ON_CPU = True
 # zlib level of the outputs' PNGs: 1 encodes a 700 px output about 3x faster than Pillow's
 # default 6, for files about 8% larger (still lossless).
@@ -416,10 +417,11 @@ def run_batch(
     runs (the GPU section); on a CPU, whose cores the reading, scoring and writing use too, once
     for the whole batch (each hold is a round trip to Prefect's server: held per stacked batch
     it cost a quarter of a second a run). With ``overlap`` (default: on an accelerator, and on a
-    CPU where ``OVERLAP_ON_CPU`` and the worker can run at idle priority) a worker thread reads
-    the next stacked batch's images and scores and writes the last one's outputs while the
-    method runs, which runs the batches back to back inside one hold of the slot; else each
-    batch is loaded, run, scored and written in turn. On a CPU the worker runs at idle priority.
+    CPU where ``OVERLAP_ON_CPU`` and the worker can run at the lowest priority) a worker thread
+    reads the next stacked batch's images and scores and writes the last one's outputs while
+    the method runs, which runs the batches back to back inside one hold of the slot; else each
+    batch is loaded, run, scored and written in turn. On a CPU the worker runs at the lowest
+    priority; what it has not begun when the method needs it, the method's thread does itself.
     """
     from stylebench import __version__
     from styletransfer import transfer_batch
@@ -432,7 +434,7 @@ def run_batch(
     chunks = _chunks(items)
     accelerated = _on_accelerator(chunks, select_device)
     if overlap is None:
-        overlap = accelerated or (OVERLAP_ON_CPU and hasattr(os, "SCHED_IDLE"))
+        overlap = accelerated or (OVERLAP_ON_CPU and sys.platform.startswith("linux"))
     outcome = BatchOutcome()
     runs: list[RunRecord] = []
     curves: list[CurvePoint] = []
@@ -478,10 +480,10 @@ def run_batch(
         with ThreadPoolExecutor(
             max_workers=1,
             thread_name_prefix="housekeeping",
-            initializer=None if accelerated else _at_idle_priority,
+            initializer=None if accelerated else _at_lowest_priority,
         ) as pool:
-            finishing: list[Future[list[RunOutcome]]] = []
-            loading = pool.submit(_load, store, chunks[0])
+            finishing: list[_Job[list[RunOutcome]]] = []
+            loading = _Job(pool, _load, store, chunks[0])
             loading.result()
             # The method runs batch after batch while the worker reads the next one and
             # scores and writes the last: the slot is held once, for all of them.
@@ -489,13 +491,13 @@ def run_batch(
                 for k, chunk in enumerate(chunks):
                     loading.result()
                     if k + 1 < len(chunks):
-                        loading = pool.submit(_load, store, chunks[k + 1])
+                        loading = _Job(pool, _load, store, chunks[k + 1])
                     ran = run(chunk, nullcontext)
-                    finishing.append(pool.submit(_finish, store, chunk, *ran, origin))
+                    finishing.append(_Job(pool, _finish, store, chunk, *ran, origin))
                     while finishing and finishing[0].done():
                         collect(finishing.pop(0).result())
-            for future in finishing:
-                collect(future.result())
+            for job in finishing:
+                collect(job.result())
     # Curves first, runs last: a run is recorded only once everything it refers to exists.
     store.runs.record(runs, curves)
     outcome.seconds = time.perf_counter() - started_batch
@@ -505,24 +507,45 @@ def run_batch(
 _housekeeper = threading.local()
 
 
-def _at_idle_priority() -> None:
-    """Run the calling thread only on cores nothing else wants (Linux), else leave it be."""
+def _at_lowest_priority() -> None:
+    """Give the calling thread the lowest priority there is (Linux: its own nice value, 19)."""
     try:
-        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError) as exc:
         log.debug("the housekeeping thread keeps its priority: %s", exc)
     else:
-        _housekeeper.idle = True
+        _housekeeper.lowered = True
 
 
 def _phase_clock() -> Callable[[], float]:
-    """What times a phase in this thread: the wall clock, or at idle priority its CPU time.
+    """What times a phase in this thread: the wall clock, or at the lowest priority its CPU time.
 
-    At idle priority a phase waits for cores the method leaves idle, interval by interval:
-    its seconds are the work it did (its thread's CPU time), the waiting falls to the item's
-    ``wait``.
+    At the lowest priority a phase waits for cores the method leaves idle, interval by
+    interval: its seconds are the work it did (its thread's CPU time), the waiting falls to
+    the item's ``wait``.
     """
-    return time.thread_time if getattr(_housekeeper, "idle", False) else time.perf_counter
+    return time.thread_time if getattr(_housekeeper, "lowered", False) else time.perf_counter
+
+
+T = TypeVar("T")
+
+
+class _Job(Generic[T]):
+    """Work handed to the housekeeping thread; what it has not begun when the result is wanted
+    runs in the caller's thread instead, so the method never waits for a worker that another
+    process's threads keep from the cores (a lowered thread on a busy machine)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> None:
+        self.fn, self.args = fn, args
+        self.future: Future[T] = pool.submit(fn, *args)
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self) -> T:
+        if self.future.cancel():  # not begun: it will not be
+            return self.fn(*self.args)
+        return self.future.result()
 
 
 def _on_accelerator(chunks: Sequence[_Chunk], select_device: Callable[[str], Any]) -> bool:

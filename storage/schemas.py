@@ -108,9 +108,10 @@ RUNS = pa.schema(
         # load: reading and resizing the run's images (styles shared by a batch: a share);
         # score: the quality metrics; write: encoding and writing the output; wall: the span,
         # finished_at - started_at, what the user waited for this run; wait: the part of the
-        # span spent on no phase of this run (queued for the accelerator or a worker, or on
-        # the other images of its stacked batch). load + prepare + laplacian + optimize +
-        # score + write + wait = wall.
+        # span spent on no phase of this run (queued for the accelerator or a worker, waiting
+        # for an idle core, or on the other images of its stacked batch). A CPU batch's worker
+        # at the lowest priority times load, score and write by its CPU time. load + prepare +
+        # laplacian + optimize + score + write + wait = wall.
         ("seconds_load", pa.float64()),
         ("seconds_score", pa.float64()),
         ("seconds_write", pa.float64()),
