@@ -292,8 +292,8 @@ def _figures(
             Figure(
                 f"Time against output size, by {by}",
                 f"assets/{name}",
-                "Seconds per image (wall time where recorded) against the output's pixel "
-                "count, both on log scales, one point per ok run"
+                "Seconds per image (its own: wall time less waits, where recorded) against the "
+                "output's pixel count, both on log scales, one point per ok run"
                 + ("" if size_groups is groups else f", a {by}'s sizes in one colour")
                 + f". {note}",
             )

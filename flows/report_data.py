@@ -47,12 +47,17 @@ LOSSES = (
 
 
 def run_seconds(run: Mapping[str, Any]) -> float | None:
-    """What the user waited for: ``seconds_wall`` where recorded, else ``seconds_total``."""
-    for key in ("seconds_wall", "seconds_total"):
-        value = run.get(key)
-        if value is not None and math.isfinite(value):
-            return float(value)
-    return None
+    """A run's own time: its span (``seconds_wall``) less ``seconds_wait`` where recorded (what
+    it spent queued behind other runs' methods, waiting for a core, or on the other images of
+    its stacked batch), else ``seconds_total``."""
+    wall, wait, total = (run.get(k) for k in ("seconds_wall", "seconds_wait", "seconds_total"))
+    if _finite(wall):
+        return float(wall) - (float(wait) if _finite(wait) else 0.0)
+    return float(total) if _finite(total) else None
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def config_of(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,12 @@ def test_failed_diverged_and_unrun_cells_show_and_new_columns_are_used_where_pre
     store = Store(str(tmp_path / "data"))
     a, b = _config(["relu1_1"]), _config(["relu1_1", "relu2_1"])
     # Files written before seconds_wall, the phases and mask_source existed...
-    newer = {"seconds_wall": pa.float64(), "seconds_load": pa.float64(), "mask_source": pa.string()}
+    newer = {
+        "seconds_wall": pa.float64(),
+        "seconds_wait": pa.float64(),
+        "seconds_load": pa.float64(),
+        "mask_source": pa.string(),
+    }
     older = pa.schema([f for f in schemas.RUNS if f.name not in newer])
     monkeypatch.setitem(schemas.SCHEMAS, "runs", older)
     store.append(
@@ -127,6 +132,7 @@ def test_failed_diverged_and_unrun_cells_show_and_new_columns_are_used_where_pre
                 a,
                 seconds_total=6.0,
                 seconds_wall=7.5,
+                seconds_wait=1.5,  # queued behind another run's method
                 seconds_load=0.5,
                 quality_ssim=0.9,
                 loss_style=30.0,
@@ -172,9 +178,9 @@ def test_failed_diverged_and_unrun_cells_show_and_new_columns_are_used_where_pre
     assert "not run" in next(td for td in cells.values() if td["data-status"] == "missing").text
     diverged = next(td for td in cells.values() if td["data-status"] == "diverged")
     assert diverged.select_one("img") and "diverged" in diverged.select_one(".badge").text
-    # wall time where recorded, the total where not
+    # a run's own time: the wall time less its wait where recorded, the total where not
     times = sorted(td.select_one(".time").text for td in cells.values() if td.select_one(".time"))
-    assert times == ["1.25 s", "2.5 s", "5 s", "7.5 s"]
+    assert times == ["1.25 s", "2.5 s", "5 s", "6 s"]
     assert sum("masks: auto" in td.text for td in cells.values()) == 1
 
     summary = page.select_one("table.summary")
@@ -185,15 +191,16 @@ def test_failed_diverged_and_unrun_cells_show_and_new_columns_are_used_where_pre
         "gatys · style layers relu1_1",
         "gatys · style layers relu1_1, relu2_1",
     ]
-    assert "load 0.5" in rows[0].text and "auto 1, none 1" in rows[0].text
-    # A's ok runs took 5 and 7.5 s, B's 1.25 s: B is best on time; A's SSIM (0.85) is best.
+    assert "load 0.5" in rows[0].text and "wait 1.5" in rows[0].text
+    assert "auto 1, none 1" in rows[0].text
+    # A's ok runs took 5 and 6 s, B's 1.25 s: B is best on time; A's SSIM (0.85) is best.
     col = {h: i for i, h in enumerate(heads)}
     best = [
         [heads[i] for i, td in enumerate(r.select("td")) if "best" in td.get("class", [])]
         for r in rows
     ]
     assert "SSIM" in best[0] and "time (s)" in best[1]
-    assert rows[0].select("td")[col["time (s)"]].contents[0].strip() == "6.25"
+    assert rows[0].select("td")[col["time (s)"]].contents[0].strip() == "5.5"
     # losses are divided by the median under the network (20): A's median 20 -> 1, B's 1
     assert rows[0].select("td")[col["style loss (× median)"]].contents[0].strip() == "1"
 
