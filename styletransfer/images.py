@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -156,19 +159,57 @@ def label_codes(mask: Image.Image, size: tuple[int, int] | None = None) -> np.nd
     rgb = mask.convert("RGB")
     if size is not None and rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.NEAREST)
-    pixels = np.asarray(rgb).reshape(-1, 3)
-    codes = pixels[:, 0].astype(np.int64) << 16 | pixels[:, 1].astype(np.int64) << 8
-    codes |= pixels[:, 2]
-    unique, counts = np.unique(codes, return_counts=True)
-    inverse = np.searchsorted(unique, codes)  # a sort and a search: faster than an argsort
-    colours = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1)
+    # Each pixel as one 32-bit word, red in its low byte (the alpha byte dropped).
+    words = np.asarray(rgb.convert("RGBA")).view("<u4").reshape(-1) & np.uint32(0xFFFFFF)
+    unique, counts = np.unique(words, return_counts=True)
+    inverse = np.searchsorted(unique, words)  # a sort and a search: faster than an argsort
+    unique = unique.astype(np.int64)
+    colours = np.stack([unique & 255, (unique >> 8) & 255, unique >> 16], axis=1)
     dist = np.sqrt(((colours[:, None, :] - LABEL_COLOURS[None]) ** 2).sum(-1))  # [U, 9]
     nearest = dist.argmin(1)
     palette_codes = LABEL_COLOURS @ np.array([65536, 256, 1])
-    mapped = np.where(dist.min(1) <= LABEL_SNAP, palette_codes[nearest], unique)
-    keep = (dist.min(1) <= LABEL_SNAP) | (counts >= MIN_LABEL_SHARE * codes.size)
+    own_codes = colours @ np.array([65536, 256, 1])
+    mapped = np.where(dist.min(1) <= LABEL_SNAP, palette_codes[nearest], own_codes)
+    keep = (dist.min(1) <= LABEL_SNAP) | (counts >= MIN_LABEL_SHARE * words.size)
     mapped = np.where(keep, mapped, -1)
     return mapped[inverse].reshape(rgb.size[1], rgb.size[0])
+
+
+# The label codes of mask files lately read, by (path, modification time, file size, size):
+# a run's method reads its masks and the run's scoring reads them again. At most this many
+# bytes are kept, the least recently used dropped first.
+MASK_CODES_BYTES = 1 << 26
+_mask_codes: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_mask_codes_lock = threading.Lock()
+
+
+def mask_codes(
+    mask: ImageLike, size: tuple[int, int] | None = None, opened: Image.Image | None = None
+) -> np.ndarray:
+    """``label_codes`` of a mask given as a path or an image (read-only for a path).
+
+    A file's codes are kept while the file is unchanged (``MASK_CODES_BYTES``), so the method
+    of a run and the scoring of its output read its masks once. ``opened``: the file's image,
+    where the caller has read it already.
+    """
+    if isinstance(mask, Image.Image):
+        return label_codes(open_rgb(mask), size)
+    stat = os.stat(mask)
+    key = (os.path.abspath(mask), stat.st_mtime_ns, stat.st_size, size)
+    with _mask_codes_lock:
+        if key in _mask_codes:
+            _mask_codes.move_to_end(key)
+            return _mask_codes[key]
+    codes = label_codes(opened if opened is not None else open_rgb(mask), size)
+    codes = codes.astype(np.int32)  # 24-bit colours and -1
+    codes.flags.writeable = False
+    if codes.nbytes <= MASK_CODES_BYTES:
+        with _mask_codes_lock:
+            _mask_codes[key] = codes
+            total = sum(c.nbytes for c in _mask_codes.values())
+            while total > MASK_CODES_BYTES:
+                total -= _mask_codes.popitem(last=False)[1].nbytes
+    return codes
 
 
 def colour_names(codes: np.ndarray) -> str:
@@ -184,14 +225,17 @@ def label_masks(
     content_size: tuple[int, int],
     style_size: tuple[int, int],
     names: tuple[str, str] = ("the content mask", "the style mask"),
+    files: tuple[ImageLike, ImageLike] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Colour label images -> one (content [1,1,H,W], style [1,1,h,w]) pair per shared colour.
 
     Sizes are (width, height). Colours are read by ``label_codes``; colours present in only
-    one of the two images are dropped. ``names`` name the two masks in errors.
+    one of the two images are dropped. ``names`` name the two masks in errors; ``files``: what
+    the two images were read from (paths: their codes are kept, ``mask_codes``).
     """
-    c_codes = label_codes(content_mask, content_size)
-    s_codes = label_codes(style_mask, style_size)
+    content_file, style_file = files if files is not None else (content_mask, style_mask)
+    c_codes = mask_codes(content_file, content_size, content_mask)
+    s_codes = mask_codes(style_file, style_size, style_mask)
     shared = sorted((set(np.unique(c_codes)) & set(np.unique(s_codes))) - {-1})
     if not shared:
         raise ValueError(

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from styletransfer import colour as _colour
 from styletransfer.guided import LUMA
-from styletransfer.images import label_codes
+from styletransfer.images import label_codes, mask_codes
 
 PROJECTIONS = 64
 QUANTILES = 256
@@ -59,9 +59,13 @@ SSIM_WINDOWS = 1 << 14
 RESIDUAL_WINDOWS = 1 << 17
 COLOUR_PIXELS = 1 << 19
 # A bounded colour distance merges a picture's colours to 7 bits a channel (at their mean) where
-# it has more distinct ones than this: textured photos, where the merge moves the distance by at
-# most 0.6% on the DPST pairs (bench/RESULTS.md), while a smooth one keeps every colour.
+# it has more distinct ones than this, and to 6 bits where more cells of 7 bits remain: textured
+# photos, where the merge moves the distance by at most 0.9% on the DPST pairs
+# (bench/RESULTS.md), while a smooth one keeps every colour. A style's colours, read once for
+# every run of a batch, are merged to 7 bits at most (STYLE_MERGE_BITS).
 DISTINCT_COLOURS = 1 << 15
+MERGE_BITS = (7, 6)
+STYLE_MERGE_BITS = (7,)
 # Each projection's quantiles are read from a histogram of this many bins over the sRGB gamut's
 # range along it (bins of 0.04-0.12 CIELAB units; within 0.3% of exact quantiles on the DPST
 # pairs).
@@ -104,18 +108,44 @@ def _like(image: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def _planes(
-    image: Tensor | Image.Image, size: tuple[int, int] | None = None, dtype: Any = np.float64
+    image: Tensor | Image.Image,
+    size: tuple[int, int] | None = None,
+    dtype: Any = np.float64,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The picture as colour planes [3, H, W] in [0, 1], resized to (H, W) if given."""
+    """The picture as colour planes [3, H, W] in [0, 1], resized to (H, W) if given.
+
+    ``out``: an array [3, H, W] to write them in (its dtype is theirs).
+    """
     if isinstance(image, Image.Image) and (size is None or image.size == (size[1], size[0])):
-        planes = np.ascontiguousarray(np.moveaxis(np.asarray(image.convert("RGB")), 2, 0))
-        out = planes.astype(dtype)
-        out /= 255.0
+        pixels = np.asarray(image.convert("RGB"))
+        if out is None:
+            out = np.empty((3, *pixels.shape[:2]), dtype=dtype)
+        for c in range(3):
+            np.divide(pixels[..., c], out.dtype.type(255), out=out[c])
         return out
     tensor = _tensor(image)
     if size is not None:
         tensor = _like(tensor, size)
-    return tensor[0].numpy().astype(dtype)
+    planes = tensor[0].numpy()
+    if out is None:
+        return planes.astype(dtype)
+    out[...] = planes
+    return out
+
+
+def _luma(image: Tensor | Image.Image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The picture's luma [H, W] in [0, 1] (float64), resized to (H, W) if given."""
+    if isinstance(image, Image.Image) and (size is None or image.size == (size[1], size[0])):
+        pixels = np.asarray(image.convert("RGB"))
+        return pixels @ (np.asarray(LUMA) / 255.0)
+    return np.tensordot(np.asarray(LUMA), _planes(image, size), 1)
+
+
+def _height_width(image: Tensor | Image.Image) -> tuple[int, int]:
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    return tuple(_tensor(image).shape[-2:])
 
 
 def grid_stride(count: int, budget: int | None) -> int:
@@ -127,6 +157,8 @@ def grid_stride(count: int, budget: int | None) -> int:
 
 # Rows of a picture are handled in blocks of about this many bytes (cache-sized temporaries).
 BLOCK_BYTES = 1 << 21
+# The affine residual's windows are finished this many at a time (likewise).
+RESIDUAL_CHUNK = 1 << 14
 
 
 def window_means(
@@ -157,7 +189,8 @@ def window_means(
     out = np.empty((channels, ny, nx))
     if ny == 0 or nx == 0:
         return out
-    per_block = max(1, (BLOCK_BYTES // (channels * (width + 2 * r) * 8) - size) // stride + 1)
+    row_bytes = channels * (width + 2 * r) * np.dtype(dtype).itemsize
+    per_block = max(1, (BLOCK_BYTES // row_bytes - size) // stride + 1)
     block = np.zeros((channels, (per_block - 1) * stride + size, width + 2 * r), dtype=dtype)
     for i0 in range(0, ny, per_block):
         n = min(per_block, ny - i0)
@@ -170,10 +203,15 @@ def window_means(
         vertical = rows[:, 0 : (n - 1) * stride + 1 : stride].copy()  # window row sums
         for d in range(1, size):
             vertical += rows[:, d : d + (n - 1) * stride + 1 : stride]
-        x0 = xs[0] - r + r  # a window centred on x starts at x - r, padded by r
-        total = vertical[:, :, x0 : x0 + (nx - 1) * stride + 1 : stride].copy()
+        # A window centred on x starts at x - r, padded by r: at xs[0] + t * stride. Its
+        # columns are taken from the stride's phases, each made contiguous once.
+        phases = [vertical[:, :, xs[0] + p :: stride] for p in range(min(stride, size))]
+        if stride > 1:
+            phases = [phase.copy() for phase in phases]
+        total = phases[0][:, :, :nx].copy()
         for d in range(1, size):
-            total += vertical[:, :, x0 + d : x0 + d + (nx - 1) * stride + 1 : stride]
+            q, p = divmod(d, stride)
+            total += phases[p][:, :, q : q + nx]
         out[:, i0 : i0 + n] = total
     if clipped:
         count_y = np.minimum(ys + r + 1, height) - np.maximum(ys - r, 0)
@@ -194,14 +232,11 @@ def luma_ssim(
     The mean over the 7x7 windows inside the picture; with ``max_windows`` over those on a grid
     of a fixed stride (``None``: every window, scikit-image's value).
     """
-    out = _planes(output)
-    h, w = out.shape[1:]
-    ref = _planes(content, (h, w))
+    h, w = _height_width(output)
     k = SSIM_WINDOW
     if min(h, w) < k:
         raise ValueError(f"SSIM needs a picture of at least {k}x{k} pixels, got {w}x{h}")
-    luma = np.asarray(LUMA)
-    ya, yb = np.tensordot(luma, out, 1), np.tensordot(luma, ref, 1)  # [H, W]
+    ya, yb = _luma(output), _luma(content, (h, w))  # [H, W]
     shift = float(yb.mean())  # centred: the window statistics keep their precision
     ya -= shift
     yb -= shift
@@ -280,14 +315,16 @@ def projection_histograms(
         if count > 1:
             base = slots.astype(np.intp) * HISTOGRAM_BINS
     counts = np.empty((len(d), count * HISTOGRAM_BINS))
-    for k in range(len(d)):  # a projection at a time: its row stays in cache
-        position = scale[k] @ xt
-        position += offset[k]
-        index = position.astype(np.intp)
-        np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
-        if base is not None:
-            index += base
-        counts[k] = np.bincount(index, weights=w, minlength=count * HISTOGRAM_BINS)
+    group = 64  # projections taken together: one matrix product, rows that stay in cache
+    for k0 in range(0, len(d), group):
+        positions = scale[k0 : k0 + group] @ xt
+        positions += offset[k0 : k0 + group, None]
+        for k, position in enumerate(positions, k0):
+            index = position.astype(np.intp)
+            np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
+            if base is not None:
+                index += base
+            counts[k] = np.bincount(index, weights=w, minlength=count * HISTOGRAM_BINS)
     if slots is None:
         return counts
     return counts.reshape(len(d), count, HISTOGRAM_BINS).transpose(1, 0, 2)
@@ -296,26 +333,26 @@ def projection_histograms(
 def histogram_quantiles(counts: np.ndarray) -> np.ndarray:
     """The QUANTILES quantiles [..., P, Q] of each projection from its histograms [..., P, bins].
 
-    Linear within a bin; every histogram is searched at once.
+    Linear within a bin; every histogram is searched at once, in one running sum over all
+    of them (each histogram's mass starts where the previous one's ends).
     """
     lo, width = _projection_range()
     *lead, p, bins = counts.shape
-    rows_count = int(np.prod(lead, dtype=np.int64)) * p
-    flat = counts.reshape(rows_count, bins)
-    cdf = np.cumsum(flat, axis=1)  # the mass up to each bin's upper edge
-    total = cdf[:, -1:]
-    target = _quantile_levels()[None, :] * total  # [rows, Q]
-    # The bin holding each target mass, searched in all histograms at once.
-    step = total.max() + 1.0
-    offsets = np.arange(rows_count)[:, None] * step
-    j = np.searchsorted((cdf + offsets).ravel(), (target + offsets).ravel(), side="right")
-    j = j.reshape(rows_count, -1) - np.arange(rows_count)[:, None] * bins
-    np.clip(j, 0, bins - 1, out=j)
-    rows = np.arange(rows_count)[:, None]
-    below = np.where(j > 0, cdf[rows, np.maximum(j - 1, 0)], 0.0)
-    inside = np.maximum(flat[rows, j], 1e-300)
+    rows = int(np.prod(lead, dtype=np.int64)) * p
+    flat = np.ascontiguousarray(counts).reshape(-1)
+    cdf = np.cumsum(flat)  # the mass up to each bin's upper edge, histograms one after another
+    ends = cdf[bins - 1 :: bins]
+    starts = np.concatenate(([0.0], ends[:-1]))
+    target = starts[:, None] + _quantile_levels()[None, :] * (ends - starts)[:, None]  # [rows, Q]
+    # The bin holding each target mass, kept within its own histogram.
+    j = np.searchsorted(cdf, target.ravel(), side="right").reshape(rows, -1)
+    first = np.arange(0, rows * bins, bins)[:, None]
+    np.clip(j, first, first + bins - 1, out=j)
+    below = np.where(j > first, cdf[np.maximum(j - 1, 0)], starts[:, None])
+    inside = np.maximum(flat[j], 1e-300)
     frac = np.clip((target - below) / inside, 0.0, 1.0)
-    lo_, width_ = np.tile(lo, rows_count // p)[:, None], np.tile(width, rows_count // p)[:, None]
+    j -= first
+    lo_, width_ = np.tile(lo, rows // p)[:, None], np.tile(width, rows // p)[:, None]
     return (lo_ + (j + frac) * width_).reshape(*lead, p, -1)
 
 
@@ -377,14 +414,40 @@ def lab_points(rgb: np.ndarray) -> np.ndarray:
     return lab
 
 
+def _morton_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Tables that interleave a colour's bits (``code``) and undo it (``colour``).
+
+    A colour's code holds its channels' bits from the highest down, red, green, blue at each
+    level: the colours of one cell of b bits a channel share the code's top 3b bits. ``spread``
+    [3, 256] gives each channel's byte its bits in the code; ``gather`` [3, 256] gives each byte
+    of a code its bits of the colour, red in the low byte.
+    """
+    values = np.arange(256, dtype=np.uint32)
+    spread = np.zeros((3, 256), dtype=np.uint32)
+    gather = np.zeros((3, 256), dtype=np.uint32)
+    for bit in range(24):
+        level, channel = divmod(bit, 3)  # bit ``level`` of the channel ``2 - channel``
+        spread[2 - channel] |= ((values >> level) & 1) << bit
+        byte, place = divmod(bit, 8)
+        gather[byte] |= ((values >> place) & 1) << (8 * (2 - channel) + level)
+    return spread, gather
+
+
+_SPREAD, _GATHER = _morton_tables()
+
+
 def _colours(
-    image: Tensor | Image.Image, labels: np.ndarray | None, max_pixels: int | None
+    image: Tensor | Image.Image,
+    labels: np.ndarray | None,
+    max_pixels: int | None,
+    merge_bits: Sequence[int] = MERGE_BITS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(label, CIELAB [3, U], count) of each distinct (label, colour), and the pixels read.
 
-    8-bit pictures are reduced to their distinct colours (bounded: merged to 7 bits a channel
-    past DISTINCT_COLOURS); a float tensor keeps every pixel. Labels -1 are left out;
-    pictures over ``max_pixels`` are read on a grid of a fixed stride.
+    8-bit pictures are reduced to their distinct colours (bounded: merged to cells of
+    ``merge_bits`` bits a channel in turn past DISTINCT_COLOURS); a float tensor keeps every
+    pixel. Labels -1 are left out; pictures over ``max_pixels`` are read on a grid of a fixed
+    stride.
     """
     if isinstance(image, Image.Image):
         rgb = np.asarray(image.convert("RGB"))
@@ -392,33 +455,45 @@ def _colours(
         rgb = _tensor(image)[0].permute(1, 2, 0).numpy()
     h, w = rgb.shape[:2]
     stride = grid_stride(h * w, max_pixels)
-    rgb = rgb[::stride, ::stride].reshape(-1, 3)
-    if labels is None:
-        ids = np.zeros(len(rgb), dtype=np.int64)
-    else:
-        ids = _labels(labels, (h, w))[::stride, ::stride].reshape(-1)
-    read = ids.size
-    if labels is not None and (ids < 0).any():
-        keep = ids >= 0
-        rgb, ids = rgb[keep], ids[keep]
+    rgb = rgb[::stride, ::stride]
+    read = rgb.shape[0] * rgb.shape[1]
+    ids = None if labels is None else _labels(labels, (h, w))[::stride, ::stride]
     if rgb.dtype != np.uint8:
-        return ids, lab_points(rgb), np.ones(len(rgb)), read
-    key = ids << 24 | rgb[:, 0].astype(np.int64) << 16 | rgb[:, 1].astype(np.int64) << 8
-    key |= rgb[:, 2]
-    key, counts = np.unique(key, return_counts=True)
-    colours = np.stack([key >> 16, key >> 8, key], axis=1).astype(np.uint8)  # the low bytes
-    ids, weights = key >> 24, counts.astype(np.float64)
+        if ids is None:
+            ids = np.zeros(rgb.shape[:2], dtype=np.int64)
+        keep = ids >= 0
+        return ids[keep], lab_points(rgb[keep]), np.ones(int(keep.sum())), read
+    # A key per pixel: its label + 1 above its colour's code (unlabelled pixels: 0, left out).
+    key = _SPREAD[0][rgb[..., 0]] | _SPREAD[1][rgb[..., 1]] | _SPREAD[2][rgb[..., 2]]
+    if ids is None:
+        key |= np.uint32(1 << 24)
+    else:
+        wide = np.int64 if ids.max(initial=0) >= 254 else np.uint32
+        key = (ids + 1).astype(wide) << 24 | key
+    key, counts = np.unique(key.reshape(-1), return_counts=True)
+    labelled = np.searchsorted(key, 1 << 24)
+    key, weights = key[labelled:].astype(np.int64), counts[labelled:].astype(np.float64)
     if max_pixels is None or len(key) <= DISTINCT_COLOURS:
-        return ids, lab_points(colours), weights, read
-    # Many distinct colours: each 7-bit cell of them at their mean colour, with their count.
-    cells = ids << 21 | (colours[:, 0] >> 1).astype(np.int64) << 14
-    cells |= (colours[:, 1] >> 1).astype(np.int64) << 7 | colours[:, 2] >> 1
-    cells, inverse = np.unique(cells, return_inverse=True)
-    total = np.bincount(inverse, weights=weights)
-    means = np.stack(
-        [np.bincount(inverse, weights=weights * colours[:, c]) for c in range(3)], axis=1
-    )
-    return cells >> 21, lab_points(means / total[:, None] / 255.0), total, read
+        return (key >> 24) - 1, lab_points(_colour_bytes(key)), weights, read
+    # Many distinct colours: each cell of 7 bits a channel (6 where that still leaves too
+    # many) at their mean colour, with their count. A cell's colours lie side by side in the
+    # sorted keys.
+    for bits in merge_bits:
+        cells = key >> 3 * (8 - bits)
+        first = np.flatnonzero(np.diff(cells, prepend=-1))
+        if len(first) <= DISTINCT_COLOURS:
+            break
+    colours = _colour_bytes(key)
+    total = np.add.reduceat(weights, first)
+    sums = np.add.reduceat(colours * weights[:, None], first, axis=0)
+    ids = (key[first] >> 24) - 1
+    return ids, lab_points(sums / total[:, None] / 255.0), total, read
+
+
+def _colour_bytes(key: np.ndarray) -> np.ndarray:
+    """The colours [N, 3] (uint8) of keys made of colour codes (``_morton_tables``)."""
+    word = _GATHER[0][key & 255] | _GATHER[1][(key >> 8) & 255] | _GATHER[2][(key >> 16) & 255]
+    return np.stack([word & 255, (word >> 8) & 255, word >> 16], axis=1).astype(np.uint8)
 
 
 @dataclass
@@ -456,9 +531,14 @@ def colour_segments(
     image: Tensor | Image.Image,
     labels: np.ndarray | None = None,
     max_pixels: int | None = COLOUR_PIXELS,
+    merge_bits: Sequence[int] = MERGE_BITS,
 ) -> ColourSegments:
-    """The colours of a picture by segment (labels as ``colour_distance`` takes them)."""
-    return ColourSegments(*_colours(image, labels, max_pixels))
+    """The colours of a picture by segment (labels as ``colour_distance`` takes them).
+
+    ``merge_bits``: the cells a picture of over DISTINCT_COLOURS colours is merged to, bits a
+    channel, tried in turn.
+    """
+    return ColourSegments(*_colours(image, labels, max_pixels, merge_bits))
 
 
 def segment_distance(output: ColourSegments, style: ColourSegments) -> float:
@@ -508,9 +588,10 @@ def affine_residual_share(
     window and output channel: the variance, and what is left of it by the least-squares map
     ``output ~ A @ content + b`` (ridge ``eps`` on A keeps flat windows well posed), in float64.
     """
-    out = _planes(output, dtype=np.float32)  # the window sums are taken in float32
-    h, w = out.shape[1:]
-    base = np.concatenate([_planes(content, (h, w), np.float32), out])  # guide (3), output (3)
+    h, w = _height_width(output)
+    base = np.empty((6, h, w), dtype=np.float32)  # guide (3), output (3): sums in float32
+    _planes(content, (h, w), out=base[:3])
+    _planes(output, out=base[3:])
     # Centred on the pictures' means: the window statistics are differences of nearly equal
     # sums in flat windows.
     base -= base.mean((1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
@@ -524,6 +605,17 @@ def affine_residual_share(
     m = window_means(
         fill, 6 + len(_MOMENTS), h, w, 2 * radius + 1, stride, clipped=True, dtype=np.float32
     )
+    flat = m.reshape(len(m), -1)
+    residual_sum, variance_sum = 0.0, 0.0
+    for start in range(0, flat.shape[1], RESIDUAL_CHUNK):  # temporaries that stay in cache
+        residual, variance = _residual_sums(flat[:, start : start + RESIDUAL_CHUNK], eps)
+        residual_sum += residual
+        variance_sum += variance
+    return residual_sum / variance_sum if variance_sum > 0 else 0.0
+
+
+def _residual_sums(m: np.ndarray, eps: float) -> tuple[float, float]:
+    """The residual and the variance of windows with moments ``m`` [27, N], summed over both."""
     mg, mp = m[0:3], m[3:6]
     # The guide's covariance (upper triangle, ridge on the diagonal) and its adjugate.
     c00, c01, c02, c11, c12, c22 = (m[6 + q] - mg[i] * mg[j] for q, (i, j) in enumerate(_GUIDE))
@@ -545,7 +637,7 @@ def affine_residual_share(
         variance = np.maximum(m[21 + c] - mp[c] * mp[c], 0)
         residual_sum += float(np.maximum(variance - explained, 0).sum())
         variance_sum += float(variance.sum())
-    return residual_sum / variance_sum if variance_sum > 0 else 0.0
+    return residual_sum, variance_sum
 
 
 def score(
@@ -615,7 +707,7 @@ class RunScorer:
 
     def _style_colours(self, k: int) -> ColourSegments:
         if k not in self._colours:
-            self._colours[k] = colour_segments(self.styles[k])
+            self._colours[k] = colour_segments(self.styles[k], merge_bits=STYLE_MERGE_BITS)
         return self._colours[k]
 
     def _style_segments(self, k: int, mask: Any) -> tuple[np.ndarray, ColourSegments]:
@@ -623,11 +715,15 @@ class RunScorer:
         key = (k, str(mask) if isinstance(mask, (str, os.PathLike)) else id(mask))
         if key not in self._masked:
             style = self.styles[k]
-            codes = label_codes(_open(mask), style.size)
+            codes = mask_codes(mask, style.size)
             table = np.unique(codes[codes >= 0])
             labels = _positions(table, codes) if len(table) else codes
             # The mask is kept with its entry: an id stays that of the same object.
-            self._masked[key] = (mask, table, colour_segments(style, labels))
+            self._masked[key] = (
+                mask,
+                table,
+                colour_segments(style, labels, merge_bits=STYLE_MERGE_BITS),
+            )
         _, table, segments = self._masked[key]
         return table, segments
 
@@ -660,7 +756,7 @@ class RunScorer:
             )
             if len(style_masks) != len(self.styles):
                 raise ValueError(f"{len(style_masks)} style masks for {len(self.styles)} styles")
-            codes = label_codes(_open(content_mask), output.size)
+            codes = mask_codes(content_mask, output.size)
             distances = []
             for k, style_mask in enumerate(style_masks):
                 table, style = self._style_segments(k, style_mask)
@@ -681,12 +777,6 @@ def score_run(
 ) -> dict[str, float | None]:
     """The metrics of one transfer run, for its record (see ``RunScorer``)."""
     return RunScorer(styles, blend).score(output, content, masks)
-
-
-def _open(image: Any) -> Image.Image:
-    from styletransfer.images import open_rgb
-
-    return open_rgb(image)
 
 
 def matched_share(

@@ -301,9 +301,14 @@ def _mask_inputs(masks, content: Image.Image, styles: list[Image.Image]):
     names = [name_of(m, f"style mask {k}") for k, m in enumerate(style_masks, 1)]
     per_style = [
         label_masks(
-            cmask, sm, content.size, st.size, (name_of(masks.content, "the content mask"), n)
+            cmask,
+            sm,
+            content.size,
+            st.size,
+            (name_of(masks.content, "the content mask"), n),
+            (masks.content, sf),
         )
-        for sm, st, n in zip(smasks, styles, names, strict=True)
+        for sm, sf, st, n in zip(smasks, style_masks, styles, names, strict=True)
     ]
     colours = len(per_style[0])
     if any(len(p) != colours for p in per_style):

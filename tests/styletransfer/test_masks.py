@@ -79,3 +79,37 @@ def test_a_method_that_takes_no_masks_refuses_them():
             transfer(photo, [photo], config, masks=(mask, [mask]))
     finally:
         METHODS.pop("maskless-test")
+
+
+def test_a_mask_file_read_for_a_method_is_not_read_again_for_its_scoring(tmp_path, monkeypatch):
+    import os
+
+    from styletransfer import images
+    from styletransfer.images import label_masks, mask_codes
+
+    content = np.zeros((40, 60, 3), dtype=np.uint8)
+    content[20:] = (0, 0, 255)
+    style = np.zeros((30, 30, 3), dtype=np.uint8)
+    style[:10] = (0, 0, 250)  # near the paper's blue
+    paths = tmp_path / "content.png", tmp_path / "style.png"
+    Image.fromarray(content).save(paths[0])
+    Image.fromarray(style).save(paths[1])
+    opened = [Image.open(p).convert("RGB") for p in paths]
+    pairs = label_masks(*opened, (30, 20), (30, 30), files=(str(paths[0]), str(paths[1])))
+    assert len(pairs) == 2  # black and blue
+
+    def unread(image):
+        raise AssertionError(f"{image} read again")
+
+    monkeypatch.setattr(images, "open_rgb", unread)
+    codes = mask_codes(str(paths[0]), (30, 20))
+    assert np.array_equal(codes, label_codes(opened[0], (30, 20)))
+    assert not codes.flags.writeable  # shared: nobody may change it
+    assert mask_codes(str(paths[1]), (30, 30)) is mask_codes(str(paths[1]), (30, 30))
+    monkeypatch.undo()
+    # A file written since is read again.
+    Image.fromarray(content[::-1].copy()).save(paths[0])
+    stat = os.stat(paths[0])
+    os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    again = mask_codes(str(paths[0]), (30, 20))
+    assert np.array_equal(again, codes[::-1])

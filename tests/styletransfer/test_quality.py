@@ -258,3 +258,22 @@ def test_a_scorer_with_masks_reads_each_style_mask_once_and_scores_as_labels_do(
     images = (Image.fromarray(mask), [Image.fromarray(style_mask)])
     assert scorer.score(output, content, images)["colour_distance"] == pytest.approx(expected)
     assert scorer.score(output, content, (images[0], []))["colour_distance"] is None
+
+
+def test_a_picture_of_very_many_colours_is_merged_to_a_bounded_count():
+    from styletransfer.quality import DISTINCT_COLOURS, colour_segments
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:400, 0:400]
+    noise = rng.integers(-3, 4, (3, 400, 400))
+    rgb = np.stack([x * 255 // 399 + noise[0], y * 255 // 399 + noise[1], 128 + 2 * noise[2]], -1)
+    picture = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    every = colour_segments(picture, max_pixels=None)
+    merged = colour_segments(picture)
+    # 135 091 colours, 86 331 cells of 7 bits a channel: more than the bound, merged to 6 bits.
+    assert len(every.weights) > 4 * DISTINCT_COLOURS
+    assert len(merged.weights) <= DISTINCT_COLOURS
+    assert merged.weights.sum() == every.weights.sum() == 400 * 400
+    style = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    bounded = colour_distance(picture, style)
+    assert bounded == pytest.approx(colour_distance(picture, style, max_pixels=None), rel=0.01)
