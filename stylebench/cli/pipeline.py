@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -128,14 +128,13 @@ def stylize(
         "batch_size": batch_size,
         "limit": limit,
     }
-    if use_prefect:
-        from flows.prefect_client import temporary_api
+    with ExitStack() as stack:
+        with collector_paused():  # the imports of a batch (Prefect, torch, the methods)
+            if use_prefect:
+                from flows.prefect_client import temporary_api
 
-        api = temporary_api()  # a temporary server boots beside the checks below
-    else:
-        api = nullcontext(lambda: None)
-    with api as api_ready:
-        with collector_paused():  # the imports of a batch (torch, the methods, Prefect)
+                # A temporary server boots beside the imports and checks below.
+                api_ready = stack.enter_context(temporary_api())
             spec = _stylize_spec(experiment, given)
             _import_for(spec.methods, use_prefect)
         if use_prefect:

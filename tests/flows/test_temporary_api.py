@@ -34,6 +34,8 @@ def test_without_an_api_a_server_starts_at_once_and_stops_with_the_command(no_pr
         url = os.environ["PREFECT_API_URL"]
         assert url.startswith("http://127.0.0.1:") and _api_url() == url  # before it answers
         assert get_current_settings().flows.heartbeat_frequency is None  # the server ends with us
+        # ... and is this process's Prefect: no version to ask it for.
+        assert get_current_settings().client.server_version_check_enabled is False
         ready()
         assert httpx.get(f"{url}/health").status_code == 200
         ready()  # once up, at once
@@ -41,6 +43,77 @@ def test_without_an_api_a_server_starts_at_once_and_stops_with_the_command(no_pr
     assert get_current_settings().flows.heartbeat_frequency == heartbeats
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health", timeout=2)
+
+
+_EARLY = """
+import json, os, sys
+import flows.prefect_client as pc
+
+started, processes = [], []
+launch = pc._TemporaryServer._start
+
+
+def _start(self):
+    started.append("prefect" in sys.modules)  # imported yet, as the server starts?
+    processes.append(launch(self))
+    return processes[-1]
+
+
+pc._TemporaryServer._start = _start
+with pc.temporary_api() as ready:
+    ready()
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    running = [p.poll() is None for p in processes]
+print(json.dumps({"started": started, "url": url, "running": running}))
+"""
+
+
+def _early(tmp_path: Path, **env: str) -> dict:
+    """What ``temporary_api`` does in a new process (Prefect not imported) with ``env``."""
+    import json
+
+    home = tmp_path / "home"
+    environ = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
+    environ.pop("PREFECT_API_URL", None)
+    environ.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-c", _EARLY],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_in_a_new_process_the_server_starts_before_prefect_is_imported(tmp_path):
+    got = _early(tmp_path)
+    assert got["started"] == [False], got  # once, before Prefect's import
+    assert got["url"].startswith("http://127.0.0.1:") and got["running"] == [True], got
+
+
+def test_a_server_started_early_stops_where_prefect_names_an_api_after_all(tmp_path):
+    # The environment and profiles name none, so the server starts; Prefect's settings read
+    # a prefect.toml that names one: the server is stopped, that API kept.
+    (tmp_path / "prefect.toml").write_text('[api]\nurl = "http://127.0.0.1:9/api"\n')
+    got = _early(tmp_path)
+    assert got == {"started": [False], "url": "http://127.0.0.1:9/api", "running": [False]}
+
+
+def test_an_api_in_the_environment_or_a_profile_starts_no_server(tmp_path):
+    got = _early(tmp_path, PREFECT_API_URL="http://127.0.0.1:9/api")
+    assert got == {"started": [], "url": "http://127.0.0.1:9/api", "running": []}
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(
+        'active = "night"\n[profiles.night]\nPREFECT_API_URL = "http://127.0.0.1:8/api"\n'
+    )
+    got = _early(tmp_path, PREFECT_PROFILES_PATH=str(profiles))
+    assert got == {"started": [], "url": "http://127.0.0.1:8/api", "running": []}
 
 
 def test_with_an_api_configured_nothing_starts(monkeypatch):
@@ -81,7 +154,7 @@ def _servers_of(home: Path) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                running = b"create_app" in (entry / "cmdline").read_bytes()
+                running = b"prefect_client:server_app" in (entry / "cmdline").read_bytes()
                 running &= wanted in (entry / "environ").read_bytes().split(b"\0")
                 running &= "\nState:\tZ" not in (entry / "status").read_text()
             except OSError:  # it ended meanwhile
