@@ -335,7 +335,7 @@ def report(
         )
         out.append(
             f"| {r.method} | {r.way} | {r.pairs} | {r.wall:.1f} | {r.pairs_per_second:.3f} | "
-            f"{relative} | {r.method_seconds:.1f} | {r.share:.0%} | {bare} | {without} | {verdict} |"
+            f"{relative} | {r.method_seconds:.1f} | {r.share:.1%} | {bare} | {without} | {verdict} |"
         )
     rounds: dict[tuple[str, str], list[Way]] = {}
     for r in results:
@@ -353,8 +353,8 @@ def report(
         if target is not None:
             verdict = f" (>= {target:.0%}: {'met' if median >= target else '**MISSED**'})"
         summary.append(
-            f"- {method}, {way}: the method's share {median:.0%} at the median of "
-            f"{len(rows)} rounds ({shares[0]:.0%}-{shares[-1]:.0%}), {rate:.3f} pairs/s{verdict}."
+            f"- {method}, {way}: the method's share {median:.1%} at the median of "
+            f"{len(rows)} rounds ({shares[0]:.1%}-{shares[-1]:.1%}), {rate:.3f} pairs/s{verdict}."
         )
     return out + ([""] + summary if summary else [])
 
