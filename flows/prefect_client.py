@@ -255,7 +255,7 @@ def _ephemeral_likely() -> bool:
         text = profiles.expanduser().read_text()
     except (OSError, UnicodeDecodeError):
         return True
-    return "PREFECT_API_URL" not in text and "EPHEMERAL" not in text
+    return "PREFECT_API_URL" not in text and "ALLOW_EPHEMERAL_MODE" not in text
 
 
 class _TemporaryServer:

@@ -157,7 +157,7 @@ def grid_stride(count: int, budget: int | None) -> int:
 
 # Rows of a picture are handled in blocks of about this many bytes (cache-sized temporaries).
 BLOCK_BYTES = 1 << 21
-# The affine residual's windows are finished this many at a time (likewise).
+# The affine residual's windows are finished this many at a time (cache-sized, likewise).
 RESIDUAL_CHUNK = 1 << 14
 
 
@@ -415,12 +415,12 @@ def lab_points(rgb: np.ndarray) -> np.ndarray:
 
 
 def _morton_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Tables that interleave a colour's bits (``code``) and undo it (``colour``).
+    """The tables ``spread`` and ``gather`` [3, 256] of a colour's 24-bit code.
 
     A colour's code holds its channels' bits from the highest down, red, green, blue at each
     level: the colours of one cell of b bits a channel share the code's top 3b bits. ``spread``
-    [3, 256] gives each channel's byte its bits in the code; ``gather`` [3, 256] gives each byte
-    of a code its bits of the colour, red in the low byte.
+    gives each channel's byte its bits in the code; ``gather`` gives each byte of a code its
+    bits of the colour (red in the low byte), so that a code's three bytes give the colour back.
     """
     values = np.arange(256, dtype=np.uint32)
     spread = np.zeros((3, 256), dtype=np.uint32)
@@ -615,7 +615,7 @@ def affine_residual_share(
 
 
 def _residual_sums(m: np.ndarray, eps: float) -> tuple[float, float]:
-    """The residual and the variance of windows with moments ``m`` [27, N], summed over both."""
+    """The residual and the variance of windows with moments ``m`` [24, N], summed over both."""
     mg, mp = m[0:3], m[3:6]
     # The guide's covariance (upper triangle, ridge on the diagonal) and its adjugate.
     c00, c01, c02, c11, c12, c22 = (m[6 + q] - mg[i] * mg[j] for q, (i, j) in enumerate(_GUIDE))
