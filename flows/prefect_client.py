@@ -133,8 +133,7 @@ def temporary_api() -> Iterator[Callable[[], None]]:
         }
         with _ApiSetting() as use_api:
             server = server or _TemporaryServer(env)
-            server.env = env  # for a start afresh
-            server.serve(use_api, float(settings.server.ephemeral.startup_timeout_seconds))
+            server.serve(use_api, float(settings.server.ephemeral.startup_timeout_seconds), env)
             try:
                 yield server.ready
             finally:
@@ -270,9 +269,10 @@ class _TemporaryServer:
         self.started = False
         self.process = self._start()
 
-    def serve(self, use_api: Callable[[str], None], timeout: float) -> None:
-        """Point this process's Prefect at the server; ``ready`` waits ``timeout`` seconds."""
-        self.use_api, self.timeout = use_api, timeout
+    def serve(self, use_api: Callable[[str], None], timeout: float, env: dict[str, str]) -> None:
+        """Point this process's Prefect at the server; ``ready`` waits ``timeout`` seconds and
+        starts it afresh with ``env`` where it exits."""
+        self.use_api, self.timeout, self.env = use_api, timeout, env
         use_api(self.api_url)
 
     @property

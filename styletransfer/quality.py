@@ -110,17 +110,16 @@ def _like(image: Tensor, size: tuple[int, int]) -> Tensor:
 def _planes(
     image: Tensor | Image.Image,
     size: tuple[int, int] | None = None,
-    dtype: Any = np.float64,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The picture as colour planes [3, H, W] in [0, 1], resized to (H, W) if given.
+    """The picture as colour planes [3, H, W] in [0, 1] (float64), resized to (H, W) if given.
 
     ``out``: an array [3, H, W] to write them in (its dtype is theirs).
     """
     if isinstance(image, Image.Image) and (size is None or image.size == (size[1], size[0])):
         pixels = np.asarray(image.convert("RGB"))
         if out is None:
-            out = np.empty((3, *pixels.shape[:2]), dtype=dtype)
+            out = np.empty((3, *pixels.shape[:2]))
         for c in range(3):
             np.divide(pixels[..., c], out.dtype.type(255), out=out[c])
         return out
@@ -129,7 +128,7 @@ def _planes(
         tensor = _like(tensor, size)
     planes = tensor[0].numpy()
     if out is None:
-        return planes.astype(dtype)
+        return planes.astype(np.float64)
     out[...] = planes
     return out
 
