@@ -326,7 +326,7 @@ class _TemporaryServer:
                 except httpx.TransportError:
                     pass
                 if not self.started:
-                    time.sleep(0.05)
+                    time.sleep(0.01)
 
     def stop(self) -> None:
         if self.process.poll() is None:
