@@ -227,6 +227,44 @@ def test_histograms_of_every_segment_at_once_equal_each_segment_alone():
         assert np.allclose(quantiles[k], histogram_quantiles(alone))
 
 
+@pytest.mark.parametrize("size,stride", [(5, 1), (5, 2), (7, 4), (7, 6), (3, 5), (1, 2)])
+@pytest.mark.parametrize("clipped", [True, False])
+def test_window_means_are_the_means_of_their_windows(size, stride, clipped):
+    """Grouped window sums (for every stride against the window) against a plain loop."""
+    from styletransfer import quality
+
+    rng = np.random.default_rng(size * 10 + stride)
+    height, width = 23, 31
+    planes = rng.random((2, height, width)).astype(np.float32)
+
+    def fill(block, top, bottom):
+        block[:] = planes[:, top:bottom]
+
+    r = size // 2
+    first = 0 if clipped else r
+    ys = np.arange(first, height - (0 if clipped else r), stride)
+    xs = np.arange(first, width - (0 if clipped else r), stride)
+    expected = np.empty((2, len(ys), len(xs)))
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            window = planes[:, max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1]
+            expected[:, i, j] = window.astype(np.float64).mean((1, 2))
+    small = 2 * (width + 2 * r) * 4 * (size + stride)  # blocks of a few rows: several blocks
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quality, "BLOCK_BYTES", small)
+        got = quality.window_means(fill, 2, height, width, size, stride, clipped, np.float32)
+    assert np.allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_running_sums_by_blocks_are_cumsum_exactly_for_counts():
+    from styletransfer.quality import _running_sum
+
+    rng = np.random.default_rng(2)
+    for n in (32 * 4096, 32, 100):  # a whole number of blocks, one block, a ragged vector
+        counts = rng.integers(0, 1000, size=n) * (rng.random(n) < 0.3)
+        assert np.array_equal(_running_sum(counts.astype(np.float64)), np.cumsum(counts))
+
+
 def test_a_scorer_with_masks_reads_each_style_mask_once_and_scores_as_labels_do(
     astronaut, coffee, chelsea, tmp_path
 ):
