@@ -213,42 +213,29 @@ def window_means(
 
 def _window_sums(a: np.ndarray, axis: int, start: int, count: int, size: int, stride: int):
     """Sums of ``size`` consecutive entries of ``a`` along ``axis``, from ``start + i * stride``
-    for i < ``count`` (a new array, or a view of one).
+    for i < ``count``.
 
     With a stride between 1 and the size, the entries are first summed ``stride`` at a time
     (each such group serves the windows that overlap on it): 3 passes instead of 5 for windows
     of 5 at a stride of 2.
     """
 
-    def entries(first: int, n: int, step: int) -> np.ndarray:
-        index: list[slice] = [slice(None)] * a.ndim
-        index[axis] = slice(first, first + (n - 1) * step + 1, step)
-        return a[tuple(index)]
+    def part(array: np.ndarray, first: int, n: int, step: int = 1) -> np.ndarray:
+        return array[(slice(None),) * axis + (slice(first, first + (n - 1) * step + 1, step),)]
 
     if 1 < stride < size:
         whole, rest = divmod(size, stride)
-        groups = np.add(
-            entries(start, count + whole - 1, stride), entries(start + 1, count + whole - 1, stride)
-        )
+        n = count + whole - 1  # the groups the windows cover
+        groups = part(a, start, n, stride) + part(a, start + 1, n, stride)
         for j in range(2, stride):
-            groups += entries(start + j, count + whole - 1, stride)
-        index: list[slice] = [slice(None)] * a.ndim
-
-        def group(m: int) -> np.ndarray:
-            index[axis] = slice(m, m + count)
-            return groups[tuple(index)]
-
-        total = np.add(group(0), group(1)) if whole > 1 else group(0)
-        for m in range(2, whole):
-            total += group(m)
-        for j in range(rest):
-            total += entries(start + whole * stride + j, count, stride)
-        return total
-    if size == 1:
-        return entries(start, count, stride).copy()
-    total = np.add(entries(start, count, stride), entries(start + 1, count, stride))
-    for d in range(2, size):
-        total += entries(start + d, count, stride)
+            groups += part(a, start + j, n, stride)
+        terms = [part(groups, m, count) for m in range(whole)]
+        terms += [part(a, start + whole * stride + j, count, stride) for j in range(rest)]
+    else:
+        terms = [part(a, start + d, count, stride) for d in range(size)]
+    total = terms[0] + terms[1] if len(terms) > 1 else terms[0].copy()
+    for term in terms[2:]:
+        total += term
     return total
 
 
