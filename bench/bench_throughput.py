@@ -117,8 +117,9 @@ def _method_seconds(data: Path) -> tuple[float, int]:
 
 
 def _command(data: Path, spec: Path, prefect: bool, env: dict[str, str]) -> float:
-    """The wall seconds of ``stylebench stylize`` over ``data`` in a process of its own."""
-    args = [sys.executable, "-m", "stylebench.cli.main", "-d", str(data), "-q", "stylize"]
+    """The wall seconds of ``stylebench stylize`` over ``data`` in a process of its own (the
+    program's entry point, as the ``stylebench`` command runs it)."""
+    args = [sys.executable, "-m", "stylebench.cli.launch", "-d", str(data), "-q", "stylize"]
     args += ["-e", str(spec), "--prefect" if prefect else "--no-prefect"]
     start = time.perf_counter()
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=False)

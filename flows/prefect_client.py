@@ -5,6 +5,7 @@ Kept apart from ``flows/pipeline.py`` so that the flows read as wiring.
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -114,8 +115,9 @@ def temporary_api() -> Iterator[Callable[[], None]]:
     itself). Their thread sleeps in steps of a second that the flow waits out as it ends. Nor
     do they ask it for its API version: it is this process's Prefect.
     """
-    server = None
-    if "prefect" not in sys.modules and _ephemeral_likely():
+    global _EARLY
+    server, _EARLY = _EARLY, None
+    if server is None and "prefect" not in sys.modules and _ephemeral_likely():
         server = _TemporaryServer({**os.environ, **TEMPORARY_SERVER_ENV})
     try:
         from prefect.settings import get_current_settings
@@ -142,6 +144,27 @@ def temporary_api() -> Iterator[Callable[[], None]]:
     finally:
         if server is not None:
             server.stop()
+
+
+# The server that start_temporary_server_early started, until temporary_api takes it.
+_EARLY: _TemporaryServer | None = None
+
+
+def start_temporary_server_early() -> None:
+    """Start the temporary API server now, for a command that will run its flows through
+    ``temporary_api`` (the ``stylebench`` program, before it imports its command line: 0.1 s
+    sooner on 2 cores). Nothing starts where Prefect is imported already or the environment or
+    the profiles name an API; the server is ``temporary_api``'s next, and is stopped as the
+    process exits if nothing took it (an option refused, ``--help``)."""
+    global _EARLY
+    if _EARLY is None and "prefect" not in sys.modules and _ephemeral_likely():
+        _EARLY = _TemporaryServer({**os.environ, **TEMPORARY_SERVER_ENV})
+        atexit.register(_stop_early)
+
+
+def _stop_early() -> None:
+    if _EARLY is not None:
+        _EARLY.stop()
 
 
 class _ApiSetting:

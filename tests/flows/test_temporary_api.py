@@ -60,6 +60,8 @@ def _start(self):
 
 
 pc._TemporaryServer._start = _start
+if sys.argv[1:] == ["early"]:  # as the stylebench program does before its command line
+    pc.start_temporary_server_early()
 with pc.temporary_api() as ready:
     ready()
     from prefect.settings import get_current_settings
@@ -70,7 +72,7 @@ print(json.dumps({"started": started, "url": url, "running": running}))
 """
 
 
-def _early(tmp_path: Path, **env: str) -> dict:
+def _early(tmp_path: Path, *args: str, **env: str) -> dict:
     """What ``temporary_api`` does in a new process (Prefect not imported) with ``env``."""
     import json
 
@@ -79,7 +81,7 @@ def _early(tmp_path: Path, **env: str) -> dict:
     environ.pop("PREFECT_API_URL", None)
     environ.update(env)
     proc = subprocess.run(
-        [sys.executable, "-c", _EARLY],
+        [sys.executable, "-c", _EARLY, *args],
         cwd=tmp_path,
         env=environ,
         capture_output=True,
@@ -95,6 +97,19 @@ def test_in_a_new_process_the_server_starts_before_prefect_is_imported(tmp_path)
     got = _early(tmp_path)
     assert got["started"] == [False], got  # once, before Prefect's import
     assert got["url"].startswith("http://127.0.0.1:") and got["running"] == [True], got
+
+
+@pytest.mark.slow
+def test_a_server_started_by_the_program_is_the_one_the_command_uses(tmp_path):
+    got = _early(tmp_path, "early")
+    assert got["started"] == [False], got  # one server, the program's
+    assert got["url"].startswith("http://127.0.0.1:") and got["running"] == [True], got
+    (tmp_path / "prefect.toml").write_text('[api]\nurl = "http://127.0.0.1:9/api"\n')
+    assert _early(tmp_path, "early") == {
+        "started": [False],
+        "url": "http://127.0.0.1:9/api",
+        "running": [False],
+    }
 
 
 def test_a_server_started_early_stops_where_prefect_names_an_api_after_all(tmp_path):
