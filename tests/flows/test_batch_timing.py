@@ -108,9 +108,10 @@ def test_a_cpu_batch_reads_scores_and_writes_beside_the_method_at_the_lowest_pri
     assert sorted({name for name, *_ in seen}) == ["_finish", "_load"]
     beside = [(name, p) for name, on_main, p in seen if not on_main]
     if sys.platform.startswith("linux"):
-        # The worker at nice 19; the method's thread takes over only the last of them.
+        # The worker at nice 19 reads ahead and writes behind; what it has not begun when the
+        # method wants it, the method's thread does (how much depends on the machine's speed).
         assert beside and all(p == 19 for _, p in beside), seen
-        assert len(beside) >= len(seen) - 2, seen
+        assert {name for name, _ in beside} == {"_load", "_finish"}, seen
     else:  # no thread of its own priority: each batch in turn
         assert not beside, seen
     assert os.getpriority(os.PRIO_PROCESS, 0) == nice  # the method's thread is as it was
