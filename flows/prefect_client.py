@@ -117,8 +117,7 @@ def temporary_api() -> Iterator[Callable[[], None]]:
     """
     global _EARLY
     server, _EARLY = _EARLY, None
-    if server is None and "prefect" not in sys.modules and _ephemeral_likely():
-        server = _TemporaryServer({**os.environ, **TEMPORARY_SERVER_ENV})
+    server = server or _server_before_prefect()
     try:
         from prefect.settings import get_current_settings
 
@@ -157,9 +156,18 @@ def start_temporary_server_early() -> None:
     the profiles name an API; the server is ``temporary_api``'s next, and is stopped as the
     process exits if nothing took it (an option refused, ``--help``)."""
     global _EARLY
-    if _EARLY is None and "prefect" not in sys.modules and _ephemeral_likely():
-        _EARLY = _TemporaryServer({**os.environ, **TEMPORARY_SERVER_ENV})
-        atexit.register(_stop_early)
+    if _EARLY is None:
+        _EARLY = _server_before_prefect()
+        if _EARLY is not None:
+            atexit.register(_stop_early)
+
+
+def _server_before_prefect() -> _TemporaryServer | None:
+    """The temporary server, started before Prefect's settings are read where the environment
+    and the profiles name no API (Prefect not imported yet), else None."""
+    if "prefect" not in sys.modules and _ephemeral_likely():
+        return _TemporaryServer({**os.environ, **TEMPORARY_SERVER_ENV})
+    return None
 
 
 def _stop_early() -> None:
