@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -74,8 +75,6 @@ print(json.dumps({"started": started, "url": url, "running": running}))
 
 def _early(tmp_path: Path, *args: str, **env: str) -> dict:
     """What ``temporary_api`` does in a new process (Prefect not imported) with ``env``."""
-    import json
-
     home = tmp_path / "home"
     environ = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
     environ.pop("PREFECT_API_URL", None)
@@ -110,6 +109,36 @@ def test_a_server_started_by_the_program_is_the_one_the_command_uses(tmp_path):
         "url": "http://127.0.0.1:9/api",
         "running": [False],
     }
+
+
+_FULL_COLLECTIONS = """
+import gc, json
+import flows.prefect_client as pc
+
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "start" and info["generation"] == 2 else None)
+app = pc.server_app()
+paths = [getattr(route, "path", "") for route in app.routes]
+print(json.dumps({"api": "/api" in paths, "full_collections": len(full)}))
+"""
+
+
+@pytest.mark.slow
+def test_the_temporary_server_builds_its_app_without_a_full_collection(tmp_path):
+    # Prefect's PREFECT__SERVER_FINAL makes create_app collect every object it made (a
+    # quarter of a second of the server's boot on 2 cores, with nothing to drop).
+    env = {**os.environ, **pc.TEMPORARY_SERVER_ENV, "PREFECT_HOME": str(tmp_path / "home")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_COLLECTIONS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got == {"api": True, "full_collections": 0}
 
 
 def test_a_server_started_early_stops_where_prefect_names_an_api_after_all(tmp_path):
