@@ -516,16 +516,28 @@ def _colours(
         first = np.flatnonzero(np.diff(cells, prepend=-1))
         if len(first) <= DISTINCT_COLOURS:
             break
-    colours = _colour_bytes(key)
-    total = np.add.reduceat(weights, first)
-    sums = np.add.reduceat(colours * weights[:, None], first, axis=0)
+    cell = np.zeros(len(key), dtype=np.intp)  # each colour's cell: 0, 1, ... in key order
+    cell[first[1:]] = 1
+    np.cumsum(cell, out=cell)
+    total = np.bincount(cell, weights=weights)
+    word = _colour_word(key)
+    means = np.empty((3, len(first)))
+    for c in range(3):
+        means[c] = np.bincount(cell, weights=(word >> 8 * c & 255) * weights)
+    means /= total * 255.0
     ids = (key[first] >> 24) - 1
-    return ids, lab_points(sums / total[:, None] / 255.0), total, read
+    return ids, lab_points(means.T), total, read
+
+
+def _colour_word(key: np.ndarray) -> np.ndarray:
+    """The colours of keys made of colour codes (``_morton_tables``) as words, red in the low
+    byte."""
+    return _GATHER[0][key & 255] | _GATHER[1][(key >> 8) & 255] | _GATHER[2][(key >> 16) & 255]
 
 
 def _colour_bytes(key: np.ndarray) -> np.ndarray:
     """The colours [N, 3] (uint8) of keys made of colour codes (``_morton_tables``)."""
-    word = _GATHER[0][key & 255] | _GATHER[1][(key >> 8) & 255] | _GATHER[2][(key >> 16) & 255]
+    word = _colour_word(key)
     return np.stack([word & 255, (word >> 8) & 255, word >> 16], axis=1).astype(np.uint8)
 
 
