@@ -261,7 +261,7 @@ def server_app() -> Any:
 
     Made with Python's cyclic garbage collector paused, and what it made (hundreds of
     thousands of objects that live as long as the server) left out of later collections: the
-    server answers 0.4 s sooner on 2 cores (2.1 s instead of 2.5 s).
+    server answers about 0.6 s sooner on 2 cores (2.1-2.2 s instead of 2.7-2.8 s).
     """
     import gc
 
