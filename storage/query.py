@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -358,6 +358,18 @@ def _interrupted(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
 
 
+@contextlib.contextmanager
+def _ctrl_c_raised() -> Iterator[None]:
+    """Ctrl-C while DuckDB runs a statement outside ``_run_stoppable`` (making the views) is a
+    KeyboardInterrupt too: DuckDB reports it as an error ("Query interrupted")."""
+    try:
+        yield
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if not _interrupted(exc):
+            raise
+        raise KeyboardInterrupt from None
+
+
 def query_all(
     loc: Location,
     sqls: list[str],
@@ -371,7 +383,8 @@ def query_all(
     for attempt in range(RETRIES):
         conn = None
         try:
-            conn = connect(loc, tables, locked=locked)
+            with _ctrl_c_raised():
+                conn = connect(loc, tables, locked=locked)
             return _run_stoppable(conn, partial(_run_all, conn, sqls, params, locked), timeout)
         except duckdb.CatalogException as exc:
             raise QueryError(f"{_first_line(exc)}\nTables and views: {', '.join(VIEWS)}") from None
@@ -408,7 +421,8 @@ def checked_connect(loc: Location) -> duckdb.DuckDBPyConnection:
     """``connect`` over every table, naming any damaged file instead of failing raw."""
     for attempt in range(RETRIES):
         try:
-            return connect(loc)
+            with _ctrl_c_raised():
+                return connect(loc)
         except duckdb.Error as exc:
             if _is_vanished(exc) and attempt < RETRIES - 1:
                 continue

@@ -50,3 +50,30 @@ def test_catalog_view_joins_images_with_their_latest_status(data_dir):
     rows = {r["image_id"]: r for r in store.query("select * from catalog").to_pylist()}
     assert set(rows) == {"a", "b"}
     assert rows["a"]["status"] == "accepted" and rows["b"]["status"] is None
+
+
+def test_ctrl_c_while_the_views_are_made_is_an_interruption(data_dir, monkeypatch):
+    # DuckDB reports a Ctrl-C during a statement as RuntimeError("Query interrupted"); while
+    # the views are made (before the query's own statements) it was passed on as an error.
+    import storage.query as query
+
+    real = query.connect
+
+    def interrupted(*args, **kwargs):
+        conn = real(*args, **kwargs)
+        conn.close()
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(query, "connect", interrupted)
+    store = Store(data_dir)
+    with pytest.raises(KeyboardInterrupt):
+        store.query("select count(*) as n from runs")
+    with pytest.raises(KeyboardInterrupt):
+        store.connect()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(query, "connect", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        store.query("select count(*) as n from runs")
